@@ -1,0 +1,1 @@
+"""Reading sweep results, statistics across seeds, comparison plots and reports."""

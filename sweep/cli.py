@@ -1,0 +1,163 @@
+"""The `sweep` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import click
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sweep.models import FAMILIES, make_config
+from sweep.tasks import TASKS, Task, levels, make_task
+from sweep.train import Report, TrainConfig, train_trial
+
+stderr = Console(stderr=True)
+
+
+class BadInput(click.ClickException):
+    """A one-line error about the user's input; exit status 2."""
+
+    exit_code = 2
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as e:
+        # Click's usage errors are also bad input: one line, exit 2, nothing run.
+        click.echo(f"sweep: error: {' '.join(e.format_message().split())}", err=True)
+        sys.exit(2 if isinstance(e, click.UsageError) else e.exit_code)
+
+
+@click.group()
+def cli() -> None:
+    """Sweeps comparing plastic networks with RNNs and LSTMs on memory tasks."""
+
+
+def _parse_params(items: tuple[str, ...]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadInput(f"--param {item!r} is not KEY=VALUE")
+        params[key] = yaml.safe_load(value)
+    return params
+
+
+def _one_line(e: ValidationError, names: Mapping[str, str] | None = None) -> str:
+    err = e.errors()[0]
+    field = ".".join(str(p) for p in err["loc"])
+    field = (names or {}).get(field, field)
+    return f"{field}={err.get('input')!r}: {err['msg']}"
+
+
+def _resolve_trial(
+    task: str, difficulty: str, model: str, params: dict[str, Any], train: dict[str, Any]
+) -> tuple[Task, TrainConfig]:
+    """Validate everything a trial needs before any training starts."""
+    try:
+        made = make_task(task, difficulty)
+        make_config(model, params)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    try:
+        return made, TrainConfig(**train)
+    except ValidationError as e:
+        raise BadInput(_one_line(e, {k: "--" + k.replace("_", "-") for k in train})) from None
+
+
+def run_with_progress(task: Task, model: str, params: dict[str, Any], train: TrainConfig) -> Report:
+    """Train one trial with a progress bar on stderr; returns the final report."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("error {task.fields[error]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        bar = progress.add_task(f"{model} on {task.level}", total=train.episodes, error="-")
+        for report in train_trial(task, model, params, train):
+            progress.update(bar, completed=report.episodes, error=f"{report.error:.4f}")
+    return report
+
+
+@cli.command()
+@click.option("--task", default="patterns", show_default=True, help=f"One of: {', '.join(TASKS)}.")
+@click.option("--difficulty", required=True, help="A named level of the task's ladder.")
+@click.option("--model", required=True, help=f"Model family, one of: {', '.join(FAMILIES)}.")
+@click.option("--hidden", type=int, help="Neurons (plastic: omit for the direct architecture).")
+@click.option("--episodes", type=int, default=16_000, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--grad-clip", type=float, help="Max gradient norm (default: none).")
+@click.option("--eval-every", type=int, default=1000, show_default=True)
+@click.option("--eval-episodes", type=int, default=256, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option(
+    "--param", "params", multiple=True, help="Model hyperparameter KEY=VALUE, repeatable."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the final record as JSON on stdout.")
+def train(
+    task: str,
+    difficulty: str,
+    model: str,
+    hidden: int | None,
+    params: tuple[str, ...],
+    as_json: bool,
+    **train: Any,
+) -> None:
+    """Train one model on one task level and report its errors."""
+    model_params = _parse_params(params)
+    if hidden is not None:
+        model_params["hidden"] = hidden
+    made, config = _resolve_trial(task, difficulty, model, model_params, train)
+    report = run_with_progress(made, model, model_params, config)
+    record = {"task": task, "difficulty": difficulty, "model": model, "seed": config.seed}
+    record |= report.to_dict()
+    if as_json:
+        click.echo(json.dumps(record))
+    else:
+        for key, value in record.items():
+            click.echo(f"{key:>20}  {value}")
+
+
+@cli.command()
+@click.option("--difficulty", default="paper-simplified", show_default=True)
+@click.option("--episodes", type=int, default=12_000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo(difficulty: str, episodes: int, seed: int) -> None:
+    """Train plastic, rnn and lstm at the same neuron count and budget; print the comparison."""
+    task_name = "patterns"
+    if difficulty not in levels(task_name):
+        raise BadInput(f"unknown difficulty {difficulty!r}; valid: {', '.join(levels(task_name))}")
+    task = make_task(task_name, difficulty)
+    table = Table(title=f"{task_name} / {difficulty}: {episodes} episodes, seed {seed}")
+    for column in ("model", "params", "final error", "best error", "solved at", "episodes/s"):
+        table.add_column(column, justify="right")
+    for model in ("plastic", "rnn", "lstm"):
+        params = {} if model == "plastic" else {"hidden": task.input_size}  # neuron-matched
+        _, config = _resolve_trial(
+            task_name, difficulty, model, params, {"episodes": episodes, "seed": seed}
+        )
+        r = run_with_progress(task, model, params, config)
+        table.add_row(
+            model,
+            f"{r.num_parameters:,}",
+            f"{r.final_error:.4f}",
+            f"{r.best_error:.4f}",
+            "-" if r.episodes_to_solve is None else str(r.episodes_to_solve),
+            f"{r.episodes_per_second:,.0f}",
+        )
+    Console().print(table)
+    click.echo(f"chance {task.chance}, solved at error <= {task.solved_threshold}")

@@ -1,0 +1,121 @@
+"""The model registry: one table from family name to config class and constructor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, fields
+from functools import partial
+from typing import Any, Protocol, cast
+
+import torch
+from pydantic import ValidationError
+from torch import nn
+
+from baselines import BaselineConfig, RecurrentBaseline
+from plastic_models import PlasticConfig, PlasticNetwork
+
+
+class Model(Protocol):
+    """What every family builds: a sequence model `(T, B, I) -> (T, B, O)`."""
+
+    @property
+    def num_parameters(self) -> int: ...
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None: ...
+
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+    def named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]: ...
+
+    def to(self, device: torch.device | str) -> nn.Module: ...
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    config: type  # frozen pydantic dataclass of the family's hyperparameters
+    build: Callable[[int, int, Any], nn.Module]  # (input_size, output_size, config) -> model
+    plastic: bool
+
+    @property
+    def parameters(self) -> list[str]:
+        """Names of the hyperparameters this family has (what a search may set)."""
+        return [f.name for f in fields(self.config)]
+
+
+FAMILIES: dict[str, Family] = {
+    "plastic": Family("plastic", PlasticConfig, PlasticNetwork, plastic=True),
+    "rnn": Family("rnn", BaselineConfig, partial(RecurrentBaseline, "rnn"), plastic=False),
+    "lstm": Family("lstm", BaselineConfig, partial(RecurrentBaseline, "lstm"), plastic=False),
+    "gru": Family("gru", BaselineConfig, partial(RecurrentBaseline, "gru"), plastic=False),
+}
+
+
+def get_family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise ValueError(f"unknown model family {name!r}; valid: {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def make_config(family: str, params: Mapping[str, Any] | None = None) -> Any:
+    """Validated config of `family` from plain values; bad or unknown keys raise ValueError."""
+    fam = get_family(family)
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(fam.parameters))
+    if unknown:
+        raise ValueError(
+            f"model family {family!r} has no parameter {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(fam.parameters)}"
+        )
+    try:
+        return fam.config(**params)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ValueError(f"{family} {where}={err.get('input')!r}: {err['msg']}") from None
+
+
+def build_model(
+    family: str,
+    input_size: int,
+    output_size: int,
+    params: Mapping[str, Any] | None = None,
+    device: torch.device | str = "meta",
+) -> Model:
+    """Build a model of `family` on `device` (default "meta": shapes only, no memory)."""
+    config = make_config(family, params)
+    with torch.device(device):
+        return cast(Model, get_family(family).build(input_size, output_size, config))
+
+
+def num_parameters(
+    family: str, input_size: int, output_size: int, params: Mapping[str, Any]
+) -> int:
+    return build_model(family, input_size, output_size, params, device="meta").num_parameters
+
+
+def hidden_for_parameters(
+    family: str,
+    target: int,
+    input_size: int,
+    output_size: int,
+    params: Mapping[str, Any] | None = None,
+) -> int:
+    """The hidden size at which `family` has the parameter count closest to `target`.
+
+    The paper compares neuron-matched and parameter-matched networks; this sizes the latter.
+    """
+    params = dict(params or {})
+
+    def count(hidden: int) -> int:
+        return num_parameters(family, input_size, output_size, {**params, "hidden": hidden})
+
+    lo, hi = 1, 1
+    while count(hi) < target:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:  # smallest hidden with count >= target lies in (lo, hi]
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
+    return min((lo, hi), key=lambda h: (abs(count(h) - target), h))

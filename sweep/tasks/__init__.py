@@ -1,0 +1,33 @@
+"""Task registry: task name -> difficulty ladder and constructor."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sweep.tasks.base import Episode, Task
+from sweep.tasks.patterns import LEVELS as PATTERN_LEVELS
+from sweep.tasks.patterns import PatternTask
+
+TASKS = {"patterns": (PatternTask, PATTERN_LEVELS)}
+
+
+def levels(task: str) -> list[str]:
+    """The named difficulty levels of a task, easiest first."""
+    return list(_entry(task)[1])
+
+
+def make_task(task: str, difficulty: str, overrides: Mapping[str, Any] | None = None) -> Task:
+    """A task at a named level, optionally with some protocol parameters set directly."""
+    cls, _ = _entry(task)
+    made: Task = cls.from_level(difficulty, overrides)
+    return made
+
+
+def _entry(task: str) -> tuple[Any, dict[str, dict[str, Any]]]:
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
+    return TASKS[task]
+
+
+__all__ = ["TASKS", "Episode", "Task", "levels", "make_task"]

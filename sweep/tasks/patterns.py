@@ -1,0 +1,121 @@
+"""Binary pattern memorization and completion (Miconi et al. 2018, §4.1).
+
+An episode shows P random +-1 patterns of S bits, each for `prestime` steps followed by
+`delay` zero steps, for `cycles` cycles (order reshuffled every cycle); then one of them with
+a fraction `degrade` of its bits zeroed for `test_time` steps. Every input is scaled by
+`input_scale`, and a last input channel is a constant bias (the paper's bias neuron). The
+network must output the full pattern at the last step; the metric is the fraction of bits
+with the wrong sign (chance 0.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import torch
+from pydantic import ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic.dataclasses import dataclass
+from torch import Tensor
+
+from sweep.tasks.base import Episode
+
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class PatternSettings:
+    """Protocol parameters of the pattern task (defaults: the paper's simplified task)."""
+
+    pattern_size: PositiveInt = 50
+    num_patterns: PositiveInt = 2
+    cycles: PositiveInt = 1
+    prestime: PositiveInt = 3
+    delay: NonNegativeInt = 1
+    test_time: PositiveInt = 3
+    degrade: Fraction = 0.5
+    input_scale: PositiveFloat = 20.0
+    solved_threshold: Annotated[float, Field(gt=0, le=0.5)] = 0.02
+
+
+# The difficulty ladder, easiest first. Values not given take PatternSettings' defaults.
+LEVELS: dict[str, dict[str, Any]] = {
+    "trivial": dict(pattern_size=8, num_patterns=2, cycles=1, prestime=2, delay=1, test_time=2),
+    "tiny": dict(pattern_size=16, num_patterns=2, cycles=1, prestime=3, delay=1, test_time=3),
+    "small": dict(pattern_size=32, num_patterns=2, cycles=1, prestime=3, delay=1, test_time=3),
+    "paper-simplified": dict(
+        pattern_size=50, num_patterns=2, cycles=1, prestime=3, delay=1, test_time=3
+    ),
+    "medium": dict(pattern_size=100, num_patterns=3, cycles=2, prestime=4, delay=2, test_time=4),
+    "large": dict(pattern_size=250, num_patterns=4, cycles=2, prestime=6, delay=4, test_time=6),
+    "paper-full": dict(
+        pattern_size=1000, num_patterns=5, cycles=2, prestime=6, delay=4, test_time=6
+    ),
+}
+
+
+class PatternTask:
+    name = "patterns"
+    metric = "bit_error"
+    chance = 0.5
+
+    def __init__(self, settings: PatternSettings, level: str = "custom"):
+        self.config = settings
+        self.level = level
+        self.solved_threshold = settings.solved_threshold
+
+    @classmethod
+    def from_level(cls, level: str, overrides: Mapping[str, Any] | None = None) -> PatternTask:
+        if level not in LEVELS:
+            raise ValueError(f"unknown patterns difficulty {level!r}; valid: {', '.join(LEVELS)}")
+        return cls(PatternSettings(**{**LEVELS[level], **(overrides or {})}), level)
+
+    @property
+    def input_size(self) -> int:
+        return self.config.pattern_size + 1  # + the bias channel
+
+    @property
+    def output_size(self) -> int:
+        return self.config.pattern_size
+
+    @property
+    def steps(self) -> int:
+        c = self.config
+        return c.cycles * c.num_patterns * (c.prestime + c.delay) + c.test_time
+
+    def settings(self) -> dict[str, object]:
+        return {f: getattr(self.config, f) for f in self.config.__dataclass_fields__}
+
+    def sample(
+        self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
+    ) -> Episode:
+        c = self.config
+        b, s, p = batch_size, c.pattern_size, c.num_patterns
+        patterns = torch.randint(0, 2, (b, p, s), generator=generator).float() * 2 - 1
+        inputs = torch.zeros(self.steps, b, s + 1)
+        period = c.prestime + c.delay
+        for cycle in range(c.cycles):
+            order = torch.argsort(torch.rand(b, p, generator=generator), dim=1)  # (B, P)
+            shown = torch.gather(patterns, 1, order.unsqueeze(2).expand(b, p, s))
+            for k in range(p):
+                start = (cycle * p + k) * period
+                inputs[start : start + c.prestime, :, :s] = shown[:, k]
+        which = torch.randint(0, p, (b,), generator=generator)
+        targets = patterns[torch.arange(b), which]  # (B, S)
+        # Exactly int(degrade * S) bits zeroed, at random positions, per episode.
+        zeroed = torch.argsort(torch.rand(b, s, generator=generator), dim=1)[
+            :, : int(c.degrade * s)
+        ]
+        cue = targets.scatter(1, zeroed, 0.0)
+        inputs[-c.test_time :, :, :s] = cue
+        inputs[:, :, s] = 1.0  # bias
+        inputs *= c.input_scale
+        return Episode(inputs.to(device), targets.to(device))
+
+    def loss(self, outputs: Tensor, episode: Episode) -> Tensor:
+        # Squared error on the last step, summed over bits as in the reference, mean over batch.
+        return (outputs[-1] - episode.targets).square().sum(-1).mean()
+
+    def score(self, outputs: Tensor, episode: Episode) -> float:
+        wrong = torch.sign(outputs[-1]) != episode.targets
+        return wrong.float().mean().item()

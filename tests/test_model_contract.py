@@ -1,0 +1,83 @@
+"""One behavioural contract, run over every registered model family."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from sweep.models import FAMILIES, build_model, get_family, hidden_for_parameters, num_parameters
+from tests.conftest import make
+
+T, B, IN, OUT = 7, 3, 9, 8
+
+
+def inputs(seed: int = 1) -> torch.Tensor:
+    return torch.randn(T, B, IN, generator=torch.Generator().manual_seed(seed))
+
+
+def test_output_shape_and_dtype(family: str) -> None:
+    out = make(family)(inputs())
+    assert out.shape == (T, B, OUT)
+    assert out.dtype == torch.float32
+
+
+def test_gradient_reaches_every_parameter(family: str) -> None:
+    model = make(family)
+    model(inputs()).square().sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert p.grad.abs().sum() > 0, f"{family}.{name} got a zero gradient"
+
+
+def test_same_seed_same_output(family: str) -> None:
+    assert torch.equal(make(family)(inputs()), make(family)(inputs()))
+
+
+def test_different_init_seed_different_output(family: str) -> None:
+    a, b = make(family), make(family)
+    b.reset_parameters(torch.Generator().manual_seed(1))
+    assert not torch.equal(a(inputs()), b(inputs()))
+
+
+def test_pickle_round_trip(family: str) -> None:
+    model = make(family)
+    clone = pickle.loads(pickle.dumps(model))
+    assert torch.equal(model(inputs()), clone(inputs()))
+
+
+def test_num_parameters_counts_every_parameter(family: str) -> None:
+    model = make(family)
+    assert model.num_parameters == sum(p.numel() for p in model.parameters())
+    params = {} if family == "plastic" else {"hidden": 12}
+    assert num_parameters(family, IN, OUT, params) == model.num_parameters
+
+
+def test_batch_elements_are_independent(family: str) -> None:
+    """Each batch element is its own episode: its output ignores the other elements."""
+    model, x = make(family), inputs()
+    alone = model(x[:, :1])
+    assert torch.allclose(model(x)[:, :1], alone, atol=1e-6)
+
+
+def test_unknown_family_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown model family 'transformer'; valid: plastic, rnn"):
+        get_family("transformer")
+
+
+def test_unknown_parameter_lists_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="has no parameter 'rule'; valid: hidden"):
+        build_model("lstm", IN, OUT, {"rule": "oja"})
+
+
+@pytest.mark.parametrize("baseline", sorted(set(FAMILIES) - {"plastic"}))
+def test_hidden_for_parameters_matches_the_paper_comparison(baseline: str) -> None:
+    target = num_parameters("plastic", 51, 50, {})  # 5,203 for the simplified task
+    hidden = hidden_for_parameters(baseline, target, 51, 50)
+    best = num_parameters(baseline, 51, 50, {"hidden": hidden})
+    for other in (hidden - 1, hidden + 1):
+        assert abs(best - target) <= abs(
+            num_parameters(baseline, 51, 50, {"hidden": other}) - target
+        )
+    assert abs(best - target) / target < 0.05

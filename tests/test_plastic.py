@@ -1,0 +1,102 @@
+"""The plastic network against the paper's equations."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from plastic_models import PlasticConfig, PlasticNetwork, reference_forward
+from sweep.models import num_parameters
+
+VARIANTS = [
+    dict(rule=rule, alpha=alpha, clip=clip, hidden=hidden)
+    for rule, alpha, clip, hidden in itertools.product(
+        ["hebb", "oja"], ["connection", "neuron", "scalar"], [None, 0.05], [None, 6]
+    )
+]
+
+
+def _net(**kw: object) -> PlasticNetwork:
+    init_scale = kw.pop("init_scale", 0.3)  # large enough that plasticity matters
+    net = PlasticNetwork(9, 8, PlasticConfig(init_scale=init_scale, **kw))  # type: ignore[arg-type]
+    net.reset_parameters(torch.Generator().manual_seed(0))
+    return net.double()
+
+
+def _grads(net: PlasticNetwork, out: torch.Tensor) -> dict[str, torch.Tensor]:
+    target = torch.linspace(-1, 1, out.shape[-1], dtype=out.dtype)
+    loss = (out - target).square().sum()
+    names = [n for n, p in net.named_parameters()]
+    grads = torch.autograd.grad(loss, [p for _, p in net.named_parameters()])
+    return dict(zip(names, grads, strict=True))
+
+
+def _max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).detach().abs().max() / b.detach().abs().max().clamp_min(1e-30))
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v.values())))
+def test_fast_path_matches_reference(variant: dict[str, object]) -> None:
+    net = _net(eta=0.1, **variant)
+    x = torch.randn(12, 3, 9, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    fast, ref = net(x), reference_forward(net, x)
+    assert _max_rel(fast, ref) <= 1e-10
+    g_fast, g_ref = _grads(net, fast), _grads(net, ref)
+    for name in g_ref:
+        assert _max_rel(g_fast[name], g_ref[name]) <= 1e-4, name
+
+
+@pytest.mark.parametrize("rule", ["hebb", "oja"])
+def test_large_eta_long_episode_in_float32(rule: str) -> None:
+    """eta = 0.3 over 106 steps (the full task's length), in float32, gradients within 1e-4."""
+    net = _net(eta=0.3, rule=rule, init_scale=0.1).float()
+    x = torch.randn(106, 2, 9, generator=torch.Generator().manual_seed(3)) * 3
+    g_fast, g_ref = _grads(net, net(x)), _grads(net, reference_forward(net, x))
+    for name in g_ref:
+        assert torch.isfinite(g_fast[name]).all()
+        assert _max_rel(g_fast[name], g_ref[name]) <= 1e-4, name
+
+
+def test_hebb_trace_follows_the_decay_equation_by_hand() -> None:
+    """Three steps of a 2-neuron network computed by hand from the paper's equations."""
+    eta, alpha = 0.5, 2.0
+    net = PlasticNetwork(2, 2, PlasticConfig(eta=eta))
+    w = torch.tensor([[0.0, 1.0], [0.5, 0.0]])
+    with torch.no_grad():
+        net.w.copy_(w)
+        net.alpha.fill_(alpha)
+    x = torch.tensor([[[1.0, -1.0]], [[0.5, 0.0]], [[0.0, 0.0]]])  # (T=3, B=1, I=2)
+    out = net(x).detach()[:, 0]
+    y1 = torch.tanh(x[0, 0])  # x(0) = 0: input only, and the trace stays zero
+    y2 = torch.tanh(y1 @ w + x[1, 0])
+    hebb = eta * torch.outer(y1, y2)  # (1 - eta) * 0 + eta * x_pre * x_post
+    y3 = torch.tanh(y2 @ (w + alpha * hebb))
+    assert torch.allclose(out, torch.stack([y1, y2, y3]))
+
+
+def test_trace_starts_at_zero_every_episode_and_is_not_stored() -> None:
+    net = _net()
+    x = torch.randn(5, 2, 9, dtype=torch.float64)
+    first = net(x)
+    assert torch.equal(first, net(x))  # no trace carried between episodes
+    assert not any("hebb" in name for name, _ in net.state_dict().items())
+
+
+def test_eta_learned_or_fixed() -> None:
+    assert "eta" in dict(PlasticNetwork(3, 2).named_parameters())
+    fixed = PlasticNetwork(3, 2, PlasticConfig(learn_eta=False, eta=0.2))
+    assert "eta" not in dict(fixed.named_parameters())
+    assert fixed.eta.item() == pytest.approx(0.2)
+
+
+def test_paper_parameter_counts() -> None:
+    """REFERENCE §2: 2,004,003 parameters for the 1000-bit task, 5,203 for the simplified."""
+    assert num_parameters("plastic", 1001, 1000, {}) == 2_004_003
+    assert num_parameters("plastic", 51, 50, {}) == 5_203
+
+
+def test_direct_architecture_needs_enough_neurons() -> None:
+    with pytest.raises(ValueError, match="set hidden"):
+        PlasticNetwork(3, 5)
