@@ -40,12 +40,14 @@ class TrainConfig:
 class Report:
     """One evaluation. The last report of a trial has done=True and the trial's summary."""
 
+    step: int  # 1 for the first evaluation, 2 for the next, ...
     episodes: int  # training episodes so far
     loss: float  # mean training loss since the previous report
-    error: float  # the task's metric on fresh evaluation episodes
-    wall_s: float  # seconds since the trial started
+    error: float  # the task's metric on fresh evaluation episodes (last finite one if diverged)
+    wall_s: float  # seconds of training and evaluation since the start, across restores
     episodes_per_second: float  # training throughput since the previous report
     done: bool = False
+    diverged: bool = False  # the loss became NaN or infinite; training stopped there
     best_error: float | None = None
     final_error: float | None = None
     episodes_to_solve: int | None = None  # first evaluation at or under the threshold
@@ -60,59 +62,121 @@ def seeded(seed: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + stream)
 
 
+class Trial:
+    """The state of one training run, resumable from `state_dict()` at any report.
+
+    Same seed, same numbers on CPU: model init, training and evaluation episodes each draw
+    from their own explicitly seeded torch.Generator, and the generators' states travel in
+    the checkpoint, so a restored trial continues exactly where it stopped.
+    """
+
+    def __init__(
+        self, task: Task, family: str, model_params: Mapping[str, Any], train: TrainConfig
+    ):
+        self.task, self.train = task, train
+        self.device = torch.device(train.device)
+        model = build_model(family, task.input_size, task.output_size, model_params, device="cpu")
+        model.reset_parameters(seeded(train.seed, 0))
+        model.to(self.device)
+        self.model = model
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=train.lr)
+        self.train_gen, self.eval_gen = seeded(train.seed, 1), seeded(train.seed, 2)
+        self.episodes = 0
+        self.step = 0
+        self.wall_s = 0.0
+        self.best = math.inf
+        self.last_error = math.nan
+        self.solved_at: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.episodes >= self.train.episodes
+
+    def state_dict(self) -> dict[str, Any]:
+        counters = ("episodes", "step", "wall_s", "best", "last_error", "solved_at")
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "train_gen": self.train_gen.get_state(),
+            "eval_gen": self.eval_gen.get_state(),
+            **{name: getattr(self, name) for name in counters},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.train_gen.set_state(state["train_gen"])
+        self.eval_gen.set_state(state["eval_gen"])
+        for name in ("episodes", "step", "wall_s", "best", "last_error", "solved_at"):
+            setattr(self, name, state[name])
+
+    def reports(self) -> Iterator[Report]:
+        """Train until the budget is spent; one Report per evaluation, the last done=True."""
+        train, task = self.train, self.task
+        losses: list[float] = []
+        since = time.perf_counter()
+        since_episodes = self.episodes
+        while not self.finished:
+            batch = min(train.batch_size, train.episodes - self.episodes)
+            episode = task.sample(batch, self.train_gen, self.device)
+            loss = task.loss(self.model(episode.inputs), episode)
+            if not torch.isfinite(loss):
+                yield self._report(math.nan, since, since_episodes, diverged=True)
+                return
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if train.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.grad_clip)
+            self.optimizer.step()
+            losses.append(loss.item())
+            next_eval = (self.episodes // train.eval_every + 1) * train.eval_every
+            self.episodes += batch
+            if self.episodes < min(next_eval, train.episodes):
+                continue
+            yield self._report(sum(losses) / len(losses), since, since_episodes)
+            losses.clear()
+            since, since_episodes = time.perf_counter(), self.episodes
+
+    def _report(
+        self, loss: float, since: float, since_episodes: int, diverged: bool = False
+    ) -> Report:
+        trained = time.perf_counter() - since
+        if not diverged:
+            self.last_error = evaluate(
+                self.model,
+                self.task,
+                self.train.eval_episodes,
+                self.train.batch_size,
+                self.eval_gen,
+                self.device,
+            )
+            self.best = min(self.best, self.last_error)
+            if self.solved_at is None and self.last_error <= self.task.solved_threshold:
+                self.solved_at = self.episodes
+        self.step += 1
+        self.wall_s += time.perf_counter() - since
+        report = Report(
+            step=self.step,
+            episodes=self.episodes,
+            loss=loss,
+            error=self.last_error,
+            wall_s=self.wall_s,
+            episodes_per_second=(self.episodes - since_episodes) / max(trained, 1e-9),
+        )
+        if self.finished or diverged:
+            report.done, report.diverged = True, diverged
+            report.best_error = self.best if math.isfinite(self.best) else math.nan
+            report.final_error = self.last_error
+            report.episodes_to_solve = self.solved_at
+            report.num_parameters = self.model.num_parameters
+        return report
+
+
 def train_trial(
     task: Task, family: str, model_params: Mapping[str, Any], train: TrainConfig
 ) -> Iterator[Report]:
-    """Train and yield one Report per evaluation; the last has done=True.
-
-    Same seed, same numbers on CPU: model init, training and evaluation episodes each draw
-    from their own explicitly seeded torch.Generator.
-    """
-    device = torch.device(train.device)
-    model = build_model(family, task.input_size, task.output_size, model_params, device="cpu")
-    model.reset_parameters(seeded(train.seed, 0))
-    model.to(device)
-    train_gen, eval_gen = seeded(train.seed, 1), seeded(train.seed, 2)
-    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr)
-    start = last_time = time.perf_counter()
-    done_episodes = last_episodes = 0
-    losses: list[float] = []
-    best = math.inf
-    solved_at: int | None = None
-    while done_episodes < train.episodes:
-        batch = min(train.batch_size, train.episodes - done_episodes)
-        episode = task.sample(batch, train_gen, device)
-        loss = task.loss(model(episode.inputs), episode)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if train.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
-        optimizer.step()
-        losses.append(loss.item())
-        next_eval = (done_episodes // train.eval_every + 1) * train.eval_every
-        done_episodes += batch
-        if done_episodes < min(next_eval, train.episodes):
-            continue
-        now = time.perf_counter()
-        error = evaluate(model, task, train.eval_episodes, train.batch_size, eval_gen, device)
-        best = min(best, error)
-        if solved_at is None and error <= task.solved_threshold:
-            solved_at = done_episodes
-        report = Report(
-            episodes=done_episodes,
-            loss=sum(losses) / len(losses),
-            error=error,
-            wall_s=time.perf_counter() - start,
-            episodes_per_second=(done_episodes - last_episodes) / (now - last_time),
-        )
-        if done_episodes >= train.episodes:
-            report.done = True
-            report.best_error, report.final_error = best, error
-            report.episodes_to_solve = solved_at
-            report.num_parameters = model.num_parameters
-        yield report
-        losses.clear()
-        last_time, last_episodes = time.perf_counter(), done_episodes
+    """Train a fresh trial; one Report per evaluation, the last done=True."""
+    return Trial(task, family, model_params, train).reports()
 
 
 @torch.no_grad()
