@@ -26,7 +26,8 @@ class PlasticConfig:
     eta: initial (or fixed, see learn_eta) plasticity rate.
     learn_eta: train eta by gradient descent (the paper) or keep it fixed.
     clip: if set, the trace is clamped to [-clip, clip] after every update.
-    init_scale: w and alpha are drawn from init_scale * N(0, 1) (0.01 in the reference).
+    init_scale: w is drawn from init_scale * N(0, 1) (0.01 in the reference).
+    alpha_scale: alpha is drawn from alpha_scale * N(0, 1) (0.01 in the reference).
     """
 
     hidden: PositiveInt | None = None
@@ -36,3 +37,4 @@ class PlasticConfig:
     learn_eta: bool = True
     clip: PositiveFloat | None = None
     init_scale: NonNegativeFloat = 0.01
+    alpha_scale: NonNegativeFloat = 0.01

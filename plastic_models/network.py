@@ -50,10 +50,10 @@ class PlasticNetwork(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """w, alpha ~ init_scale * N(0, 1) as in the reference; eta back to its initial value."""
+        """w, alpha ~ scale * N(0, 1) as in the reference; eta back to its initial value."""
         with torch.no_grad():
-            for p in (self.w, self.alpha):
-                p.normal_(0.0, 1.0, generator=generator).mul_(self.config.init_scale)
+            self.w.normal_(0.0, 1.0, generator=generator).mul_(self.config.init_scale)
+            self.alpha.normal_(0.0, 1.0, generator=generator).mul_(self.config.alpha_scale)
             self.eta.fill_(self.config.eta)
             for layer in (self.encoder, self.decoder):
                 if layer is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -14,7 +13,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sweep import runner
 from sweep.models import FAMILIES, make_config
+from sweep.plan import make_cells
+from sweep.progress import budget
+from sweep.spec import SpecError, SweepSpec, load_spec
 from sweep.tasks import TASKS, Task, levels, make_task
 from sweep.train import Report, TrainConfig, train_trial
 
@@ -53,13 +56,6 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, Any]:
     return params
 
 
-def _one_line(e: ValidationError, names: Mapping[str, str] | None = None) -> str:
-    err = e.errors()[0]
-    field = ".".join(str(p) for p in err["loc"])
-    field = (names or {}).get(field, field)
-    return f"{field}={err.get('input')!r}: {err['msg']}"
-
-
 def _resolve_trial(
     task: str, difficulty: str, model: str, params: dict[str, Any], train: dict[str, Any]
 ) -> tuple[Task, TrainConfig]:
@@ -72,7 +68,9 @@ def _resolve_trial(
     try:
         return made, TrainConfig(**train)
     except ValidationError as e:
-        raise BadInput(_one_line(e, {k: "--" + k.replace("_", "-") for k in train})) from None
+        err = e.errors()[0]
+        flag = "--" + str(err["loc"][0]).replace("_", "-")
+        raise BadInput(f"{flag}={err['input']!r}: {err['msg']}") from None
 
 
 def run_with_progress(task: Task, model: str, params: dict[str, Any], train: TrainConfig) -> Report:
@@ -161,3 +159,73 @@ def demo(difficulty: str, episodes: int, seed: int) -> None:
         )
     Console().print(table)
     click.echo(f"chance {task.chance}, solved at error <= {task.solved_threshold}")
+
+
+def _spec_or_exit(path: str) -> SweepSpec:
+    try:
+        return load_spec(path)
+    except SpecError as e:
+        for line in e.errors:
+            click.echo(f"sweep: error: {line}", err=True)
+        sys.exit(2)
+
+
+_address = click.option(
+    "--address", help="Join a running Ray cluster (auto, or HOST:PORT); default: embedded Ray."
+)
+_num_cpus = click.option("--num-cpus", type=int, help="Embedded Ray: CPUs to offer trials.")
+_num_gpus = click.option(
+    "--num-gpus", type=int, help="Embedded Ray: GPUs to declare (default: those detected)."
+)
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC")
+def validate(spec_path: str) -> None:
+    """Validate a sweep spec; print every problem with its path in the spec."""
+    spec = _spec_or_exit(spec_path)
+    cells = make_cells(spec)
+    click.echo(f"{spec_path}: ok: {len(cells)} cells x {budget(spec)} trials")
+
+
+@cli.command(name="run")
+@click.argument("spec_path", metavar="SPEC")
+@_address
+@_num_cpus
+@_num_gpus
+def run_command(
+    spec_path: str, address: str | None, num_cpus: int | None, num_gpus: int | None
+) -> None:
+    """Run a sweep: every (difficulty, model) cell searched with the same budget, then each
+    cell's best configuration confirmed on fresh seeds."""
+    spec = _spec_or_exit(spec_path)
+    try:
+        folder = runner.run(spec, address, num_cpus, num_gpus)
+    except runner.SweepError as e:
+        raise BadInput(str(e)) from None
+    Console().print(runner.status(folder))
+
+
+@cli.command()
+@click.argument("folder", metavar="DIR")
+@_address
+@_num_cpus
+@_num_gpus
+def resume(folder: str, address: str | None, num_cpus: int | None, num_gpus: int | None) -> None:
+    """Finish an interrupted sweep without re-running finished trials."""
+    try:
+        runner.resume(folder, address, num_cpus, num_gpus)
+    except (runner.SweepError, SpecError) as e:
+        raise BadInput(str(e)) from None
+    Console().print(runner.status(folder))
+
+
+@cli.command()
+@click.argument("folder", metavar="DIR")
+def status(folder: str) -> None:
+    """Print the cells of a sweep from storage: done, running, pending, best error."""
+    try:
+        table = runner.status(folder)
+    except (runner.SweepError, SpecError) as e:
+        raise BadInput(str(e)) from None
+    Console().print(table)

@@ -13,6 +13,7 @@ from torch import nn
 
 from baselines import BaselineConfig, RecurrentBaseline
 from plastic_models import PlasticConfig, PlasticNetwork
+from sweep.errors import describe
 
 
 class Model(Protocol):
@@ -30,6 +31,10 @@ class Model(Protocol):
     def named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]: ...
 
     def to(self, device: torch.device | str) -> nn.Module: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -72,9 +77,7 @@ def make_config(family: str, params: Mapping[str, Any] | None = None) -> Any:
     try:
         return fam.config(**params)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ValueError(f"{family} {where}={err.get('input')!r}: {err['msg']}") from None
+        raise ValueError(f"{family} {describe(e)[0]}") from None
 
 
 def build_model(

@@ -46,7 +46,7 @@ def test_train_json_prints_the_final_record_on_the_last_line() -> None:
         (["--episodes", "0"], ["--episodes=0"]),
         (["--batch-size", "-2"], ["--batch-size=-2"]),
         (["--lr", "0"], ["--lr=0.0"]),
-        (["--hidden", "0"], ["hidden=0"]),
+        (["--hidden", "0"], ["hidden: 0"]),
         (["--episodes", "many"], ["'many'"]),
         (["--param", "rule=hebbian"], ["'hebbian'", "'hebb' or 'oja'"]),
     ],

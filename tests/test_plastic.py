@@ -19,8 +19,9 @@ VARIANTS = [
 
 
 def _net(**kw: object) -> PlasticNetwork:
-    init_scale = kw.pop("init_scale", 0.3)  # large enough that plasticity matters
-    net = PlasticNetwork(9, 8, PlasticConfig(init_scale=init_scale, **kw))  # type: ignore[arg-type]
+    scale = kw.pop("init_scale", 0.3)  # large enough that plasticity matters
+    config = PlasticConfig(init_scale=scale, alpha_scale=scale, **kw)  # type: ignore[arg-type]
+    net = PlasticNetwork(9, 8, config)
     net.reset_parameters(torch.Generator().manual_seed(0))
     return net.double()
 

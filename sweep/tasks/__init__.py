@@ -17,10 +17,16 @@ def levels(task: str) -> list[str]:
     return list(_entry(task)[1])
 
 
-def make_task(task: str, difficulty: str, overrides: Mapping[str, Any] | None = None) -> Task:
-    """A task at a named level, optionally with some protocol parameters set directly."""
+def make_task(
+    task: str,
+    difficulty: str | None,
+    overrides: Mapping[str, Any] | None = None,
+    name: str | None = None,
+) -> Task:
+    """A task at a named level (None: the task's defaults), optionally with some protocol
+    parameters set directly; `name` labels the result (default: the level's name)."""
     cls, _ = _entry(task)
-    made: Task = cls.from_level(difficulty, overrides)
+    made: Task = cls.from_level(difficulty, overrides, name)
     return made
 
 

@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 import torch
-from pydantic import ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
 from pydantic.dataclasses import dataclass
 from torch import Tensor
 
+from sweep.errors import describe
 from sweep.tasks.base import Episode
 
 Fraction = Annotated[float, Field(ge=0, lt=1)]
@@ -56,6 +57,7 @@ LEVELS: dict[str, dict[str, Any]] = {
 
 class PatternTask:
     name = "patterns"
+    settings_class = PatternSettings
     metric = "bit_error"
     chance = 0.5
 
@@ -65,10 +67,17 @@ class PatternTask:
         self.solved_threshold = settings.solved_threshold
 
     @classmethod
-    def from_level(cls, level: str, overrides: Mapping[str, Any] | None = None) -> PatternTask:
-        if level not in LEVELS:
+    def from_level(
+        cls, level: str | None, overrides: Mapping[str, Any] | None = None, name: str | None = None
+    ) -> PatternTask:
+        """A ladder level (None: the defaults) with some parameters set directly."""
+        if level is not None and level not in LEVELS:
             raise ValueError(f"unknown patterns difficulty {level!r}; valid: {', '.join(LEVELS)}")
-        return cls(PatternSettings(**{**LEVELS[level], **(overrides or {})}), level)
+        try:
+            settings = PatternSettings(**{**LEVELS.get(level or "", {}), **(overrides or {})})
+        except ValidationError as e:
+            raise ValueError(describe(e)[0]) from None
+        return cls(settings, name or level or "custom")
 
     @property
     def input_size(self) -> int:

@@ -1,0 +1,179 @@
+"""Run, resume and inspect sweeps: one Ray Tune Tuner per sweep, all cells together."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from sweep.plan import make_cells
+from sweep.progress import LiveCells, budget, counts_from_storage, render
+from sweep.results import ResultsWriter, filesystem, read_table
+from sweep.scheduling import CellScheduler
+from sweep.search import METRIC, CellSearcher
+from sweep.spec import SpecError, SweepSpec, load_spec, parse_spec
+
+SPEC_FILE = "spec.yaml"
+TUNE_DIR = "tune"
+# Tune's own CSV/JSON/TensorBoard loggers duplicate what the Parquet tables hold.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+
+class SweepError(RuntimeError):
+    """A sweep that cannot start or resume; the message says why."""
+
+
+def sweep_dir(spec: SweepSpec) -> str:
+    fs, root = filesystem(spec.storage)
+    return (
+        f"{root}/{spec.name}"
+        if isinstance(fs, pafs.LocalFileSystem)
+        else (f"{spec.storage.rstrip('/')}/{spec.name}")
+    )
+
+
+def local_path(path: str) -> Path | None:
+    fs, root = filesystem(path)
+    return Path(root) if isinstance(fs, pafs.LocalFileSystem) else None
+
+
+def _journal(folder: str) -> Path:
+    local = local_path(folder)
+    if local is None:
+        raise SweepError(f"{folder}: the Optuna journal needs a local storage folder")
+    return local / "optuna" / "journal.log"
+
+
+def _trial_dirname(trial: Any) -> str:
+    return str(trial.trial_id)
+
+
+def _init_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -> None:
+    import ray
+
+    if address:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    else:  # embedded: nothing to start, nothing listening beyond this machine
+        ray.init(
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            _node_ip_address="127.0.0.1",
+        )
+
+
+def _trainable(spec: SweepSpec) -> Any:
+    from ray import tune
+
+    from sweep.trainable import sweep_trainable
+
+    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    return tune.with_resources(tune.with_parameters(sweep_trainable, spec=spec), resources)
+
+
+def _write_spec(folder: str, spec: SweepSpec) -> None:
+    fs, root = filesystem(folder)
+    fs.create_dir(root, recursive=True)
+    tmp = f"{root}/.{SPEC_FILE}.tmp"
+    with fs.open_output_stream(tmp) as out:
+        out.write(spec.to_yaml().encode())
+    fs.move(tmp, f"{root}/{SPEC_FILE}")
+
+
+def read_spec(folder: str) -> SweepSpec:
+    fs, root = filesystem(folder)
+    try:
+        with fs.open_input_stream(f"{root}/{SPEC_FILE}") as f:
+            text = f.read().decode()
+    except (FileNotFoundError, OSError):
+        raise SweepError(f"{folder}: no sweep here (no {SPEC_FILE})") from None
+    import yaml
+
+    return parse_spec(yaml.safe_load(text))
+
+
+def run(
+    spec: SweepSpec,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    live: bool = True,
+) -> str:
+    """Run a whole sweep: search every cell, then confirm each cell's best; returns its folder."""
+    from ray import tune
+
+    folder = sweep_dir(spec)
+    fs, root = filesystem(folder)
+    if fs.get_file_info(f"{root}/{SPEC_FILE}").type != pafs.FileType.NotFound:
+        raise SweepError(
+            f"{folder} already holds a sweep; finish it with `sweep resume {folder}`"
+            " or choose another name"
+        )
+    _write_spec(folder, spec)
+    _init_ray(address, num_cpus, num_gpus)
+    callbacks: list[Any] = [ResultsWriter(spec, folder)]
+    if live:
+        callbacks.append(LiveCells(spec))
+    asha = spec.asha
+    tuner = tune.Tuner(
+        _trainable(spec),
+        tune_config=tune.TuneConfig(
+            search_alg=CellSearcher(spec, _journal(folder)),
+            scheduler=None if asha is None else CellScheduler(asha, spec.train_config().episodes),
+            num_samples=len(make_cells(spec)) * budget(spec),
+            max_concurrent_trials=spec.max_concurrent,
+            reuse_actors=True,
+            trial_dirname_creator=_trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=TUNE_DIR,
+            storage_path=folder,
+            callbacks=callbacks,
+            failure_config=tune.FailureConfig(max_failures=spec.fault_tolerance.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            verbose=0,
+        ),
+    )
+    tuner.fit()
+    return folder
+
+
+def resume(
+    folder: str,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+) -> str:
+    """Finish an interrupted sweep: finished trials stay finished, running ones continue from
+    their last checkpoint, the searcher hands out what is left of every cell's budget."""
+    from ray import tune
+
+    spec = read_spec(folder)
+    fs, root = filesystem(folder)
+    tune_dir = f"{root}/{TUNE_DIR}"
+    if fs.get_file_info(tune_dir).type == pafs.FileType.NotFound:
+        raise SweepError(f"{folder}: the sweep never started (no {TUNE_DIR}/); run it again")
+    _init_ray(address, num_cpus, num_gpus)
+    tuner = tune.Tuner.restore(
+        folder.rstrip("/") + f"/{TUNE_DIR}",
+        trainable=_trainable(spec),
+        resume_unfinished=True,
+        resume_errored=True,
+    )
+    tuner.fit()
+    return folder
+
+
+def status(folder: str) -> Any:
+    """The cells table from storage."""
+    spec = read_spec(folder)
+    trials, curves = read_table(folder, "trials"), read_table(folder, "curves")
+    return render(spec, counts_from_storage(spec, trials, curves), f"sweep {spec.name}: {folder}")
+
+
+__all__ = ["METRIC", "SpecError", "SweepError", "load_spec", "resume", "run", "status"]

@@ -1,0 +1,178 @@
+"""One Optuna study per cell, multiplexed behind a single Ray Tune Searcher.
+
+Every cell gets the same budget of search trials. Once all of a cell's search trials are
+told, the searcher hands out that cell's confirmation trials: its best configuration on the
+sweep's confirmation seeds. Studies live in an Optuna journal file, so they survive the
+driver, and optuna-dashboard can open them.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from sweep.plan import Cell, confirm_seed, make_cells, search_seed
+from sweep.spec import Distribution, SweepSpec
+
+METRIC = "error"
+
+
+def optuna_distribution(dist: Distribution) -> BaseDistribution:
+    kind = dist.kind()
+    if kind == "choice":
+        return CategoricalDistribution(dist.choice or [])
+    low, high = dist.values()
+    if kind in ("int", "logint"):
+        return IntDistribution(int(low), int(high), log=kind == "logint")
+    return FloatDistribution(float(low), float(high), log=kind == "loguniform")
+
+
+def _sampler(spec: SweepSpec, cell: Cell) -> optuna.samplers.BaseSampler:
+    seed = spec.search.seed * 1_000 + cell.index
+    if spec.search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if spec.search.sampler == "grid":
+        grid: dict[str, list[Any]] = {}
+        for name, dist in cell.space.items():
+            low_high = dist.values()
+            grid[name] = (
+                low_high if dist.kind() == "choice" else list(range(low_high[0], low_high[1] + 1))
+            )
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def journal_storage(path: Path) -> optuna.storages.JournalStorage:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+class CellSearcher(Searcher):
+    """Ray Tune Searcher: suggest() picks the cell with the fewest trials handed out."""
+
+    def __init__(self, spec: SweepSpec, journal: Path):
+        super().__init__(metric=METRIC, mode="min")
+        self.spec = spec
+        self.journal = journal
+        self.cells = make_cells(spec)
+        # Ray trial id -> (cell id, phase, Optuna trial number or confirmation index)
+        self.trials: dict[str, tuple[str, str, int]] = {}
+        self._studies: dict[str, optuna.Study] | None = None
+
+    # -- state -------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_studies": None}  # storages hold file handles
+
+    @property
+    def studies(self) -> dict[str, optuna.Study]:
+        if self._studies is None:
+            storage = journal_storage(self.journal)
+            self._studies = {
+                c.id: optuna.create_study(
+                    study_name=c.id,
+                    storage=storage,
+                    sampler=_sampler(self.spec, c),
+                    direction="minimize",
+                    load_if_exists=True,
+                )
+                for c in self.cells
+            }
+        return self._studies
+
+    def save(self, checkpoint_path: str) -> None:
+        Path(checkpoint_path).write_bytes(pickle.dumps(self.trials))
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.trials = pickle.loads(Path(checkpoint_path).read_bytes())
+
+    # -- Ray Tune's searcher interface -------------------------------------------------
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
+        budget = self.spec.search.trials_per_cell
+        waiting = False
+        for cell in sorted(self.cells, key=self._handed_out):
+            study = self.studies[cell.id]
+            orphans = self._orphans(cell)
+            if orphans:  # asked before a driver crash but never run: hand them out again
+                return self._search_trial(trial_id, cell, orphans[0])
+            if len(study.trials) < budget:
+                fixed = {n: optuna_distribution(d) for n, d in cell.space.items()}
+                return self._search_trial(trial_id, cell, study.ask(fixed))
+            done = [t for t in study.trials if t.state.is_finished()]
+            if len(done) < budget:
+                waiting = True  # its confirmation waits for the last search trials
+                continue
+            confirmed = self._mine(cell, "confirm")
+            if len(confirmed) < self.spec.confirm.seeds and self._best(study) is not None:
+                best = self._best(study)
+                assert best is not None
+                k = len(confirmed)
+                self.trials[trial_id] = (cell.id, "confirm", k)
+                return self._config(
+                    cell, "confirm", confirm_seed(self.spec, k), best.number, best.params
+                )
+        return None if waiting or self._running() else Searcher.FINISHED
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        cell_id, phase, number = self.trials[trial_id]
+        if phase != "search":
+            return
+        study = self.studies[cell_id]
+        if study.trials[number].state.is_finished():
+            return
+        value = None if result is None else result.get(METRIC)
+        if error or value is None or value != value:  # failed, or no finite metric
+            study.tell(number, state=TrialState.FAIL)
+        else:
+            study.tell(number, float(value))
+
+    # -- helpers -----------------------------------------------------------------------
+    def _search_trial(self, trial_id: str, cell: Cell, trial: optuna.Trial | int) -> dict[str, Any]:
+        number = trial if isinstance(trial, int) else trial.number
+        params = self.studies[cell.id].trials[number].params
+        self.trials[trial_id] = (cell.id, "search", number)
+        return self._config(cell, "search", search_seed(self.spec, cell, number), number, params)
+
+    @staticmethod
+    def _config(
+        cell: Cell, phase: str, seed: int, number: int, hp: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {"cell": cell.id, "phase": phase, "seed": seed, "number": number, "hp": dict(hp)}
+
+    def _mine(self, cell: Cell, phase: str) -> list[int]:
+        return [n for c, p, n in self.trials.values() if c == cell.id and p == phase]
+
+    def _handed_out(self, cell: Cell) -> int:
+        return sum(1 for c, _, _ in self.trials.values() if c == cell.id)
+
+    def _orphans(self, cell: Cell) -> list[int]:
+        mapped = set(self._mine(cell, "search"))
+        return [
+            t.number
+            for t in self.studies[cell.id].trials
+            if t.state == TrialState.RUNNING and t.number not in mapped
+        ]
+
+    def _running(self) -> bool:
+        return any(
+            phase == "search" and not self.studies[c].trials[n].state.is_finished()
+            for c, phase, n in self.trials.values()
+        )
+
+    @staticmethod
+    def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+        done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+        return min(done, key=lambda t: (t.value, t.number)) if done else None
