@@ -44,6 +44,10 @@ class RecurrentBaseline(nn.Module):
         self.reset_parameters()
 
     @property
+    def neurons(self) -> int:
+        return self.config.hidden
+
+    @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

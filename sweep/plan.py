@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweep.models import get_family, hidden_for_parameters, num_parameters
+from sweep.models import build_model, get_family, hidden_for_parameters, num_parameters
 from sweep.spec import TRAIN_SEARCHABLE, Distribution, SweepSpec
 from sweep.tasks import Task, make_task
 
@@ -33,20 +33,22 @@ class Cell:
 
 def make_cells(spec: SweepSpec) -> list[Cell]:
     """Difficulty-major order. A model with match_parameters gets, per difficulty, the
-    hidden size closest to the other model's parameter count (at its fixed settings)."""
+    hidden size closest to the other model's parameter count (at its fixed settings); one
+    with match_neurons gets the other model's number of neurons."""
     cells: list[Cell] = []
     for difficulty, level, overrides in spec.difficulty_items():
         task = make_task(spec.task, level, overrides, difficulty)
         for model, entry in spec.models.items():
             params = entry.params()
-            if entry.match_parameters is not None:
-                other = spec.models[entry.match_parameters]
-                target = num_parameters(
-                    other.family, task.input_size, task.output_size, other.params()
-                )
-                params["hidden"] = hidden_for_parameters(
-                    entry.family, target, task.input_size, task.output_size, params
-                )
+            if entry.match is not None:
+                kind, name = entry.match
+                other = spec.models[name]
+                sizes = (task.input_size, task.output_size)
+                if kind == "neurons":
+                    params["hidden"] = build_model(other.family, *sizes, other.params()).neurons
+                else:
+                    target = num_parameters(other.family, *sizes, other.params())
+                    params["hidden"] = hidden_for_parameters(entry.family, target, *sizes, params)
             has = set(TRAIN_SEARCHABLE) | set(get_family(entry.family).parameters)
             space = {p: d for p, d in spec.search.space.items() if p in has}
             cells.append(

@@ -80,6 +80,7 @@ class LiveCells(Callback):
         self.spec = spec
         self._live: Live | None = None
         self._drawn = 0.0
+        self._best: dict[str, float] = {}  # cell -> lowest search error reported so far
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_live": None}
@@ -92,12 +93,17 @@ class LiveCells(Callback):
                 counts.done += 1
             elif trial.status == TuneTrial.RUNNING:
                 counts.running += 1
-            error = (trial.last_result or {}).get("error")
-            if trial.config["phase"] == "search" and error is not None and error == error:
-                counts.best = error if math.isnan(counts.best) else min(counts.best, error)
         for counts in by_cell.values():
+            counts.best = self._best.get(counts.cell, math.nan)
             counts.pending = max(0, budget(self.spec) - counts.done - counts.running)
         return list(by_cell.values())
+
+    def on_trial_result(
+        self, iteration: int, trials: list[TuneTrial], trial: TuneTrial, result: dict, **info: Any
+    ) -> None:
+        error, cell = result.get("error"), trial.config["cell"]
+        if trial.config["phase"] == "search" and error is not None and error == error:
+            self._best[cell] = min(self._best.get(cell, math.inf), error)
 
     def on_step_end(self, iteration: int, trials: list[TuneTrial], **info: Any) -> None:
         if time.monotonic() - self._drawn < 0.5:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ TUNE_DIR = "tune"
 # Tune's own CSV/JSON/TensorBoard loggers duplicate what the Parquet tables hold.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# ...so the ResultGrid that fit() builds at the end finds no per-trial result files; it
+# warns about each one. Our results are in the Parquet tables, which it does not read.
+logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 
 class SweepError(RuntimeError):
@@ -65,6 +69,21 @@ def _init_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -
             configure_logging=False,
             _node_ip_address="127.0.0.1",
         )
+
+
+def _allow_pending_trials(spec: SweepSpec) -> None:
+    """Tune keeps only one trial pending when a custom searcher drives it, which leaves all
+    but one slot idle while the next trial is set up; allow one pending trial per slot."""
+    import ray
+
+    if "TUNE_MAX_PENDING_TRIALS_PG" in os.environ:
+        return
+    have = ray.cluster_resources()
+    slots = have.get("CPU", 1) / spec.resources.cpu
+    if spec.resources.gpu > 0:
+        slots = min(slots, have.get("GPU", 0) / spec.resources.gpu)
+    pending = spec.max_concurrent or max(1, int(slots))
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(pending)
 
 
 def _trainable(spec: SweepSpec) -> Any:
@@ -116,6 +135,7 @@ def run(
         )
     _write_spec(folder, spec)
     _init_ray(address, num_cpus, num_gpus)
+    _allow_pending_trials(spec)
     callbacks: list[Any] = [ResultsWriter(spec, folder)]
     if live:
         callbacks.append(LiveCells(spec))
@@ -159,6 +179,7 @@ def resume(
     if fs.get_file_info(tune_dir).type == pafs.FileType.NotFound:
         raise SweepError(f"{folder}: the sweep never started (no {TUNE_DIR}/); run it again")
     _init_ray(address, num_cpus, num_gpus)
+    _allow_pending_trials(spec)
     tuner = tune.Tuner.restore(
         folder.rstrip("/") + f"/{TUNE_DIR}",
         trainable=_trainable(spec),

@@ -135,12 +135,23 @@ class FaultTolerance(_Strict):
 
 
 class ModelEntry(BaseModel):
-    """`family` plus fixed hyperparameters of that family; `match_parameters: OTHER` sizes
-    `hidden` per difficulty so the model has (about) OTHER's parameter count."""
+    """`family` plus fixed hyperparameters of that family. `match_parameters: OTHER` sizes
+    `hidden` per difficulty so the model has (about) OTHER's parameter count;
+    `match_neurons: OTHER` gives it OTHER's number of neurons."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     family: str
     match_parameters: str | None = None
+    match_neurons: str | None = None
+
+    @property
+    def match(self) -> tuple[str, str] | None:
+        """("parameters" | "neurons", other model) when sized after another model."""
+        if self.match_parameters is not None:
+            return "parameters", self.match_parameters
+        if self.match_neurons is not None:
+            return "neurons", self.match_neurons
+        return None
 
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

@@ -1,0 +1,236 @@
+"""Real sweeps: real Ray (embedded, and a two-node cluster), real Optuna, real Parquet."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from sweep.models import hidden_for_parameters, num_parameters
+from sweep.results import CURVES_SCHEMA, TRIALS_SCHEMA
+from tests.sweeps import RAY, SWEEP, sweep, tiny_spec, write_spec
+
+pytestmark = pytest.mark.slow
+
+
+def _studies(folder: Path) -> dict[str, list[optuna.trial.FrozenTrial]]:
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(folder / "optuna" / "journal.log"))
+    )
+    return {
+        s.study_name: optuna.load_study(study_name=s.study_name, storage=storage).trials
+        for s in optuna.get_all_study_summaries(storage)
+    }
+
+
+def _raw_rows(folder: Path, table: str) -> pd.DataFrame:
+    """Every row of every part file, without the readers' de-duplication."""
+    return pd.concat(pq.read_table(p).to_pandas() for p in sorted((folder / table).glob("part-*")))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One tiny sweep on embedded Ray, shared by the tests that read its results."""
+    tmp = tmp_path_factory.mktemp("tiny")
+    done = sweep("run", str(write_spec(tmp, tiny_spec(tmp))))
+    return tmp / "results" / "tiny", done
+
+
+def test_tiny_sweep_rows_and_columns(tiny: tuple[Path, Any]) -> None:
+    folder, done = tiny
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = pd.read_parquet(folder / "trials")  # plain pandas reads the tables
+    curves = pd.read_parquet(folder / "curves")
+    # 2 difficulties x 3 models x (2 search + 2 confirm); 2 evaluations per trial
+    assert len(trials) == 24 and trials["trial_id"].is_unique
+    assert len(curves) == 48
+    assert list(trials.columns) == TRIALS_SCHEMA.names
+    assert list(curves.columns) == CURVES_SCHEMA.names
+    assert (trials.groupby(["cell", "phase"]).size() == 2).all()
+    assert set(trials["status"]) == {"completed"}
+    assert sorted(curves.groupby("trial_id")["step"].apply(list).map(tuple).unique()) == [(1, 2)]
+    for column in ("git_commit", "node", "device", "started_at", "finished_at", "seed"):
+        assert trials[column].notna().all(), column
+    assert (trials["schema_version"] == 1).all() and (trials["sweep"] == "tiny").all()
+    assert (trials["episodes"] == 200).all()
+    assert (trials["finished_at"] >= trials["started_at"]).all()
+    assert (folder / "spec.yaml").exists()
+    assert not list(folder.rglob(".*.tmp"))  # no temporary part left behind
+
+
+def test_confirmation_reruns_each_cells_best_on_shared_fresh_seeds(tiny: tuple[Path, Any]) -> None:
+    folder, _ = tiny
+    trials = pd.read_parquet(folder / "trials")
+    search, confirm = trials[trials["phase"] == "search"], trials[trials["phase"] == "confirm"]
+    assert not set(search["seed"]) & set(confirm["seed"])
+    assert confirm.groupby("cell")["seed"].apply(frozenset).nunique() == 1  # paired seeds
+    studies = _studies(folder)
+    for cell, rows in confirm.groupby("cell"):
+        best = min((t for t in studies[str(cell)]), key=lambda t: t.value)
+        assert set(rows["optuna_trial"]) == {best.number}
+        assert rows["hp.lr"].tolist() == pytest.approx([best.params["lr"]] * 2)
+        winner = search[(search["cell"] == cell) & (search["optuna_trial"] == best.number)]
+        assert winner["final_error"].item() == pytest.approx(best.value)
+
+
+def test_one_study_per_cell_with_the_same_budget(tiny: tuple[Path, Any]) -> None:
+    folder, _ = tiny
+    studies = _studies(folder)
+    assert sorted(studies) == sorted(
+        f"{d}/{m}" for d in ("trivial", "tiny") for m in ("plastic", "rnn", "lstm")
+    )
+    for cell, trials in studies.items():
+        assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+        expected = {"lr", "eta", "rule"} if cell.endswith("plastic") else {"lr"}
+        assert all(set(t.params) == expected for t in trials), cell  # only what it has
+
+
+def test_parameter_matched_rnn(tiny: tuple[Path, Any]) -> None:
+    folder, _ = tiny
+    trials = pd.read_parquet(folder / "trials")
+    for difficulty, bits in (("trivial", 8), ("tiny", 16)):
+        rnn = trials[(trials["difficulty"] == difficulty) & (trials["model"] == "rnn")]
+        target = num_parameters("plastic", bits + 1, bits, {})
+        assert set(rnn["hp.hidden"]) == {hidden_for_parameters("rnn", target, bits + 1, bits)}
+
+
+def test_status_from_storage_and_no_second_run_into_the_same_folder(
+    tiny: tuple[Path, Any],
+) -> None:
+    folder, _ = tiny
+    done = sweep("status", str(folder), timeout=60)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if "/" in line and "│" in line]
+    assert len(rows) == 6
+    for row in rows:
+        cells = [c.strip() for c in row.strip("│ ").split("│")]
+        assert cells[1:4] == ["4", "0", "0"], row  # done, running, pending
+    again = sweep("run", str(folder.parent.parent / "tiny.yaml"), timeout=60)
+    assert again.returncode == 2 and "already holds a sweep" in again.stderr
+
+
+def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
+    spec = tiny_spec(
+        tmp_path,
+        name="killed",
+        difficulties=["trivial", "small"],
+        models={"plastic": {"family": "plastic"}, "lstm": {"family": "lstm", "hidden": 32}},
+        train={"episodes": 1200, "batch_size": 8, "eval_every": 200, "eval_episodes": 16},
+        search={"trials_per_cell": 3, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
+        confirm={"seeds": 1},
+        fault_tolerance={"checkpoint_every_s": 0},  # a checkpoint at every report
+    )
+    folder = tmp_path / "results" / "killed"
+    driver = subprocess.Popen(
+        [SWEEP, "run", str(write_spec(tmp_path, spec))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and driver.poll() is None:
+            parts = list((folder / "trials").glob("part-*.parquet"))
+            if parts and len(_raw_rows(folder, "trials")) >= 3:
+                break
+            time.sleep(0.2)
+        assert driver.poll() is None, "the sweep finished before it could be killed"
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    before = _raw_rows(folder, "trials")
+    assert 3 <= len(before) < 16
+
+    done = sweep("resume", str(folder))
+    assert done.returncode == 0, done.stderr[-3000:]
+    raw = _raw_rows(folder, "trials")
+    trials = pd.read_parquet(folder / "trials").drop_duplicates("trial_id", keep="last")
+    assert len(trials) == 4 * (3 + 1)
+    assert set(trials["status"]) == {"completed"}
+    # trials finished before the kill were not run again: no second row for any of them
+    assert (raw[raw["trial_id"].isin(before["trial_id"])].groupby("trial_id").size() == 1).all()
+    curves = _raw_rows(folder, "curves").drop_duplicates(["trial_id", "step"])
+    assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 16).all()
+    for cell, study in _studies(folder).items():
+        assert len(study) == 3, cell
+        assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study), cell
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def two_nodes() -> Iterator[str]:
+    """A head and a second node started with `ray start` on this machine, 1 CPU each."""
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    port = _free_port()
+    common = ["--num-cpus=1", "--disable-usage-stats"]
+    subprocess.run(
+        [RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    try:
+        import ray._private.services as services
+
+        address = f"{services.get_node_ip_address()}:{port}"
+        subprocess.run(
+            [RAY, "start", f"--address={address}", *common],
+            check=True,
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
+        yield address
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_trials_run_on_both_nodes_of_a_cluster(two_nodes: str, tmp_path: Path) -> None:
+    spec = tiny_spec(tmp_path, name="cluster", difficulties=["trivial"])
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    done = sweep("run", str(write_spec(tmp_path, spec)), "--address", two_nodes, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = pd.read_parquet(tmp_path / "results" / "cluster" / "trials")
+    assert len(trials) == 3 * 4
+    assert trials["node"].nunique() == 2
+
+
+def test_fractional_gpus_pack_two_trials_on_one_gpu(tmp_path: Path) -> None:
+    """Logical GPUs declared on a CPU host: gpu 0.5 runs two trials on GPU 0 at once."""
+    spec = tiny_spec(
+        tmp_path,
+        name="packed",
+        difficulties=["small"],
+        models={"plastic": {"family": "plastic"}},
+        train={"episodes": 1600, "batch_size": 8, "eval_every": 400, "eval_episodes": 16},
+        search={"trials_per_cell": 4, "sampler": "random", "space": {}},
+        confirm={"seeds": 0},
+        resources={"cpu": 1, "gpu": 0.5},
+        max_concurrent=None,  # the default: as many as the resources allow
+    )
+    done = sweep("run", str(write_spec(tmp_path, spec)), "--num-gpus", "1", "--num-cpus", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = pd.read_parquet(tmp_path / "results" / "packed" / "trials")
+    assert len(trials) == 4 and set(trials["gpu_ids"]) == {"0"}
+    spans = sorted(zip(trials["started_at"], trials["finished_at"], strict=True))
+    overlaps = sum(a_end > b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
+    assert overlaps >= 1
