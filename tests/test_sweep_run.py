@@ -19,15 +19,14 @@ import pytest
 
 from sweep.models import hidden_for_parameters, num_parameters
 from sweep.results import CURVES_SCHEMA, TRIALS_SCHEMA
+from sweep.search import journal_storage
 from tests.sweeps import RAY, SWEEP, sweep, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
 
 
 def _studies(folder: Path) -> dict[str, list[optuna.trial.FrozenTrial]]:
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(folder / "optuna" / "journal.log"))
-    )
+    storage = journal_storage(folder / "optuna" / "journal.log")
     return {
         s.study_name: optuna.load_study(study_name=s.study_name, storage=storage).trials
         for s in optuna.get_all_study_summaries(storage)
@@ -77,7 +76,10 @@ def test_confirmation_reruns_each_cells_best_on_shared_fresh_seeds(tiny: tuple[P
     assert confirm.groupby("cell")["seed"].apply(frozenset).nunique() == 1  # paired seeds
     studies = _studies(folder)
     for cell, rows in confirm.groupby("cell"):
-        best = min((t for t in studies[str(cell)]), key=lambda t: t.value)
+        best = min(
+            (t for t in studies[str(cell)]),
+            key=lambda t: float("inf") if t.value is None else t.value,
+        )
         assert set(rows["optuna_trial"]) == {best.number}
         assert rows["hp.lr"].tolist() == pytest.approx([best.params["lr"]] * 2)
         winner = search[(search["cell"] == cell) & (search["optuna_trial"] == best.number)]
