@@ -11,14 +11,13 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from sweep import runner
 from sweep.models import FAMILIES, make_config
 from sweep.plan import make_cells
 from sweep.progress import budget
 from sweep.spec import SpecError, SweepSpec, load_spec
-from sweep.tasks import TASKS, Task, levels, make_task
+from sweep.tasks import TASKS, Task, make_task
 from sweep.train import Report, TrainConfig, train_trial
 
 stderr = Console(stderr=True)
@@ -128,37 +127,6 @@ def train(
     else:
         for key, value in record.items():
             click.echo(f"{key:>20}  {value}")
-
-
-@cli.command()
-@click.option("--difficulty", default="paper-simplified", show_default=True)
-@click.option("--episodes", type=int, default=12_000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-def demo(difficulty: str, episodes: int, seed: int) -> None:
-    """Train plastic, rnn and lstm at the same neuron count and budget; print the comparison."""
-    task_name = "patterns"
-    if difficulty not in levels(task_name):
-        raise BadInput(f"unknown difficulty {difficulty!r}; valid: {', '.join(levels(task_name))}")
-    task = make_task(task_name, difficulty)
-    table = Table(title=f"{task_name} / {difficulty}: {episodes} episodes, seed {seed}")
-    for column in ("model", "params", "final error", "best error", "solved at", "episodes/s"):
-        table.add_column(column, justify="right")
-    for model in ("plastic", "rnn", "lstm"):
-        params = {} if model == "plastic" else {"hidden": task.input_size}  # neuron-matched
-        _, config = _resolve_trial(
-            task_name, difficulty, model, params, {"episodes": episodes, "seed": seed}
-        )
-        r = run_with_progress(task, model, params, config)
-        table.add_row(
-            model,
-            f"{r.num_parameters:,}",
-            f"{r.final_error:.4f}",
-            f"{r.best_error:.4f}",
-            "-" if r.episodes_to_solve is None else str(r.episodes_to_solve),
-            f"{r.episodes_per_second:,.0f}",
-        )
-    Console().print(table)
-    click.echo(f"chance {task.chance}, solved at error <= {task.solved_threshold}")
 
 
 def _spec_or_exit(path: str) -> SweepSpec:

@@ -148,12 +148,16 @@ def filesystem(path: str | Path) -> tuple[pafs.FileSystem, str]:
 
 
 def write_part(sweep_dir: str | Path, table: str, rows: list[dict[str, Any]]) -> str:
-    """Write rows as a new part file, atomically (temporary hidden name, then rename)."""
+    """Write rows as a new part file of `table`."""
+    return _write(sweep_dir, table, pa.Table.from_pylist(rows, schema=SCHEMAS[table]))
+
+
+def _write(sweep_dir: str | Path, table: str, data: pa.Table) -> str:
+    """A new part file, written atomically: under a hidden temporary name, then renamed."""
     fs, root = filesystem(sweep_dir)
     folder = f"{root}/{table}"
     fs.create_dir(folder, recursive=True)
     name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-    data = pa.Table.from_pylist(rows, schema=SCHEMAS[table])
     tmp = f"{folder}/.{name}.tmp"
     with fs.open_output_stream(tmp) as out:
         pq.write_table(data, out)
@@ -161,9 +165,9 @@ def write_part(sweep_dir: str | Path, table: str, rows: list[dict[str, Any]]) ->
     return f"{folder}/{name}"
 
 
-def read_table(sweep_dir: str | Path, table: str) -> pd.DataFrame:
-    """All part files of a table, last row per key. A part file that cannot be read (a
-    truncated copy, say) is skipped with a warning naming it."""
+def _read(sweep_dir: str | Path, table: str) -> tuple[pa.Table, list[str]]:
+    """The table's rows, last row per key, and the part files they came from. A part file
+    that cannot be read (a truncated copy, say) is skipped with a warning naming it."""
     fs, root = filesystem(sweep_dir)
     selector = pafs.FileSelector(f"{root}/{table}", allow_not_found=True)
     parts = sorted(
@@ -171,16 +175,39 @@ def read_table(sweep_dir: str | Path, table: str) -> pd.DataFrame:
         for info in fs.get_file_info(selector)
         if info.base_name.startswith("part-") and info.base_name.endswith(".parquet")
     )
-    tables = []
+    tables, read = [], []
     for part in parts:
         try:
             tables.append(pq.read_table(part, filesystem=fs, schema=SCHEMAS[table]))
+            read.append(part)
         except (OSError, pa.ArrowException) as e:
-            warnings.warn(f"skipping unreadable part file {part}: {e}", stacklevel=2)
+            warnings.warn(f"skipping unreadable part file {part}: {e}", stacklevel=3)
     if not tables:
-        return SCHEMAS[table].empty_table().to_pandas()
-    frame = pa.concat_tables(tables).to_pandas()
-    return frame.drop_duplicates(KEYS[table], keep="last").reset_index(drop=True)
+        return SCHEMAS[table].empty_table(), read
+    data = pa.concat_tables(tables)
+    keys = data.select(KEYS[table]).to_pandas()
+    return data.filter(pa.array(~keys.duplicated(keep="last").to_numpy())), read
+
+
+def read_table(sweep_dir: str | Path, table: str) -> pd.DataFrame:
+    """All part files of a table as one frame, last row per key (resumed or retried trials
+    may have reported a step twice)."""
+    return _read(sweep_dir, table)[0].to_pandas()
+
+
+def compact(sweep_dir: str | Path) -> None:
+    """Rewrite each table as one de-duplicated part file, so that plain
+    `pandas.read_parquet` of a finished sweep shows each key once. The new part is in place
+    before the old ones go (a reader in between sees duplicates, never a gap); a part that
+    could not be read is left where it is."""
+    fs, _ = filesystem(sweep_dir)
+    for table in TABLES:
+        data, read = _read(sweep_dir, table)
+        if len(read) < 2:
+            continue
+        _write(sweep_dir, table, data)
+        for path in read:
+            fs.delete_file(path)
 
 
 class ResultsWriter(Callback):

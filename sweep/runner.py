@@ -11,7 +11,7 @@ import pyarrow.fs as pafs
 
 from sweep.plan import make_cells
 from sweep.progress import LiveCells, budget, counts_from_storage, render
-from sweep.results import ResultsWriter, filesystem, read_table
+from sweep.results import ResultsWriter, compact, filesystem, read_table
 from sweep.scheduling import CellScheduler
 from sweep.search import METRIC, CellSearcher
 from sweep.spec import SpecError, SweepSpec, load_spec, parse_spec
@@ -58,6 +58,8 @@ def _trial_dirname(trial: Any) -> str:
 def _init_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -> None:
     import ray
 
+    if ray.is_initialized():  # the caller started Ray itself
+        return
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     else:  # embedded: nothing to start, nothing listening beyond this machine
@@ -155,11 +157,12 @@ def run(
             storage_path=folder,
             callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=spec.fault_tolerance.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             verbose=0,
         ),
     )
     tuner.fit()
+    compact(folder)
     return folder
 
 
@@ -187,6 +190,7 @@ def resume(
         resume_errored=True,
     )
     tuner.fit()
+    compact(folder)
     return folder
 
 

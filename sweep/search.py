@@ -27,6 +27,7 @@ from sweep.plan import Cell, confirm_seed, make_cells, search_seed
 from sweep.spec import Distribution, SweepSpec
 
 METRIC = "error"
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live view says what happens
 
 
 def optuna_distribution(dist: Distribution) -> BaseDistribution:
