@@ -97,7 +97,7 @@ def main() -> None:
             }
         )
         start = time.perf_counter()
-        ray.init(num_cpus=args.slots, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=args.slots, include_dashboard=False, log_to_driver=False)
         ray_start = time.perf_counter() - start
         start = time.perf_counter()
         folder = runner.run(spec, live=False)

@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from ray.tune import Callback
@@ -196,14 +197,25 @@ def read_table(sweep_dir: str | Path, table: str) -> pd.DataFrame:
 
 
 def compact(sweep_dir: str | Path) -> None:
-    """Rewrite each table as one de-duplicated part file, so that plain
-    `pandas.read_parquet` of a finished sweep shows each key once. The new part is in place
-    before the old ones go (a reader in between sees duplicates, never a gap); a part that
-    could not be read is left where it is."""
+    """Rewrite each table of a finished sweep as one de-duplicated part file, so that plain
+    `pandas.read_parquet` shows each key once.
+
+    Curve rows of trials that have no trial row are dropped: in a finished sweep those are
+    runs lost from Ray's saved state by a driver crash, whose configuration (and seed) the
+    searcher handed out again under a new trial id. The new part is in place before the old
+    ones go (a reader in between sees duplicates, never a gap); a part that could not be
+    read is left where it is.
+    """
     fs, _ = filesystem(sweep_dir)
+    finished = _read(sweep_dir, "trials")[0].column("trial_id")
     for table in TABLES:
         data, read = _read(sweep_dir, table)
-        if len(read) < 2:
+        if table == "curves":
+            kept = data.filter(pc.is_in(data.column("trial_id"), value_set=finished))
+            if len(read) < 2 and len(kept) == len(data):
+                continue
+            data = kept
+        elif len(read) < 2:
             continue
         _write(sweep_dir, table, data)
         for path in read:

@@ -62,8 +62,9 @@ def _init_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -
         return
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
-    else:  # embedded: nothing to start, nothing listening beyond this machine
+    else:  # embedded: a new local instance, never one that happens to run on this machine
         ray.init(
+            address="local",
             num_cpus=num_cpus,
             num_gpus=num_gpus,
             include_dashboard=False,
@@ -71,6 +72,25 @@ def _init_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -
             configure_logging=False,
             _node_ip_address="127.0.0.1",
         )
+
+
+def _check_resources(spec: SweepSpec, address: str | None) -> None:
+    """A trial that no node can hold would wait forever. On embedded Ray that is an error;
+    a cluster may have an autoscaler that adds such a node, so there it is a warning."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    want = {"CPU": spec.resources.cpu, "GPU": spec.resources.gpu}
+    if any(all(node.get(k, 0) >= v for k, v in want.items() if v > 0) for node in nodes):
+        return
+    have = ", ".join(f"{n.get('CPU', 0):g} CPU / {n.get('GPU', 0):g} GPU" for n in nodes)
+    message = (
+        f"resources: a trial asks for {want['CPU']:g} CPU / {want['GPU']:g} GPU but no node "
+        f"has that much (nodes: {have})"
+    )
+    if address is None:
+        raise SweepError(message)
+    logging.getLogger(__name__).warning("%s; waiting for the autoscaler to add one", message)
 
 
 def _allow_pending_trials(spec: SweepSpec) -> None:
@@ -135,8 +155,16 @@ def run(
             f"{folder} already holds a sweep; finish it with `sweep resume {folder}`"
             " or choose another name"
         )
-    _write_spec(folder, spec)
+    try:
+        _write_spec(folder, spec)
+    except OSError as e:
+        raise SweepError(f"{folder}: cannot write the sweep there: {e}") from None
     _init_ray(address, num_cpus, num_gpus)
+    try:
+        _check_resources(spec, address)
+    except SweepError:
+        fs.delete_file(f"{root}/{SPEC_FILE}")  # nothing ran: leave nothing behind
+        raise
     _allow_pending_trials(spec)
     callbacks: list[Any] = [ResultsWriter(spec, folder)]
     if live:
@@ -182,6 +210,7 @@ def resume(
     if fs.get_file_info(tune_dir).type == pafs.FileType.NotFound:
         raise SweepError(f"{folder}: the sweep never started (no {TUNE_DIR}/); run it again")
     _init_ray(address, num_cpus, num_gpus)
+    _check_resources(spec, address)
     _allow_pending_trials(spec)
     tuner = tune.Tuner.restore(
         folder.rstrip("/") + f"/{TUNE_DIR}",

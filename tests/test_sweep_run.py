@@ -7,10 +7,11 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 import pandas as pd
@@ -177,39 +178,85 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def two_nodes() -> Iterator[str]:
-    """A head and a second node started with `ray start` on this machine, 1 CPU each."""
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
-    port = _free_port()
-    common = ["--num-cpus=1", "--disable-usage-stats"]
-    subprocess.run(
-        [RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
-        check=True,
-        env=env,
-        capture_output=True,
-        timeout=120,
-    )
-    try:
+class LocalCluster:
+    """Ray nodes started with `ray start --block` on this machine, each in its own process
+    group, so a node can be killed alone and teardown never touches other Ray instances."""
+
+    env: ClassVar[dict[str, str]] = {**os.environ, "RAY_AUTH_MODE": "token"}
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.nodes: list[subprocess.Popen[bytes]] = []
         import ray._private.services as services
 
-        address = f"{services.get_node_ip_address()}:{port}"
-        subprocess.run(
-            [RAY, "start", f"--address={address}", *common],
-            check=True,
-            env=env,
-            capture_output=True,
-            timeout=120,
+        self.address = f"{services.get_node_ip_address()}:{self.port}"
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        node = subprocess.Popen(
+            [RAY, "start", "--block", "--disable-usage-stats", "--num-cpus=1", *args],
+            env=self.env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-        yield address
+        self.nodes.append(node)
+        return node
+
+    def wait_for(self, alive: int, timeout: float = 120) -> None:
+        script = (
+            "import ray, time, sys\n"
+            f"ray.init(address={self.address!r}, log_to_driver=False)\n"
+            f"end = time.time() + {timeout}\n"
+            f"while sum(n['Alive'] for n in ray.nodes()) != {alive} and time.time() < end:\n"
+            "    time.sleep(0.5)\n"
+            f"sys.exit(sum(n['Alive'] for n in ray.nodes()) != {alive})\n"
+        )
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=timeout + 60,
+        )
+
+    def kill(self, node: subprocess.Popen[bytes]) -> None:
+        os.killpg(node.pid, signal.SIGKILL)
+        node.wait()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            if node.poll() is None:
+                self.kill(node)
+
+
+@pytest.fixture
+def two_nodes() -> Iterator[LocalCluster]:
+    """A head and a second node on this machine, 1 CPU each."""
+    cluster = LocalCluster()
+    try:
+        cluster.start("--head", f"--port={cluster.port}", "--include-dashboard=false")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", cluster.port)) == 0:
+                    break
+            time.sleep(0.2)
+        cluster.start(f"--address={cluster.address}")
+        cluster.wait_for(alive=2)
+        yield cluster
     finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        cluster.stop()
 
 
-def test_trials_run_on_both_nodes_of_a_cluster(two_nodes: str, tmp_path: Path) -> None:
+def test_trials_run_on_both_nodes_of_a_cluster(two_nodes: LocalCluster, tmp_path: Path) -> None:
     spec = tiny_spec(tmp_path, name="cluster", difficulties=["trivial"])
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
-    done = sweep("run", str(write_spec(tmp_path, spec)), "--address", two_nodes, env=env)
+    done = sweep(
+        "run",
+        str(write_spec(tmp_path, spec)),
+        "--address",
+        two_nodes.address,
+        env=two_nodes.env,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     trials = pd.read_parquet(tmp_path / "results" / "cluster" / "trials")
     assert len(trials) == 3 * 4
