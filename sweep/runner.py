@@ -126,6 +126,17 @@ def _write_spec(folder: str, spec: SweepSpec) -> None:
     fs.move(tmp, f"{root}/{SPEC_FILE}")
 
 
+def _first_missing(fs: pafs.FileSystem, path: str) -> str | None:
+    """The outermost folder of `path` that does not exist yet (None if `path` exists)."""
+    missing = None
+    while fs.get_file_info(path).type == pafs.FileType.NotFound:
+        missing, parent = path, path.rsplit("/", 1)[0]
+        if parent in ("", path):
+            break
+        path = parent
+    return missing
+
+
 def read_spec(folder: str) -> SweepSpec:
     fs, root = filesystem(folder)
     try:
@@ -150,20 +161,28 @@ def run(
 
     folder = sweep_dir(spec)
     fs, root = filesystem(folder)
-    if fs.get_file_info(f"{root}/{SPEC_FILE}").type != pafs.FileType.NotFound:
+    try:
+        exists = fs.get_file_info(f"{root}/{SPEC_FILE}").type != pafs.FileType.NotFound
+    except OSError as e:
+        raise SweepError(f"{folder}: cannot use this storage: {e}") from None
+    if exists:
         raise SweepError(
             f"{folder} already holds a sweep; finish it with `sweep resume {folder}`"
             " or choose another name"
         )
+    created = _first_missing(fs, root)
     try:
-        _write_spec(folder, spec)
+        fs.create_dir(root, recursive=True)
     except OSError as e:
         raise SweepError(f"{folder}: cannot write the sweep there: {e}") from None
-    _init_ray(address, num_cpus, num_gpus)
     try:
+        _init_ray(address, num_cpus, num_gpus)
         _check_resources(spec, address)
-    except SweepError:
-        fs.delete_file(f"{root}/{SPEC_FILE}")  # nothing ran: leave nothing behind
+        _write_spec(folder, spec)
+    except BaseException:
+        inside = fs.get_file_info(pafs.FileSelector(created, recursive=True)) if created else []
+        if created and all(i.type == pafs.FileType.Directory for i in inside):
+            fs.delete_dir(created)  # nothing ran: leave nothing behind, not even folders
         raise
     _allow_pending_trials(spec)
     callbacks: list[Any] = [ResultsWriter(spec, folder)]

@@ -283,3 +283,21 @@ def test_fractional_gpus_pack_two_trials_on_one_gpu(tmp_path: Path) -> None:
     spans = sorted(zip(trials["started_at"], trials["finished_at"], strict=True))
     overlaps = sum(a_end > b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
     assert overlaps >= 1
+
+
+def test_storage_that_cannot_be_written_is_an_error_before_any_trial(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    spec = tiny_spec(tmp_path, storage=str(tmp_path / "a-file" / "results"))
+    done = sweep("run", str(write_spec(tmp_path, spec)), timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("sweep: error: ") and "a-file" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert (tmp_path / "a-file").read_text() == "not a folder"
+
+
+def test_a_trial_no_node_can_hold_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    spec = tiny_spec(tmp_path, resources={"cpu": 64, "gpu": 0})
+    done = sweep("run", str(write_spec(tmp_path, spec)), "--num-cpus", "2", timeout=120)
+    assert done.returncode == 2
+    assert "a trial asks for 64 CPU / 0 GPU but no node has that much" in done.stderr
+    assert not (tmp_path / "results").exists()
