@@ -122,8 +122,8 @@ def train(
     report = run_with_progress(made, model, model_params, config)
     record = {"task": task, "difficulty": difficulty, "model": model, "seed": config.seed}
     record |= report.to_dict()
-    if as_json:
-        click.echo(json.dumps(record))
+    if as_json:  # NaN (a diverged trial's missing metrics) is not JSON: null
+        click.echo(json.dumps({k: None if v != v else v for k, v in record.items()}))
     else:
         for key, value in record.items():
             click.echo(f"{key:>20}  {value}")

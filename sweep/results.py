@@ -12,6 +12,7 @@ steps are dropped by readers, which keep the last row per key.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import subprocess
 import time
@@ -40,6 +41,7 @@ from sweep.train import TrainConfig
 from sweep.trainable import TrialSettings
 
 SCHEMA_VERSION = 1
+WRITE_ATTEMPTS = 3
 TABLES = ("trials", "curves")
 KEYS = {"trials": ["sweep", "trial_id"], "curves": ["sweep", "trial_id", "step"]}
 _ARROW = {int: pa.int64(), float: pa.float64(), bool: pa.bool_(), str: pa.string()}
@@ -148,22 +150,43 @@ def filesystem(path: str | Path) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), str(Path(text).resolve())
 
 
-def write_part(sweep_dir: str | Path, table: str, rows: list[dict[str, Any]]) -> str:
-    """Write rows as a new part file of `table`."""
-    return _write(sweep_dir, table, pa.Table.from_pylist(rows, schema=SCHEMAS[table]))
+def write_part(
+    sweep_dir: str | Path,
+    table: str,
+    rows: list[dict[str, Any]],
+    fs: pafs.FileSystem | None = None,
+) -> str:
+    """Write rows as a new part file of `table` (on `fs` when given, else the one the path
+    names)."""
+    return _write(sweep_dir, table, pa.Table.from_pylist(rows, schema=SCHEMAS[table]), fs)
 
 
-def _write(sweep_dir: str | Path, table: str, data: pa.Table) -> str:
-    """A new part file, written atomically: under a hidden temporary name, then renamed."""
-    fs, root = filesystem(sweep_dir)
+def _write(
+    sweep_dir: str | Path, table: str, data: pa.Table, fs: pafs.FileSystem | None = None
+) -> str:
+    """A new part file, written atomically: under a hidden temporary name, then renamed.
+    A failed attempt is retried (storage hiccups are common on network filesystems) and its
+    temporary file removed, so readers never see a partial part."""
+    default_fs, root = filesystem(sweep_dir)
+    fs = fs or default_fs
     folder = f"{root}/{table}"
-    fs.create_dir(folder, recursive=True)
     name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
     tmp = f"{folder}/.{name}.tmp"
-    with fs.open_output_stream(tmp) as out:
-        pq.write_table(data, out)
-    fs.move(tmp, f"{folder}/{name}")
-    return f"{folder}/{name}"
+    attempt = 1
+    while True:
+        try:
+            fs.create_dir(folder, recursive=True)
+            with fs.open_output_stream(tmp) as out:
+                pq.write_table(data, out)
+            fs.move(tmp, f"{folder}/{name}")
+            return f"{folder}/{name}"
+        except OSError:
+            with contextlib.suppress(OSError):
+                fs.delete_file(tmp)
+            if attempt == WRITE_ATTEMPTS:
+                raise
+            time.sleep(0.2 * 2**attempt)
+            attempt += 1
 
 
 def _read(sweep_dir: str | Path, table: str) -> tuple[pa.Table, list[str]]:

@@ -135,7 +135,8 @@ class CellSearcher(Searcher):
         if study.trials[number].state.is_finished():
             return
         value = None if result is None else result.get(METRIC)
-        if error or value is None or value != value:  # failed, or no finite metric
+        diverged = result is not None and result.get("diverged")
+        if error or diverged or value is None or value != value:  # no result to learn from
             study.tell(number, state=TrialState.FAIL)
         else:
             study.tell(number, float(value))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +64,86 @@ def sweep(*args: str, timeout: float = 600, **kw: Any) -> subprocess.CompletedPr
         stdin=subprocess.DEVNULL,
         **kw,
     )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalCluster:
+    """Ray nodes started with `ray start --block` on this machine, each in its own process
+    group, so a node can be killed alone and teardown never touches other Ray instances."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.env = {**os.environ, "RAY_AUTH_MODE": "token", **(env or {})}
+        self.port = _free_port()
+        self.nodes: list[subprocess.Popen[bytes]] = []
+        import ray._private.services as services
+
+        self.address = f"{services.get_node_ip_address()}:{self.port}"
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        node = subprocess.Popen(
+            [RAY, "start", "--block", "--disable-usage-stats", "--num-cpus=1", *args],
+            env=self.env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.nodes.append(node)
+        return node
+
+    def wait_for(self, alive: int, timeout: float = 120) -> None:
+        script = (
+            "import ray, time, sys\n"
+            f"ray.init(address={self.address!r}, log_to_driver=False)\n"
+            f"end = time.time() + {timeout}\n"
+            f"while sum(n['Alive'] for n in ray.nodes()) != {alive} and time.time() < end:\n"
+            "    time.sleep(0.5)\n"
+            f"sys.exit(sum(n['Alive'] for n in ray.nodes()) != {alive})\n"
+        )
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=timeout + 60,
+        )
+
+    def node_with(self, resource: str) -> str:
+        """The id of the node that offers `resource`."""
+        script = (
+            "import ray\n"
+            f"ray.init(address={self.address!r}, log_to_driver=False)\n"
+            f"print([n['NodeID'] for n in ray.nodes() if {resource!r} in n['Resources']][0])\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return done.stdout.strip().splitlines()[-1]
+
+    def kill(self, node: subprocess.Popen[bytes]) -> None:
+        os.killpg(node.pid, signal.SIGKILL)
+        node.wait()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            if node.poll() is None:
+                self.kill(node)
+
+    def start_head(self) -> None:
+        self.start("--head", f"--port={self.port}", "--include-dashboard=false")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError("the head node did not start")

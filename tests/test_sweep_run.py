@@ -5,13 +5,11 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -21,7 +19,7 @@ import pytest
 from sweep.models import hidden_for_parameters, num_parameters
 from sweep.results import CURVES_SCHEMA, TRIALS_SCHEMA
 from sweep.search import journal_storage
-from tests.sweeps import RAY, SWEEP, sweep, tiny_spec, write_spec
+from tests.sweeps import SWEEP, LocalCluster, sweep, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -172,75 +170,12 @@ def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
         assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study), cell
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LocalCluster:
-    """Ray nodes started with `ray start --block` on this machine, each in its own process
-    group, so a node can be killed alone and teardown never touches other Ray instances."""
-
-    env: ClassVar[dict[str, str]] = {**os.environ, "RAY_AUTH_MODE": "token"}
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.nodes: list[subprocess.Popen[bytes]] = []
-        import ray._private.services as services
-
-        self.address = f"{services.get_node_ip_address()}:{self.port}"
-
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
-        node = subprocess.Popen(
-            [RAY, "start", "--block", "--disable-usage-stats", "--num-cpus=1", *args],
-            env=self.env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.nodes.append(node)
-        return node
-
-    def wait_for(self, alive: int, timeout: float = 120) -> None:
-        script = (
-            "import ray, time, sys\n"
-            f"ray.init(address={self.address!r}, log_to_driver=False)\n"
-            f"end = time.time() + {timeout}\n"
-            f"while sum(n['Alive'] for n in ray.nodes()) != {alive} and time.time() < end:\n"
-            "    time.sleep(0.5)\n"
-            f"sys.exit(sum(n['Alive'] for n in ray.nodes()) != {alive})\n"
-        )
-        subprocess.run(
-            [sys.executable, "-c", script],
-            env=self.env,
-            check=True,
-            capture_output=True,
-            timeout=timeout + 60,
-        )
-
-    def kill(self, node: subprocess.Popen[bytes]) -> None:
-        os.killpg(node.pid, signal.SIGKILL)
-        node.wait()
-
-    def stop(self) -> None:
-        for node in self.nodes:
-            if node.poll() is None:
-                self.kill(node)
-
-
 @pytest.fixture
 def two_nodes() -> Iterator[LocalCluster]:
     """A head and a second node on this machine, 1 CPU each."""
     cluster = LocalCluster()
     try:
-        cluster.start("--head", f"--port={cluster.port}", "--include-dashboard=false")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", cluster.port)) == 0:
-                    break
-            time.sleep(0.2)
+        cluster.start_head()
         cluster.start(f"--address={cluster.address}")
         cluster.wait_for(alive=2)
         yield cluster
