@@ -63,6 +63,13 @@ def _init_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     else:  # embedded: a new local instance, never one that happens to run on this machine
+        # Ray's "no cluster" mode (its default on macOS and Windows): every Ray process of
+        # this instance listens on the loopback interface only, none on the network. Ray
+        # reads the setting when it is imported, so the driver's copy is set here too.
+        import ray._private.ray_constants as ray_constants
+
+        os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+        ray_constants.ENABLE_RAY_CLUSTER = False
         ray.init(
             address="local",
             num_cpus=num_cpus,
@@ -70,7 +77,6 @@ def _init_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
-            _node_ip_address="127.0.0.1",
         )
 
 

@@ -202,3 +202,37 @@ def test_node_loss_trials_resume_from_their_checkpoints(tmp_path: Path) -> None:
     assert resumed["node"].iloc[-1] != victim_node
     row = trials[trials["trial_id"] == killed_trial]
     assert row["node"].item() != victim_node and row["episodes"].item() == 12000
+
+
+@pytest.mark.slow
+def test_embedded_ray_listens_on_loopback_only(tmp_path: Path) -> None:
+    import psutil
+
+    spec = tiny_spec(
+        tmp_path,
+        name="exposure",
+        difficulties=["small"],
+        train={"episodes": 4000, "batch_size": 8, "eval_every": 1000, "eval_episodes": 16},
+    )
+    driver = subprocess.Popen(
+        [SWEEP, "run", str(write_spec(tmp_path, spec))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    listening: set[tuple[str, str]] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and driver.poll() is None:
+            tree = psutil.Process(driver.pid)
+            pids = {tree.pid} | {p.pid for p in tree.children(recursive=True)}
+            for conn in psutil.net_connections("inet"):
+                if conn.status == psutil.CONN_LISTEN and conn.pid in pids:
+                    listening.add((psutil.Process(conn.pid).name(), conn.laddr.ip))
+            if any(name == "raylet" for name, _ in listening) and len(listening) >= 4:
+                break
+            time.sleep(0.5)
+    finally:
+        driver.kill()
+        driver.wait()
+    assert {name for name, _ in listening} >= {"gcs_server", "raylet"}
+    assert {ip for _, ip in listening} <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, listening
