@@ -45,22 +45,27 @@ def cli() -> None:
     """Sweeps comparing plastic networks with RNNs and LSTMs on memory tasks."""
 
 
-def _parse_params(items: tuple[str, ...]) -> dict[str, Any]:
+def _parse_params(items: tuple[str, ...], flag: str) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise BadInput(f"--param {item!r} is not KEY=VALUE")
+            raise BadInput(f"{flag} {item!r} is not KEY=VALUE")
         params[key] = yaml.safe_load(value)
     return params
 
 
 def _resolve_trial(
-    task: str, difficulty: str, model: str, params: dict[str, Any], train: dict[str, Any]
+    task: str,
+    difficulty: str,
+    task_params: dict[str, Any],
+    model: str,
+    params: dict[str, Any],
+    train: dict[str, Any],
 ) -> tuple[Task, TrainConfig]:
-    """Validate everything a trial needs before any training starts."""
+    """Validate everything a trial needs (datasets included) before any training starts."""
     try:
-        made = make_task(task, difficulty)
+        made = make_task(task, difficulty, task_params)
         make_config(model, params)
     except ValueError as e:
         raise BadInput(str(e)) from None
@@ -104,6 +109,12 @@ def run_with_progress(task: Task, model: str, params: dict[str, Any], train: Tra
 @click.option(
     "--param", "params", multiple=True, help="Model hyperparameter KEY=VALUE, repeatable."
 )
+@click.option(
+    "--task-param",
+    "task_params",
+    multiple=True,
+    help="Task protocol parameter KEY=VALUE (e.g. cifar_path=DIR), repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the final record as JSON on stdout.")
 def train(
     task: str,
@@ -111,14 +122,16 @@ def train(
     model: str,
     hidden: int | None,
     params: tuple[str, ...],
+    task_params: tuple[str, ...],
     as_json: bool,
     **train: Any,
 ) -> None:
     """Train one model on one task level and report its errors."""
-    model_params = _parse_params(params)
+    model_params = _parse_params(params, "--param")
     if hidden is not None:
         model_params["hidden"] = hidden
-    made, config = _resolve_trial(task, difficulty, model, model_params, train)
+    protocol = _parse_params(task_params, "--task-param")
+    made, config = _resolve_trial(task, difficulty, protocol, model, model_params, train)
     report = run_with_progress(made, model, model_params, config)
     record = {"task": task, "difficulty": difficulty, "model": model, "seed": config.seed}
     record |= report.to_dict()

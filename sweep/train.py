@@ -192,7 +192,7 @@ def evaluate(
     total, seen = 0.0, 0
     while seen < episodes:
         batch = min(batch_size, episodes - seen)
-        episode = task.sample(batch, generator, device)
+        episode = task.sample(batch, generator, device, split="eval")
         total += task.score(model(episode.inputs), episode) * batch
         seen += batch
     return total / episodes

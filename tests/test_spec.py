@@ -111,3 +111,12 @@ def test_validate_accepts_a_good_spec(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "6 cells x 4 trials" in done.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_an_image_sweep_validates_and_its_levels_are_checked() -> None:
+    spec = tiny_spec(Path("/nonexistent"), task="images", difficulties=["tiny", "medium"])
+    spec["search"]["space"] = {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}
+    assert len(make_cells(parse_spec(spec))) == 6
+    spec["difficulties"] = ["tiny", "paper-full"]
+    with pytest.raises(SpecError, match=r"difficulties\[1\]: unknown level 'paper-full'"):
+        parse_spec(spec)

@@ -6,10 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from sweep.tasks.base import Episode, Task
+from sweep.tasks.images import LEVELS as IMAGE_LEVELS
+from sweep.tasks.images import ImageTask
 from sweep.tasks.patterns import LEVELS as PATTERN_LEVELS
 from sweep.tasks.patterns import PatternTask
 
-TASKS = {"patterns": (PatternTask, PATTERN_LEVELS)}
+TASKS: dict[str, tuple[Any, dict[str, dict[str, Any]]]] = {
+    "patterns": (PatternTask, PATTERN_LEVELS),
+    "images": (ImageTask, IMAGE_LEVELS),
+}
 
 
 def levels(task: str) -> list[str]:

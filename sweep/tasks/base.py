@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 from torch import Tensor
 
+Split = Literal["train", "eval"]
+
 
 @dataclass(frozen=True)
 class Episode:
-    """A batch of episodes. inputs: (T, B, I); targets: (B, O), wanted at the last step."""
+    """A batch of episodes. inputs: (T, B, I); targets: (B, O), wanted at the last step;
+    mask: (B, O), the outputs the metric scores (None: all)."""
 
     inputs: Tensor
     targets: Tensor
+    mask: Tensor | None = None
 
 
 class Task(Protocol):
@@ -40,8 +44,15 @@ class Task(Protocol):
         ...
 
     def sample(
-        self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
-    ) -> Episode: ...
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+        split: Split = "train",
+    ) -> Episode:
+        """`split="eval"` draws from material never used in training, where the task has
+        such a thing (images: held-out photographs)."""
+        ...
 
     def loss(self, outputs: Tensor, episode: Episode) -> Tensor:
         """Differentiable training loss of outputs (T, B, O); a scalar."""

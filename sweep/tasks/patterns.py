@@ -19,7 +19,7 @@ from pydantic.dataclasses import dataclass
 from torch import Tensor
 
 from sweep.errors import describe
-from sweep.tasks.base import Episode
+from sweep.tasks.base import Episode, Split
 
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
@@ -96,8 +96,13 @@ class PatternTask:
         return {f: getattr(self.config, f) for f in self.config.__dataclass_fields__}
 
     def sample(
-        self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+        split: Split = "train",
     ) -> Episode:
+        # Patterns are random every episode: a fresh draw is never seen in training anyway.
         c = self.config
         b, s, p = batch_size, c.pattern_size, c.num_patterns
         patterns = torch.randint(0, 2, (b, p, s), generator=generator).float() * 2 - 1

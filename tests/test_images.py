@@ -1,0 +1,138 @@
+"""The natural-image memory task: real photographs (scikit-image's), CIFAR-10 batches."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sweep.tasks import levels, make_task
+from sweep.tasks.images import ImageTask, skimage_patches
+from tests.sweeps import sweep
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_ladder_has_the_paper_setting() -> None:
+    assert len(levels("images")) >= 5
+    paper = make_task("images", "paper")
+    assert (paper.steps, paper.input_size, paper.output_size) == (201, 1025, 1024)
+
+
+def test_episode_layout_and_erased_half() -> None:
+    task = make_task("images", "tiny", {"input_scale": 1.0})
+    ep = task.sample(6, gen(0))
+    assert ep.inputs.shape == (task.steps, 6, 65) and ep.targets.shape == (6, 64)
+    assert ep.mask is not None and torch.all(ep.mask.sum(-1) == 32)  # exactly half
+    mask = ep.mask.reshape(6, 8, 8)
+    for m in mask:  # a contiguous top or bottom half
+        assert torch.equal(m[:4].all(1), torch.ones(4, dtype=torch.bool)) or torch.equal(
+            m[4:].all(1), torch.ones(4, dtype=torch.bool)
+        )
+    cue = ep.inputs[-1, :, :64]
+    assert torch.all(cue[ep.mask] == 0)
+    assert torch.equal(cue[~ep.mask], ep.targets[~ep.mask])
+    assert torch.all(ep.inputs[:, :, 64] == 1.0)  # bias
+
+
+def test_images_are_zero_mean_with_peak_one() -> None:
+    patches = skimage_patches(8, "train")
+    assert np.allclose(patches.mean(axis=(1, 2)), 0, atol=1e-5)
+    assert np.allclose(np.abs(patches).max(axis=(1, 2)), 1, atol=1e-5)
+
+
+def test_evaluation_images_are_never_seen_in_training() -> None:
+    train = {p.tobytes() for p in skimage_patches(8, "train")}
+    held_out = {p.tobytes() for p in skimage_patches(8, "eval")}
+    assert train and held_out and not train & held_out
+    task = make_task("images", "tiny")
+    ev = task.sample(16, gen(0), split="eval").targets.numpy().astype(np.float32)
+    pool = {p.tobytes() for p in skimage_patches(8, "eval").reshape(-1, 64)}
+    assert all(row.tobytes() in pool for row in ev)
+
+
+def test_same_seed_same_episode() -> None:
+    task = make_task("images", "tiny")
+    a, b, c = task.sample(3, gen(1)), task.sample(3, gen(1)), task.sample(3, gen(2))
+    assert torch.equal(a.inputs, b.inputs) and not torch.equal(a.inputs, c.inputs)
+
+
+def test_score_is_mse_on_the_erased_part_against_chance() -> None:
+    task = make_task("images", "tiny")
+    ep = task.sample(4, gen(0))
+    perfect = torch.zeros(task.steps, 4, 64)
+    perfect[-1] = ep.targets
+    assert task.score(perfect, ep) == 0.0
+    mean_prediction = torch.zeros(task.steps, 4, 64)
+    assert ep.mask is not None
+    expected = float((ep.targets.square() * ep.mask).sum() / ep.mask.sum())
+    assert task.score(mean_prediction, ep) == pytest.approx(expected)
+    assert 0 < task.solved_threshold < task.chance
+
+
+def _cifar_batch(path: Path, n: int, seed: int) -> np.ndarray:
+    data = np.random.default_rng(seed).integers(0, 256, (n, 3072), dtype=np.uint8)
+    with path.open("wb") as f:
+        pickle.dump({b"data": data, b"labels": [0] * n}, f)
+    return data
+
+
+def test_cifar10_batches_on_disk(tmp_path: Path) -> None:
+    for i in range(1, 6):
+        _cifar_batch(tmp_path / f"data_batch_{i}", 4, seed=i)
+    task = make_task("images", "tiny", {"source": "cifar10", "cifar_path": str(tmp_path)})
+    assert isinstance(task, ImageTask)
+    assert len(task._pools["train"]) == 16 and len(task._pools["eval"]) == 4
+    ep = task.sample(2, gen(0), split="eval")
+    assert ep.targets.shape == (2, 64)
+
+
+@pytest.mark.parametrize("broken", ["missing", "corrupt"])
+def test_bad_cifar_path_is_a_clear_error(tmp_path: Path, broken: str) -> None:
+    if broken == "corrupt":
+        for i in range(1, 6):
+            (tmp_path / f"data_batch_{i}").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match=r"cifar_path: .*data_batch_1"):
+        make_task(
+            "images",
+            "tiny",
+            {
+                "source": "cifar10",
+                "cifar_path": str(tmp_path / "x") if broken == "missing" else str(tmp_path),
+            },
+        )
+
+
+def test_train_with_a_bad_dataset_path_exits_2(tmp_path: Path) -> None:
+    done = sweep(
+        "train",
+        "--task",
+        "images",
+        "--difficulty",
+        "tiny",
+        "--model",
+        "plastic",
+        "--task-param",
+        "source=cifar10",
+        "--task-param",
+        f"cifar_path={tmp_path}",
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "cifar_path" in done.stderr
+
+
+@pytest.mark.slow
+def test_plastic_network_trains_on_images() -> None:
+    """A short real training run lowers the reconstruction error well under chance."""
+    from sweep.train import TrainConfig, train_trial
+
+    task = make_task("images", "tiny")
+    cfg = TrainConfig(episodes=1600, batch_size=16, lr=1e-3, eval_every=1600, eval_episodes=64)
+    *_, last = train_trial(task, "plastic", {}, cfg)
+    assert last.final_error is not None and last.final_error < 0.8 * task.chance
