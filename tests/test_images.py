@@ -136,3 +136,28 @@ def test_plastic_network_trains_on_images() -> None:
     cfg = TrainConfig(episodes=1600, batch_size=16, lr=1e-3, eval_every=1600, eval_episodes=64)
     *_, last = train_trial(task, "plastic", {}, cfg)
     assert last.final_error is not None and last.final_error < 0.8 * task.chance
+
+
+@pytest.mark.slow
+def test_an_image_sweep_runs_end_to_end(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from tests.sweeps import tiny_spec, write_spec
+
+    spec = tiny_spec(
+        tmp_path,
+        name="pictures",
+        task="images",
+        difficulties=["tiny"],
+        models={"plastic": {"family": "plastic"}, "lstm": {"family": "lstm", "hidden": 16}},
+        train={"episodes": 64, "batch_size": 8, "eval_every": 32, "eval_episodes": 8},
+        search={"trials_per_cell": 1, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
+        confirm={"seeds": 1},
+    )
+    done = sweep("run", str(write_spec(tmp_path, spec)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = pd.read_parquet(tmp_path / "results" / "pictures" / "trials")
+    assert len(trials) == 4 and set(trials["task"]) == {"images"}
+    assert set(trials["task.image_size"]) == {8} and set(trials["task.source"]) == {"skimage"}
+    assert trials["task.pattern_size"].isna().all()
+    assert trials["final_error"].between(0, 1).all()
