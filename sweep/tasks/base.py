@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import torch
+from pydantic import ValidationError
 from torch import Tensor
+
+from sweep.errors import describe
+
+S = TypeVar("S")
 
 Split = Literal["train", "eval"]
 
@@ -61,3 +67,57 @@ class Task(Protocol):
     def score(self, outputs: Tensor, episode: Episode) -> float:
         """The primary metric of outputs on the episode, averaged over the batch."""
         ...
+
+
+def resolve_settings(
+    settings_class: type[S],
+    levels: Mapping[str, Mapping[str, Any]],
+    task: str,
+    level: str | None,
+    overrides: Mapping[str, Any] | None,
+) -> S:
+    """A ladder level (None: the class defaults) with some parameters set directly; bad
+    input is one ValueError line naming the value and the valid choices."""
+    if level is not None and level not in levels:
+        raise ValueError(f"unknown {task} difficulty {level!r}; valid: {', '.join(levels)}")
+    try:
+        return settings_class(**{**levels.get(level or "", {}), **(overrides or {})})
+    except ValidationError as e:
+        raise ValueError(describe(e)[0]) from None
+
+
+def sequence_steps(cycles: int, items: int, prestime: int, delay: int, test_time: int) -> int:
+    return cycles * items * (prestime + delay) + test_time
+
+
+def show_sequence(
+    items: Tensor,
+    cue: Tensor,
+    cycles: int,
+    prestime: int,
+    delay: int,
+    test_time: int,
+    generator: torch.Generator,
+) -> Tensor:
+    """The input sequence of a memory episode: each of the K items shown for `prestime`
+    steps then `delay` blank steps, in a new random order every cycle; then the cue for
+    `test_time` steps; plus a constant bias channel. items: (B, K, D), cue: (B, D)
+    -> (T, B, D + 1)."""
+    b, k, d = items.shape
+    steps = sequence_steps(cycles, k, prestime, delay, test_time)
+    inputs = torch.zeros(steps, b, d + 1)
+    for cycle in range(cycles):
+        order = torch.argsort(torch.rand(b, k, generator=generator), dim=1)  # (B, K)
+        shown = torch.gather(items, 1, order.unsqueeze(2).expand(b, k, d))
+        for i in range(k):
+            start = (cycle * k + i) * (prestime + delay)
+            inputs[start : start + prestime, :, :d] = shown[:, i]
+    inputs[-test_time:, :, :d] = cue
+    inputs[:, :, d] = 1.0  # bias
+    return inputs
+
+
+def last_step_squared_error(outputs: Tensor, episode: Episode) -> Tensor:
+    """Squared error on the last step, summed over outputs as in the reference, mean over
+    the batch."""
+    return (outputs[-1] - episode.targets).square().sum(-1).mean()

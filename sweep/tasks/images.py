@@ -14,6 +14,7 @@ from CIFAR-10 python batches on disk (batches 1-4 for training, 5 held out).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import pickle
 from collections.abc import Mapping
@@ -22,12 +23,18 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from pydantic import ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
+from pydantic import ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic.dataclasses import dataclass
 from torch import Tensor
 
-from sweep.errors import describe
-from sweep.tasks.base import Episode, Split
+from sweep.tasks.base import (
+    Episode,
+    Split,
+    last_step_squared_error,
+    resolve_settings,
+    sequence_steps,
+    show_sequence,
+)
 
 # scikit-image's bundled photographs (no download): disjoint training and evaluation sets.
 TRAIN_PHOTOS = (
@@ -155,12 +162,8 @@ class ImageTask:
     def from_level(
         cls, level: str | None, overrides: Mapping[str, Any] | None = None, name: str | None = None
     ) -> ImageTask:
-        if level is not None and level not in LEVELS:
-            raise ValueError(f"unknown images difficulty {level!r}; valid: {', '.join(LEVELS)}")
-        try:
-            settings = ImageSettings(**{**LEVELS.get(level or "", {}), **(overrides or {})})
-        except ValidationError as e:
-            raise ValueError(describe(e)[0]) from None
+        """A ladder level (None: the defaults) with some parameters set directly."""
+        settings = resolve_settings(ImageSettings, LEVELS, cls.name, level, overrides)
         if settings.source == "cifar10" and settings.cifar_path is None:
             raise ValueError("cifar_path: needed with source: cifar10 (the batches' folder)")
         return cls(settings, name or level or "custom")
@@ -189,10 +192,10 @@ class ImageTask:
     @property
     def steps(self) -> int:
         c = self.config
-        return c.cycles * c.num_images * (c.prestime + c.delay) + c.test_time
+        return sequence_steps(c.cycles, c.num_images, c.prestime, c.delay, c.test_time)
 
     def settings(self) -> dict[str, object]:
-        return {f: getattr(self.config, f) for f in self.config.__dataclass_fields__}
+        return dataclasses.asdict(self.config)
 
     def sample(
         self,
@@ -203,25 +206,16 @@ class ImageTask:
     ) -> Episode:
         c = self.config
         pool = self._pools[split]
-        b, k, p = batch_size, c.num_images, self.pixels
+        b, k = batch_size, c.num_images
         # K distinct images per episode
         chosen = torch.argsort(torch.rand(b, len(pool), generator=generator), dim=1)[:, :k]
         images = pool[chosen]  # (B, K, P)
-        inputs = torch.zeros(self.steps, b, p + 1)
-        period = c.prestime + c.delay
-        for cycle in range(c.cycles):
-            order = torch.argsort(torch.rand(b, k, generator=generator), dim=1)
-            shown = torch.gather(images, 1, order.unsqueeze(2).expand(b, k, p))
-            for i in range(k):
-                start = (cycle * k + i) * period
-                inputs[start : start + c.prestime, :, :p] = shown[:, i]
         which = torch.randint(0, k, (b,), generator=generator)
         targets = images[torch.arange(b), which]  # (B, P)
         erased = self.erased_mask(torch.rand(b, generator=generator) < 0.5)  # (B, P)
-        inputs[-c.test_time :, :, :p] = targets.masked_fill(erased, 0.0)
-        inputs[:, :, p] = 1.0  # bias
-        inputs *= c.input_scale
-        return Episode(inputs.to(device), targets.to(device), erased.to(device))
+        cue = targets.masked_fill(erased, 0.0)
+        inputs = show_sequence(images, cue, c.cycles, c.prestime, c.delay, c.test_time, generator)
+        return Episode((inputs * c.input_scale).to(device), targets.to(device), erased.to(device))
 
     def erased_mask(self, from_top: Tensor) -> Tensor:
         """(B, P) True on the erased rows: the top or the bottom `erase` of the image."""
@@ -233,8 +227,7 @@ class ImageTask:
         return torch.where(from_top.unsqueeze(1), top, bottom)
 
     def loss(self, outputs: Tensor, episode: Episode) -> Tensor:
-        # Squared error on the last step over the whole image, summed over pixels.
-        return (outputs[-1] - episode.targets).square().sum(-1).mean()
+        return last_step_squared_error(outputs, episode)  # over the whole image
 
     def score(self, outputs: Tensor, episode: Episode) -> float:
         assert episode.mask is not None

@@ -10,16 +10,23 @@ with the wrong sign (chance 0.5).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 import torch
-from pydantic import ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
+from pydantic import ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic.dataclasses import dataclass
 from torch import Tensor
 
-from sweep.errors import describe
-from sweep.tasks.base import Episode, Split
+from sweep.tasks.base import (
+    Episode,
+    Split,
+    last_step_squared_error,
+    resolve_settings,
+    sequence_steps,
+    show_sequence,
+)
 
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
@@ -71,12 +78,7 @@ class PatternTask:
         cls, level: str | None, overrides: Mapping[str, Any] | None = None, name: str | None = None
     ) -> PatternTask:
         """A ladder level (None: the defaults) with some parameters set directly."""
-        if level is not None and level not in LEVELS:
-            raise ValueError(f"unknown patterns difficulty {level!r}; valid: {', '.join(LEVELS)}")
-        try:
-            settings = PatternSettings(**{**LEVELS.get(level or "", {}), **(overrides or {})})
-        except ValidationError as e:
-            raise ValueError(describe(e)[0]) from None
+        settings = resolve_settings(PatternSettings, LEVELS, cls.name, level, overrides)
         return cls(settings, name or level or "custom")
 
     @property
@@ -90,10 +92,10 @@ class PatternTask:
     @property
     def steps(self) -> int:
         c = self.config
-        return c.cycles * c.num_patterns * (c.prestime + c.delay) + c.test_time
+        return sequence_steps(c.cycles, c.num_patterns, c.prestime, c.delay, c.test_time)
 
     def settings(self) -> dict[str, object]:
-        return {f: getattr(self.config, f) for f in self.config.__dataclass_fields__}
+        return dataclasses.asdict(self.config)
 
     def sample(
         self,
@@ -106,29 +108,17 @@ class PatternTask:
         c = self.config
         b, s, p = batch_size, c.pattern_size, c.num_patterns
         patterns = torch.randint(0, 2, (b, p, s), generator=generator).float() * 2 - 1
-        inputs = torch.zeros(self.steps, b, s + 1)
-        period = c.prestime + c.delay
-        for cycle in range(c.cycles):
-            order = torch.argsort(torch.rand(b, p, generator=generator), dim=1)  # (B, P)
-            shown = torch.gather(patterns, 1, order.unsqueeze(2).expand(b, p, s))
-            for k in range(p):
-                start = (cycle * p + k) * period
-                inputs[start : start + c.prestime, :, :s] = shown[:, k]
         which = torch.randint(0, p, (b,), generator=generator)
         targets = patterns[torch.arange(b), which]  # (B, S)
         # Exactly int(degrade * S) bits zeroed, at random positions, per episode.
-        zeroed = torch.argsort(torch.rand(b, s, generator=generator), dim=1)[
-            :, : int(c.degrade * s)
-        ]
+        noise = torch.rand(b, s, generator=generator)
+        zeroed = torch.argsort(noise, dim=1)[:, : int(c.degrade * s)]
         cue = targets.scatter(1, zeroed, 0.0)
-        inputs[-c.test_time :, :, :s] = cue
-        inputs[:, :, s] = 1.0  # bias
-        inputs *= c.input_scale
-        return Episode(inputs.to(device), targets.to(device))
+        inputs = show_sequence(patterns, cue, c.cycles, c.prestime, c.delay, c.test_time, generator)
+        return Episode((inputs * c.input_scale).to(device), targets.to(device))
 
     def loss(self, outputs: Tensor, episode: Episode) -> Tensor:
-        # Squared error on the last step, summed over bits as in the reference, mean over batch.
-        return (outputs[-1] - episode.targets).square().sum(-1).mean()
+        return last_step_squared_error(outputs, episode)
 
     def score(self, outputs: Tensor, episode: Episode) -> float:
         wrong = torch.sign(outputs[-1]) != episode.targets
