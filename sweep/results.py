@@ -92,6 +92,9 @@ _PROVENANCE = {
     "gpu_ids": pa.string(),
 }
 _OUTCOME = {
+    "metric": pa.string(),  # what `*_error` measure: bit_error, erased_mse, ...
+    "chance": pa.float64(),  # the metric of a network that learned nothing
+    "solved_threshold": pa.float64(),  # the task counts as solved at or under this
     "status": pa.string(),  # completed | stopped_early | failed | diverged
     "error": pa.string(),  # what went wrong, for failed trials
     "final_error": pa.float64(),
@@ -349,7 +352,11 @@ class ResultsWriter(Callback):
             status = "completed"
         else:
             status = "stopped_early"
+        task = settings.task
         row.update(
+            metric=task.metric,
+            chance=task.chance,
+            solved_threshold=task.solved_threshold,
             git_commit=self.commit,
             schema_version=SCHEMA_VERSION,
             started_at=_time(last.get("started_at")),

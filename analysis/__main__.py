@@ -1,0 +1,121 @@
+"""The analysis command line: `python -m analysis report DIR` and `python -m analysis summary
+DIR`. A folder that holds no sweep, or no finished trials, is one line on stderr and exit
+status 2, like the `sweep` command's bad input."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import NoReturn
+
+import click
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from analysis.report import number, write_report
+from analysis.summary import Summary, seed_limit, summarize
+from analysis.tables import NoSweepError, Results, load
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"analysis: {message}", err=True)
+    raise SystemExit(2)
+
+
+def _warn(message: Warning | str, *args: object, **kwargs: object) -> None:
+    """Warnings (an unreadable part file, say) as one line each on stderr."""
+    click.echo(f"analysis: warning: {message}", err=True)
+
+
+def _finished(folder: str) -> Results:
+    """The folder's results, with at least one finished trial."""
+    try:
+        results = load(folder)
+    except (NoSweepError, ValueError, OSError) as e:
+        _fail(str(e))
+    if results.trials.empty:
+        running = results.curves["trial_id"].nunique()
+        _fail(f"{folder}: no finished trials yet ({running} running or interrupted)")
+    return results
+
+
+@click.group()
+def main() -> None:
+    """Summaries, figures and reports of sweep results."""
+    warnings.showwarning = _warn
+
+
+@main.command()
+@click.argument("folder")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for report.html and figures/ (default: FOLDER/report).",
+)
+def report(folder: str, out: Path | None) -> None:
+    """Write an HTML report of the sweep(s) in FOLDER: the winner at each difficulty,
+    figures, tables, the spec and provenance."""
+    results = _finished(folder)
+    if out is None:
+        if "://" in folder:
+            _fail(f"{folder} is not a local folder: give --out")
+        out = Path(folder) / "report"
+    path = write_report(results, out)
+    click.echo(str(path))
+
+
+@main.command()
+@click.argument("folder")
+def summary(folder: str) -> None:
+    """Print who wins at each difficulty, and the per-cell statistics."""
+    results = _finished(folder)
+    console = Console()
+    for sweep in results.sweeps:
+        s = summarize(results.select(sweep.name))
+        if s.headline.empty:
+            console.print(f"sweep {sweep.name}: no confirmation trials have finished yet")
+        console.print(_winners(s, f"sweep {sweep.name}: who wins at each difficulty"))
+        limit = seed_limit(s.headline)
+        if limit:
+            console.print(limit)
+        console.print(_cells(s, f"sweep {sweep.name}: final {s.task.metric} per cell"))
+
+
+def _winners(s: Summary, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("difficulty", "winner", "median [IQR]", "runner-up", "p (Holm)", "verdict"):
+        table.add_column(column)
+    for r in s.headline.to_dict("records"):
+        median = number(r["runner_up_median"], 3)
+        runner = "–" if pd.isna(r["runner_up"]) else f"{r['runner_up']} ({median})"
+        table.add_row(
+            str(r["difficulty"]),
+            str(r["winner"]),
+            f"{number(r['median'], 3)} [{number(r['q25'], 3)}, {number(r['q75'], 3)}]",
+            runner,
+            number(r["p_holm"], 2),
+            str(r["verdict"]),
+        )
+    return table
+
+
+def _cells(s: Summary, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("difficulty", "model", "seeds", "diverged", "median", "IQR", "solved"):
+        table.add_column(column, justify="left" if column in ("difficulty", "model") else "right")
+    for r in s.cells.to_dict("records"):
+        table.add_row(
+            str(r["difficulty"]),
+            str(r["model"]),
+            str(r["seeds"]),
+            str(r["diverged"]),
+            number(r["median"]),
+            number(r["iqr"]),
+            f"{r['solved']}/{r['seeds']}",
+        )
+    return table
+
+
+if __name__ == "__main__":
+    main(prog_name="python -m analysis")

@@ -1,0 +1,609 @@
+"""Comparison figures of one sweep.
+
+Each figure is a pure info function (Summary -> a frozen dataclass of the numbers drawn;
+tested) and a thin drawing function (info -> matplotlib Figure), the split Optuna's
+visualization uses. Figures are `matplotlib.figure.Figure` objects, never pyplot: no global
+state and no GUI backend, so PNGs render with Agg and SVGs with matplotlib's SVG writer
+wherever this runs. Every figure names its axes and units, the aggregation and the seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from analysis.summary import SOLVED_IN, Summary, TaskInfo
+
+NAN = math.nan
+CONFIRMATION = "confirmation seeds"
+
+
+# -- shared pieces --------------------------------------------------------------------------
+def seeds_text(counts: Iterable[int]) -> str:
+    """Like "n = 10 confirmation seeds per cell"; a range when cells differ (diverged seeds
+    are left out)."""
+    values = sorted({int(c) for c in counts})
+    if not values:
+        return f"no {CONFIRMATION}"
+    n = str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"
+    return f"n = {n} {CONFIRMATION} per cell"
+
+
+def error_label(task: TaskInfo, what: str = "final") -> str:
+    return f"{what} {task.metric} ({task.unit})"
+
+
+def _colors(models: Iterable[str]) -> dict[str, str]:
+    """One colour per model, the same in every figure of a report."""
+    return {m: f"C{i % 10}" for i, m in enumerate(models)}
+
+
+def _present(summary: Summary) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The difficulties and models with confirmation results (finished, or curves of
+    running trials), in ladder and spec order."""
+    ran = pd.concat(
+        [summary.cells[["difficulty", "model"]], summary.curves[["difficulty", "model"]]]
+    )
+    difficulties = tuple(d for d in summary.difficulties if d in set(ran["difficulty"]))
+    models = tuple(m for m in summary.models if m in set(ran["model"]))
+    return difficulties, models
+
+
+def _floats(values: pd.Series) -> tuple[float, ...]:
+    return tuple(float(v) for v in values.to_numpy(dtype=float, na_value=NAN))
+
+
+def _by_difficulty(
+    frame: pd.DataFrame, difficulties: tuple[str, ...], column: str
+) -> tuple[float, ...]:
+    """A column aligned to `difficulties`, NaN where a difficulty has no row."""
+    series = frame.set_index("difficulty")[column]
+    return _floats(series.reindex(list(difficulties)).astype(float))
+
+
+def _counts(rows: tuple[tuple[float, ...], ...]) -> tuple[tuple[int, ...], ...]:
+    """Counts from a float table (NaN where nothing ran: 0)."""
+    return tuple(tuple(0 if math.isnan(v) else int(v) for v in row) for row in rows)
+
+
+def _thresholds(summary: Summary, difficulties: tuple[str, ...]) -> tuple[float, ...]:
+    per_level = summary.cells.groupby("difficulty")["solved_threshold"].median()
+    return tuple(float(per_level.get(d, NAN)) for d in difficulties)
+
+
+def _level_lines(ax: Axes, task: TaskInfo, thresholds: tuple[float, ...]) -> None:
+    """Chance level and the solved threshold of each difficulty (they may differ)."""
+    if task.chance is not None:
+        ax.axhline(task.chance, color="0.4", ls="--", lw=1, label=f"chance ({task.chance:g})")
+    for i, threshold in enumerate(thresholds):
+        if not math.isnan(threshold):
+            label = f"solved (≤ {threshold:g})" if i == 0 else "_nolegend_"
+            ax.hlines(threshold, i - 0.4, i + 0.4, color="C2", ls=":", lw=1.5, label=label)
+
+
+def _legend(ax: Axes) -> None:
+    """Outside the axes, where it hides no data."""
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _title(fig: Figure, *paragraphs: str) -> None:
+    """The figure's title, each paragraph wrapped to the figure's width."""
+    width = int(fig.get_figwidth() * 13)
+    fig.suptitle("\n".join(textwrap.fill(p, width) for p in paragraphs), fontsize="medium")
+
+
+# -- learning curves ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Band:
+    """A cell's learning curve: per evaluation step, median and quartiles across seeds."""
+
+    episodes: tuple[float, ...]
+    median: tuple[float, ...]
+    q25: tuple[float, ...]
+    q75: tuple[float, ...]
+    seeds: int  # the most seeds any step has
+
+
+@dataclass(frozen=True)
+class LearningCurvesInfo:
+    sweep: str
+    task: TaskInfo
+    difficulties: tuple[str, ...]  # grid rows
+    models: tuple[str, ...]  # grid columns
+    bands: Mapping[tuple[str, str], Band]  # (difficulty, model) -> curve
+    thresholds: tuple[float, ...]  # per difficulty
+
+
+def learning_curves_info(summary: Summary) -> LearningCurvesInfo:
+    difficulties, models = _present(summary)
+    bands = {
+        (str(d), str(m)): Band(
+            episodes=_floats(rows["episodes"]),
+            median=_floats(rows["median"]),
+            q25=_floats(rows["q25"]),
+            q75=_floats(rows["q75"]),
+            seeds=int(rows["seeds"].max()),
+        )
+        for (d, m), rows in summary.curves.groupby(["difficulty", "model"], sort=False)
+    }
+    return LearningCurvesInfo(
+        summary.sweep, summary.task, difficulties, models, bands, _thresholds(summary, difficulties)
+    )
+
+
+def draw_learning_curves(info: LearningCurvesInfo) -> Figure:
+    rows, cols = max(1, len(info.difficulties)), max(1, len(info.models))
+    fig = _figure(2.6 * cols + 0.8, 1.9 * rows + 1.0)
+    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+    colors = _colors(info.models)
+    for r, difficulty in enumerate(info.difficulties):
+        for c, model in enumerate(info.models):
+            ax = axes[r][c]
+            band = info.bands.get((difficulty, model))
+            if band is not None:
+                ax.fill_between(band.episodes, band.q25, band.q75, color=colors[model], alpha=0.3)
+                ax.plot(band.episodes, band.median, color=colors[model], lw=1.5)
+            else:
+                ax.text(0.5, 0.5, "no curves", transform=ax.transAxes, ha="center", color="0.5")
+            if info.task.chance is not None:
+                ax.axhline(info.task.chance, color="0.4", ls="--", lw=1)
+            if not math.isnan(info.thresholds[r]):
+                ax.axhline(info.thresholds[r], color="C2", ls=":", lw=1.5)
+            n = f"n = {band.seeds}" if band is not None else "n = 0"
+            ax.set_title(f"{model}  ({n})", fontsize="medium")
+            if c == 0:
+                ax.set_ylabel(difficulty, fontweight="bold")
+    fig.supxlabel("training episodes")
+    fig.supylabel(error_label(info.task, "evaluation"))
+    counts = [b.seeds for b in info.bands.values()]
+    _title(
+        fig,
+        f"{info.sweep}: learning curves, median (line) and inter-quartile range (band) over "
+        f"{seeds_text(counts)}",
+        "rows: difficulty (easiest first); dashed: chance; dotted: solved threshold",
+    )
+    return fig
+
+
+# -- final error vs difficulty --------------------------------------------------------------
+@dataclass(frozen=True)
+class ErrorSeries:
+    """One model's final error at each difficulty (NaN where it has no seeds)."""
+
+    mean: tuple[float, ...]
+    ci_low: tuple[float, ...]
+    ci_high: tuple[float, ...]
+    median: tuple[float, ...]
+    seeds: tuple[int, ...]
+    points: tuple[tuple[int, float], ...]  # (difficulty index, final error) of every seed
+
+
+@dataclass(frozen=True)
+class FinalErrorInfo:
+    sweep: str
+    task: TaskInfo
+    difficulties: tuple[str, ...]
+    models: tuple[str, ...]
+    series: Mapping[str, ErrorSeries]
+    thresholds: tuple[float, ...]
+    significant: tuple[str | None, ...]  # per difficulty: the winner, when it wins significantly
+
+
+def final_error_info(summary: Summary) -> FinalErrorInfo:
+    difficulties, models = _present(summary)
+    rank = {d: i for i, d in enumerate(difficulties)}
+    series = {}
+    for model in models:
+        cells = summary.cells[summary.cells["model"] == model]
+        seeds = summary.seeds[summary.seeds["model"] == model]
+        series[model] = ErrorSeries(
+            mean=_by_difficulty(cells, difficulties, "mean"),
+            ci_low=_by_difficulty(cells, difficulties, "ci_low"),
+            ci_high=_by_difficulty(cells, difficulties, "ci_high"),
+            median=_by_difficulty(cells, difficulties, "median"),
+            seeds=_counts((_by_difficulty(cells, difficulties, "seeds"),))[0],
+            points=tuple(
+                (rank[d], float(e))
+                for d, e in zip(seeds["difficulty"], seeds["final_error"], strict=True)
+                if d in rank
+            ),
+        )
+    wins = summary.headline[summary.headline["significant"].astype(bool)]
+    winner = dict(zip(wins["difficulty"], wins["winner"], strict=True))
+    return FinalErrorInfo(
+        summary.sweep,
+        summary.task,
+        difficulties,
+        models,
+        series,
+        _thresholds(summary, difficulties),
+        tuple(winner.get(d) for d in difficulties),
+    )
+
+
+def _offsets(models: tuple[str, ...], width: float = 0.5) -> dict[str, float]:
+    """Side-by-side positions of the models around each difficulty's tick."""
+    n = len(models)
+    return {m: (i - (n - 1) / 2) * width / max(1, n) for i, m in enumerate(models)}
+
+
+def draw_final_error(info: FinalErrorInfo) -> Figure:
+    fig = _figure(max(6.0, 1.3 * len(info.difficulties) + 3), 4.6)
+    ax = fig.subplots()
+    colors, shift = _colors(info.models), _offsets(info.models)
+    for model, s in info.series.items():
+        x = np.arange(len(info.difficulties)) + shift[model]
+        mean = np.array(s.mean)
+        low = np.nan_to_num(mean - np.array(s.ci_low))
+        high = np.nan_to_num(np.array(s.ci_high) - mean)
+        ax.errorbar(
+            x, mean, yerr=[low, high], fmt="o-", color=colors[model], capsize=3, label=model
+        )
+        if s.points:
+            px = np.array([i for i, _ in s.points], dtype=float) + shift[model]
+            ax.scatter(px, [e for _, e in s.points], s=9, color=colors[model], alpha=0.45, lw=0)
+    _level_lines(ax, info.task, info.thresholds)
+    top = ax.get_ylim()[1]
+    for i, winner in enumerate(info.significant):
+        if winner is not None:
+            ax.annotate(
+                f"* {winner}",
+                (i, top),
+                ha="center",
+                va="bottom",
+                color=colors.get(winner, "k"),
+                annotation_clip=False,
+            )
+    ax.set_xticks(range(len(info.difficulties)), info.difficulties)
+    ax.set_xlabel("difficulty (easiest first)")
+    ax.set_ylabel(error_label(info.task))
+    _legend(ax)
+    counts = [n for s in info.series.values() for n in s.seeds if n]
+    ax.set_xlim(-0.5, len(info.difficulties) - 0.5)
+    _title(
+        fig,
+        f"{info.sweep}: final error, mean and 95% bootstrap CI (dots: single seeds) over "
+        f"{seeds_text(counts)}",
+        "* model: best median, Holm-adjusted rank-sum p < 0.05 against the runner-up",
+    )
+    return fig
+
+
+# -- episodes to solve ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class SolveSeries:
+    """One model's episodes to solve per difficulty, over the seeds that solved it."""
+
+    median: tuple[float, ...]
+    q25: tuple[float, ...]
+    q75: tuple[float, ...]
+    solved: tuple[int, ...]
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class EpisodesToSolveInfo:
+    sweep: str
+    difficulties: tuple[str, ...]
+    models: tuple[str, ...]
+    series: Mapping[str, SolveSeries]
+    budget: float  # training episodes per trial
+
+
+def episodes_to_solve_info(summary: Summary) -> EpisodesToSolveInfo:
+    difficulties, models = _present(summary)
+    series = {}
+    for model in models:
+        cells = summary.cells[summary.cells["model"] == model]
+        counts = _counts(tuple(_by_difficulty(cells, difficulties, c) for c in ("solved", "seeds")))
+        series[model] = SolveSeries(
+            median=_by_difficulty(cells, difficulties, "solve_median"),
+            q25=_by_difficulty(cells, difficulties, "solve_q25"),
+            q75=_by_difficulty(cells, difficulties, "solve_q75"),
+            solved=counts[0],
+            seeds=counts[1],
+        )
+    budget = float(summary.cells["episodes"].max()) if len(summary.cells) else NAN
+    return EpisodesToSolveInfo(summary.sweep, difficulties, models, series, budget)
+
+
+def draw_episodes_to_solve(info: EpisodesToSolveInfo) -> Figure:
+    fig = _figure(max(6.0, 1.3 * len(info.difficulties) + 3), 4.6)
+    ax = fig.subplots()
+    colors, shift = _colors(info.models), _offsets(info.models)
+    for model, s in info.series.items():
+        x = np.arange(len(info.difficulties)) + shift[model]
+        median = np.array(s.median)
+        yerr = [np.nan_to_num(median - s.q25), np.nan_to_num(np.array(s.q75) - median)]
+        ax.errorbar(x, median, yerr=yerr, fmt="o-", color=colors[model], capsize=3, label=model)
+        for xi, yi, k, n in zip(x, median, s.solved, s.seeds, strict=True):
+            if n:
+                y = info.budget if math.isnan(yi) else yi
+                ax.annotate(
+                    f"{k}/{n}",
+                    (xi, y),
+                    textcoords="offset points",
+                    xytext=(0, -9),
+                    ha="center",
+                    va="top",
+                    fontsize="x-small",
+                    color=colors[model],
+                )
+    if not math.isnan(info.budget):
+        ax.axhline(info.budget, color="0.4", ls="--", lw=1, label="training budget")
+    ax.set_xticks(range(len(info.difficulties)), info.difficulties)
+    ax.set_xlabel("difficulty (easiest first)")
+    ax.set_ylabel("training episodes to reach the solved threshold")
+    ax.set_ylim(0, None if math.isnan(info.budget) else info.budget * 1.12)
+    _legend(ax)
+    counts = [n for s in info.series.values() for n in s.seeds if n]
+    ax.set_xlim(-0.5, len(info.difficulties) - 0.5)
+    _title(
+        fig,
+        f"{info.sweep}: episodes to solve, median and IQR over the seeds that solved, of "
+        f"{seeds_text(counts)}",
+        "labels: seeds solved / seeds (at the budget line when none solved)",
+    )
+    return fig
+
+
+# -- frontier -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FrontierInfo:
+    sweep: str
+    difficulties: tuple[str, ...]  # columns
+    models: tuple[str, ...]  # rows
+    solve_rate: tuple[tuple[float, ...], ...]  # [model][difficulty], NaN: not run
+    solved: tuple[tuple[int, ...], ...]
+    seeds: tuple[tuple[int, ...], ...]
+    median: tuple[tuple[float, ...], ...]
+    frontier: Mapping[str, int | None]  # model -> index of its hardest solved difficulty
+    at_least: float
+
+
+def frontier_info(summary: Summary) -> FrontierInfo:
+    difficulties, models = _present(summary)
+    by_model = {m: summary.cells[summary.cells["model"] == m] for m in models}
+
+    def column(name: str) -> tuple[tuple[float, ...], ...]:
+        return tuple(_by_difficulty(by_model[m], difficulties, name) for m in models)
+
+    rank = {d: i for i, d in enumerate(difficulties)}
+    reached = dict(zip(summary.frontier["model"], summary.frontier["frontier"], strict=True))
+    return FrontierInfo(
+        summary.sweep,
+        difficulties,
+        models,
+        solve_rate=column("solve_rate"),
+        solved=_counts(column("solved")),
+        seeds=_counts(column("seeds")),
+        median=column("median"),
+        frontier={
+            m: rank.get(str(reached[m])) if pd.notna(reached.get(m)) else None for m in models
+        },
+        at_least=SOLVED_IN,
+    )
+
+
+def draw_frontier(info: FrontierInfo) -> Figure:
+    fig = _figure(max(5.0, 1.5 * len(info.difficulties) + 2.5), 1.0 * len(info.models) + 2.2)
+    ax = fig.subplots()
+    image = ax.imshow(
+        np.array(info.solve_rate, dtype=float).reshape(len(info.models), len(info.difficulties)),
+        cmap="Greens",
+        vmin=0,
+        vmax=1,
+        aspect="auto",
+    )
+    for r in range(len(info.models)):
+        for c in range(len(info.difficulties)):
+            rate = info.solve_rate[r][c]
+            text = (
+                "not run"
+                if math.isnan(rate)
+                else f"{info.solved[r][c]}/{info.seeds[r][c]}\nmedian {info.median[r][c]:.3g}"
+            )
+            dark = not math.isnan(rate) and rate > 0.6
+            ax.text(
+                c,
+                r,
+                text,
+                ha="center",
+                va="center",
+                fontsize="small",
+                color="white" if dark else "black",
+            )
+    for r, model in enumerate(info.models):
+        column = info.frontier.get(model)
+        if column is not None:
+            ax.add_patch(Rectangle((column - 0.5, r - 0.5), 1, 1, fill=False, ec="C3", lw=3))
+    ax.set_xticks(range(len(info.difficulties)), info.difficulties)
+    ax.set_yticks(range(len(info.models)), info.models)
+    ax.set_xlabel("difficulty (easiest first)")
+    ax.set_ylabel("model")
+    fig.colorbar(image, ax=ax, label="solve rate (fraction of seeds)")
+    counts = [n for row in info.seeds for n in row if n]
+    _title(
+        fig,
+        f"{info.sweep}: difficulty frontier over {seeds_text(counts)}",
+        "cells: seeds solved / seeds and median final error; red box: the hardest level a "
+        f"model solves in ≥ {info.at_least:.0%} of its seeds",
+    )
+    return fig
+
+
+# -- hyperparameter importance --------------------------------------------------------------
+@dataclass(frozen=True)
+class ImportanceInfo:
+    sweep: str
+    cells: tuple[str, ...]  # rows: "difficulty / model"
+    params: tuple[str, ...]  # columns
+    importance: tuple[tuple[float, ...], ...]  # [cell][param], NaN: not searched or too few
+    completed: tuple[int, ...]  # completed search trials per cell
+
+
+def importance_info(summary: Summary) -> ImportanceInfo:
+    frame = summary.importance
+    cells = tuple(dict.fromkeys(zip(frame["difficulty"], frame["model"], strict=True)))
+    params = tuple(dict.fromkeys(frame["param"]))
+    table = frame.set_index(["difficulty", "model", "param"])["importance"].unstack("param")
+    values = table.reindex(index=list(cells), columns=list(params)).to_numpy(dtype=float)
+    completed = frame.groupby(["difficulty", "model"])["completed"].max()
+    return ImportanceInfo(
+        summary.sweep,
+        tuple(f"{d} / {m}" for d, m in cells),
+        params,
+        tuple(tuple(float(v) for v in row) for row in values),
+        tuple(int(n) for n in completed.reindex(list(cells))),
+    )
+
+
+def draw_importance(info: ImportanceInfo) -> Figure:
+    fig = _figure(max(5.0, 1.2 * len(info.params) + 3.5), 0.45 * len(info.cells) + 2.2)
+    ax = fig.subplots()
+    title = (
+        f"{info.sweep}: hyperparameter importance per cell (PED-ANOVA on the cell's Optuna "
+        "study, sums to 1 per cell)"
+    )
+    if not info.cells:
+        ax.text(0.5, 0.5, "no Optuna studies found", ha="center", va="center")
+        ax.set_axis_off()
+        _title(fig, title)
+        return fig
+    values = np.array(info.importance, dtype=float).reshape(len(info.cells), len(info.params))
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for r, c in np.ndindex(values.shape):
+        v = values[r, c]
+        ax.text(
+            c,
+            r,
+            "–" if math.isnan(v) else f"{v:.2f}",
+            ha="center",
+            va="center",
+            fontsize="small",
+            color="white" if v > 0.6 else "black",
+        )
+    ax.set_xticks(range(len(info.params)), info.params)
+    labels = [f"{c} ({k} trials)" for c, k in zip(info.cells, info.completed, strict=True)]
+    ax.set_yticks(range(len(info.cells)), labels)
+    ax.set_xlabel("searched hyperparameter")
+    ax.set_ylabel("cell (difficulty / model, completed search trials)")
+    fig.colorbar(image, ax=ax, label="importance (fraction, per cell)")
+    _title(fig, title, "–: not searched by the cell, or fewer than 2 completed trials")
+    return fig
+
+
+# -- parameter count vs error ---------------------------------------------------------------
+@dataclass(frozen=True)
+class ParametersInfo:
+    sweep: str
+    task: TaskInfo
+    models: tuple[str, ...]
+    points: Mapping[str, tuple[tuple[str, float, float, float, float], ...]]
+    # model -> (difficulty, num_parameters, median, q25, q75) per cell
+    seeds: tuple[int, ...]  # seeds per cell
+
+
+_POINT = ("num_parameters", "median", "q25", "q75")
+
+
+def parameters_info(summary: Summary) -> ParametersInfo:
+    _, models = _present(summary)
+    cells = summary.cells[summary.cells["seeds"] > 0]
+    points = {
+        m: tuple(
+            zip(
+                (str(d) for d in cells.loc[cells["model"] == m, "difficulty"]),
+                *(_floats(cells.loc[cells["model"] == m, c]) for c in _POINT),
+                strict=True,
+            )
+        )
+        for m in models
+    }
+    seeds = tuple(int(n) for n in cells["seeds"])
+    return ParametersInfo(summary.sweep, summary.task, models, points, seeds)
+
+
+def draw_parameters(info: ParametersInfo) -> Figure:
+    fig = _figure(7.0, 4.8)
+    ax = fig.subplots()
+    colors = _colors(info.models)
+    for model, cells in info.points.items():
+        if not cells:
+            continue
+        _, n, median, q25, q75 = (np.array(v) for v in zip(*cells, strict=True))
+        ax.errorbar(
+            n.astype(float),
+            median.astype(float),
+            yerr=[
+                median.astype(float) - q25.astype(float),
+                q75.astype(float) - median.astype(float),
+            ],
+            fmt="o",
+            color=colors[model],
+            capsize=3,
+            label=model,
+        )
+        for difficulty, x, y, _, _ in cells:
+            ax.annotate(
+                difficulty,
+                (x, y),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize="x-small",
+                color=colors[model],
+            )
+    if info.task.chance is not None:
+        ax.axhline(info.task.chance, color="0.4", ls="--", lw=1, label="chance")
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters (count, log scale)")
+    ax.set_ylabel(error_label(info.task))
+    _legend(ax)
+    _title(
+        fig,
+        f"{info.sweep}: parameter count vs final error, median and IQR over "
+        f"{seeds_text(info.seeds)}",
+        "one point per cell, labelled with its difficulty",
+    )
+    return fig
+
+
+# -- all of them ----------------------------------------------------------------------------
+FIGURES: dict[str, tuple[Callable[[Summary], object], Callable[..., Figure]]] = {
+    "learning_curves": (learning_curves_info, draw_learning_curves),
+    "final_error": (final_error_info, draw_final_error),
+    "episodes_to_solve": (episodes_to_solve_info, draw_episodes_to_solve),
+    "frontier": (frontier_info, draw_frontier),
+    "importance": (importance_info, draw_importance),
+    "parameters": (parameters_info, draw_parameters),
+}
+
+
+def figures(summary: Summary) -> dict[str, Figure]:
+    """Every figure of one sweep's summary, by name."""
+    return {name: draw(info(summary)) for name, (info, draw) in FIGURES.items()}
+
+
+def save(fig: Figure, folder: Path, name: str, dpi: int = 110) -> tuple[Path, Path]:
+    """The figure as `name.png` and `name.svg` in `folder` (its layout is then fixed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    png, svg = folder / f"{name}.png", folder / f"{name}.svg"
+    fig.savefig(png, dpi=dpi)
+    # Keep the layout computed for the PNG: constrained layout is the slowest part of
+    # drawing a grid of panels, and it would come out the same.
+    fig.set_layout_engine("none")
+    fig.savefig(svg)
+    return png, svg

@@ -1,0 +1,355 @@
+"""The HTML report of one or more sweeps: one self-contained file (figures embedded as PNG,
+tables, the spec that ran, provenance) plus the figure files as PNG and SVG next to it.
+
+It opens with the answer, a table per sweep of which model wins at each difficulty, by
+how much, and whether that difference is significant, so a reader needs nothing else to
+see it; the evidence (figures, per-cell tables, tests, configurations) follows.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis import plots
+from analysis.summary import ALPHA, Summary, ordered, seed_limit, summarize
+from analysis.tables import Results, Sweep
+
+REPORT = "report.html"
+FIGURES = "figures"
+# The order figures appear in: the two that answer "who wins where" first.
+SHOWN = (
+    ("final_error", "Final error against difficulty"),
+    ("frontier", "Difficulty frontier"),
+    ("learning_curves", "Learning curves"),
+    ("episodes_to_solve", "Episodes to solve"),
+    ("parameters", "Parameter count against error"),
+    ("importance", "Hyperparameter importance"),
+)
+_CSS = """
+body { font: 15px/1.45 system-ui, sans-serif; max-width: 1200px; margin: 2em auto;
+       padding: 0 1em; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
+.meta { color: #555; } .note { color: #555; font-size: 0.92em; }
+.warn { background: #fff4e0; border-left: 4px solid #e0a030; padding: 0.5em 0.8em; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+table.headline { font-size: 1.05em; } table.headline td { padding: 0.4em 0.8em; }
+tr.significant td { background: #e7f6e7; } tr.significant td:last-child { font-weight: bold; }
+figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #eee; }
+pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.88em; }
+"""
+
+
+def write_report(results: Results, out: Path) -> Path:
+    """Write `out/report.html` and `out/figures/*.png|svg`; returns the HTML file's path."""
+    figures_dir = out / FIGURES
+    names = [s.name for s in results.sweeps]
+    sections = []
+    for name in names:
+        one = results.select(name)
+        if one.trials.empty:
+            title = f"<h2 id='{html.escape(name)}'>Sweep {html.escape(name)}</h2>"
+            sections.append(f"{title}<p class='warn'>No finished trials yet.</p>")
+        else:
+            sections.append(_section(one, summarize(one), figures_dir, prefix=len(names) > 1))
+    if len(names) > 1:
+        links = " · ".join(f"<a href='#{html.escape(n)}'>{html.escape(n)}</a>" for n in names)
+        sections.insert(0, f"<p>Sweeps: {links}</p>")
+    page = _page(f"Sweep report: {', '.join(names)}", "\n".join(sections))
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / REPORT
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _page(title: str, body: str) -> str:
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+        f"<h1>{html.escape(title)}</h1>\n<p class='meta'>generated {generated}</p>\n"
+        f"{body}\n</body></html>\n"
+    )
+
+
+def _section(results: Results, summary: Summary, figures_dir: Path, prefix: bool) -> str:
+    (sweep,) = results.sweeps
+    parts = [
+        f"<h2 id='{html.escape(sweep.name)}'>Sweep {html.escape(sweep.name)}</h2>",
+        f"<p class='meta'>{html.escape(_overview(results, summary))}</p>",
+        "<h3>Who wins at each difficulty</h3>",
+        headline_html(summary),
+        _figures_html(summary, figures_dir, f"{sweep.name}-" if prefix else ""),
+        "<h3>Per cell (confirmation seeds)</h3>",
+        cells_html(summary),
+        "<h3>Rank-sum tests between models</h3>",
+        tests_html(summary),
+        "<h3>Difficulty frontier</h3>",
+        frontier_html(summary),
+        "<h3>Best configuration per cell (search phase)</h3>",
+        best_html(summary),
+        "<h3>Trials</h3>",
+        trials_html(results, summary),
+        "<h3>The spec that ran (spec.yaml)</h3>",
+        f"<pre>{html.escape(sweep.spec_text or '(no spec.yaml in the folder)')}</pre>",
+        "<h3>Provenance</h3>",
+        provenance_html(results, sweep),
+    ]
+    return "\n".join(parts)
+
+
+def _overview(results: Results, summary: Summary) -> str:
+    trials = results.trials
+    confirm = summary.cells["seeds"]
+    seeds = plots.seeds_text(confirm[confirm > 0]) if len(confirm) else "no confirmation seeds"
+    return (
+        f"task {', '.join(sorted(set(trials['task'].dropna())))} · "
+        f"{trials['difficulty'].nunique()} difficulties × "
+        f"{trials['model'].nunique()} models · {seeds} · {len(trials)} finished trials"
+    )
+
+
+# -- tables ---------------------------------------------------------------------------------
+def _table(
+    header: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    css: str = "",
+    row_css: Sequence[str] = (),
+) -> str:
+    """An HTML table, every cell escaped; `row_css` gives each row a class."""
+    body = []
+    for i, row in enumerate(rows):
+        cls = f" class='{row_css[i]}'" if i < len(row_css) and row_css[i] else ""
+        tds = "".join(f"<td>{html.escape(str(c))}</td>" for c in row)
+        body.append(f"<tr{cls}>{tds}</tr>")
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    klass = f" class='{css}'" if css else ""
+    return f"<table{klass}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def number(value: object, digits: int = 4) -> str:
+    """A number for a table; '–' for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _count(value: float) -> str:
+    return "–" if math.isnan(value) else f"{round(value):,}"
+
+
+def _p(value: object) -> str:
+    return number(value, 2)
+
+
+def headline_html(summary: Summary) -> str:
+    """The answer: per difficulty, the winner, its median error [IQR], the runner-up, and
+    whether the difference is significant."""
+    frame = summary.headline
+    if frame.empty:
+        return (
+            "<p class='warn'>No confirmation trials have finished yet: comparisons use each "
+            "cell's best configuration re-run on the confirmation seeds.</p>"
+        )
+    rows = [
+        (
+            r["difficulty"],
+            r["winner"],
+            f"{number(r['median'])} [{number(r['q25'])}, {number(r['q75'])}]",
+            _runner_up(r),
+            number(r["margin"], 3),
+            _p(r["p_holm"]),
+            r["verdict"],
+        )
+        for r in _records(frame)
+    ]
+    significant = ["significant" if s else "" for s in frame["significant"]]
+    header = [
+        "difficulty",
+        "winner",
+        "median final error [IQR]",
+        "runner-up (median)",
+        "margin",
+        "p (Holm)",
+        "difference",
+    ]
+    table = _table(header, rows, css="headline", row_css=significant)
+    seeds = plots.seeds_text(frame["seeds"])
+    note = (
+        f"<p class='note'>Winner: lowest median {html.escape(summary.task.metric)} over the "
+        f"confirmation trials ({html.escape(seeds)}; each cell's best search configuration "
+        "re-run on the same fresh seeds). p: two-sided Mann-Whitney U (rank-sum) test of "
+        "winner against runner-up, Holm-adjusted over every pair of models at that "
+        f"difficulty; significant when below {ALPHA}. Diverged and failed trials are left "
+        "out.</p>"
+    )
+    limit = seed_limit(frame)
+    warn = f"<p class='warn'>{html.escape(limit)}</p>" if limit else ""
+    reach = "; ".join(
+        f"{r['model']}: {'none' if pd.isna(r['frontier']) else r['frontier']}"
+        for r in _records(summary.frontier)
+    )
+    frontier = (
+        f"<p><b>Frontier</b> (hardest level solved in at least half the seeds): "
+        f"{html.escape(reach)}</p>"
+    )
+    return table + frontier + note + warn
+
+
+def _runner_up(row: dict[str, Any]) -> str:
+    if pd.isna(row["runner_up"]):
+        return "–"
+    return f"{row['runner_up']} ({number(row['runner_up_median'])})"
+
+
+def cells_html(summary: Summary) -> str:
+    rows = [
+        (
+            r["difficulty"],
+            r["model"],
+            r["seeds"],
+            r["diverged"],
+            r["failed"],
+            number(r["median"]),
+            number(r["iqr"]),
+            f"{number(r['mean'])} [{number(r['ci_low'])}, {number(r['ci_high'])}]",
+            f"{r['solved']}/{r['seeds']}",
+            number(r["solve_median"]),
+            _count(r["num_parameters"]),
+        )
+        for r in _records(summary.cells)
+    ]
+    header = [
+        "difficulty",
+        "model",
+        "seeds",
+        "diverged",
+        "failed",
+        "median error",
+        "IQR",
+        "mean [95% bootstrap CI]",
+        "solved",
+        "median episodes to solve",
+        "parameters",
+    ]
+    return _table(header, rows)
+
+
+def tests_html(summary: Summary) -> str:
+    rows = [
+        (
+            r["difficulty"],
+            f"{r['model_a']} vs {r['model_b']}",
+            f"{r['n_a']} / {r['n_b']}",
+            f"{number(r['median_a'])} / {number(r['median_b'])}",
+            number(r["u"]),
+            _p(r["p"]),
+            _p(r["p_holm"]),
+            "yes" if r["significant"] else "no",
+        )
+        for r in _records(summary.tests)
+    ]
+    header = ["difficulty", "models", "seeds", "medians", "U", "p", "p (Holm)", "p (Holm) < 0.05"]
+    return _table(header, rows)
+
+
+def frontier_html(summary: Summary) -> str:
+    rows = [
+        (
+            r["model"],
+            "none" if pd.isna(r["frontier"]) else r["frontier"],
+            r["levels_solved"],
+            r["levels_run"],
+        )
+        for r in _records(summary.frontier)
+    ]
+    header = ["model", "hardest level solved in ≥ half its seeds", "levels solved", "levels run"]
+    return _table(header, rows)
+
+
+def best_html(summary: Summary) -> str:
+    hp = list(summary.searched)
+    rows = [
+        (
+            r["difficulty"],
+            r["model"],
+            r["optuna_trial"],
+            number(r["final_error"]),
+            ", ".join(f"{c[3:]}={number(r[c])}" for c in hp if not pd.isna(r[c])) or "–",
+        )
+        for r in _records(summary.best)
+    ]
+    header = ["difficulty", "model", "Optuna trial", "final error", "searched settings"]
+    return _table(header, rows)
+
+
+def trials_html(results: Results, summary: Summary) -> str:
+    """Trials per cell by phase and status, and those still running (curves, no row)."""
+    trials = results.trials
+    columns = ["difficulty", "model", "phase", "status"]
+    counts = trials.groupby(columns).size().rename("trials").reset_index()
+    counts = ordered(counts, summary.difficulties, summary.models)
+    running = set(results.curves["trial_id"]) - set(trials["trial_id"])
+    rows = [[r[c] for c in [*columns, "trials"]] for r in _records(counts)]
+    text = _table([*columns, "trials"], rows)
+    if running:
+        text += f"<p class='note'>{len(running)} trials had curves but no result yet.</p>"
+    return text
+
+
+def provenance_html(results: Results, sweep: Sweep) -> str:
+    trials = results.trials
+
+    def tally(column: str) -> str:
+        counts = trials[column].fillna("–").astype(str).value_counts()
+        return "; ".join(f"{value} ({n})" for value, n in counts.items()) or "–"
+
+    rows = [
+        ("folder", sweep.path),
+        ("git commits (trials)", tally("git_commit")),
+        ("first trial started", _time(trials["started_at"].min())),
+        ("last trial finished", _time(trials["finished_at"].max())),
+        ("devices (trials)", tally("device")),
+        ("nodes (trials)", tally("node")),
+        ("GPU ids (trials)", tally("gpu_ids")),
+        ("schema versions", tally("schema_version")),
+        ("unreadable part files, skipped", "; ".join(sweep.skipped) or "none"),
+    ]
+    return _table(["", ""], rows)
+
+
+def _time(value: object) -> str:
+    if not isinstance(value, datetime) or pd.isna(value):
+        return "–"
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# -- figures --------------------------------------------------------------------------------
+def _figures_html(summary: Summary, folder: Path, prefix: str) -> str:
+    drawn = plots.figures(summary)
+    parts = []
+    for name, caption in SHOWN:
+        png, svg = plots.save(drawn[name], folder, prefix + name)
+        data = base64.b64encode(png.read_bytes()).decode()
+        link = f"{FIGURES}/{svg.name}"
+        parts.append(
+            f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{html.escape(caption)} (<a href='{html.escape(link)}'>SVG</a>)"
+            "</figcaption></figure>"
+        )
+    return "<h3>Figures</h3>\n" + "\n".join(parts)

@@ -1,0 +1,452 @@
+"""Summaries per cell (difficulty, model) across seeds, and the comparisons between models.
+
+Pure functions of the trials / curves frames (`analysis.load`), so they are tested on
+hand-built frames. Comparisons use the confirmation trials (phase "confirm"): each cell's
+best configuration re-run on the same fresh seeds, the fair comparison. Search trials are
+chosen for being good on one seed and would flatter every model. Diverged and failed trials
+are counted per cell and left out of every statistic: a diverged trial's error is that of
+its last finite evaluation, not a result of its training.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.importance import PedAnovaImportanceEvaluator
+from optuna.trial import TrialState
+
+from analysis.stats import bootstrap_mean_ci, holm, quartiles, rank_sum, smallest_rank_sum_p
+from analysis.tables import Results
+
+CELL = ["sweep", "difficulty", "model"]
+SEARCH, CONFIRM = "search", "confirm"
+LEFT_OUT = ("diverged", "failed")
+ALPHA = 0.05
+SOLVED_IN = 0.5  # a model "solves" a level when at least this fraction of its seeds does
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What a task's error means on a figure."""
+
+    metric: str
+    unit: str
+    chance: float | None  # the error of a network that learned nothing
+
+
+TASKS = {
+    "patterns": TaskInfo("bit error", "fraction of wrong-sign bits", 0.5),
+    "images": TaskInfo("erased-part MSE", "mean squared error on the erased pixels", None),
+}
+
+
+def task_info(task: str | None, trials: pd.DataFrame | None = None) -> TaskInfo:
+    """Labels for the task's metric; its chance level from the trials rows when recorded
+    (the image task's depends on its images)."""
+    info = TASKS.get(task or "", TaskInfo("error", "the task's metric, lower is better", None))
+    if trials is not None and "chance" in trials and trials["chance"].notna().any():
+        return TaskInfo(info.metric, info.unit, _median(trials["chance"]))
+    return info
+
+
+def usable(trials: pd.DataFrame, phase: str = CONFIRM) -> pd.DataFrame:
+    """The trials of `phase` that statistics use: neither diverged nor failed, with a final
+    error."""
+    return trials[_usable(trials, phase)]
+
+
+def _usable(trials: pd.DataFrame, phase: str) -> pd.Series:
+    return (
+        (trials["phase"] == phase)
+        & ~trials["status"].isin(LEFT_OUT)
+        & trials["final_error"].notna()
+    )
+
+
+def _floats(series: pd.Series) -> np.ndarray:
+    return series.to_numpy(dtype=float, na_value=math.nan)
+
+
+def _median(series: pd.Series) -> float:
+    """NaN, quietly, when every value is missing."""
+    return float(series.astype("float64").median())
+
+
+def cell_summary(trials: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """One row per cell with confirmation trials, in order of first appearance:
+
+    seeds, diverged, failed: confirmation trials used / left out;
+    median, q25, q75, iqr: final error across seeds; mean, ci_low, ci_high: its mean with a
+    95% percentile-bootstrap interval (9,999 resamples from `seed`);
+    solved, solve_rate: seeds whose error reached the solved threshold (episodes_to_solve
+    set); solve_median, solve_q25, solve_q75: episodes to solve, over the seeds that solved;
+    num_parameters, solved_threshold, episodes (training budget): the cell's median.
+    """
+    confirm = trials[trials["phase"] == CONFIRM]
+    ok = _usable(confirm, CONFIRM).to_numpy()
+    rows = []
+    for key, at in confirm.groupby(CELL, sort=False).indices.items():
+        cell, used = confirm.iloc[at], confirm.iloc[at[ok[at]]]
+        errors = _floats(used["final_error"])
+        solve = _floats(used["episodes_to_solve"].dropna())
+        q, s = quartiles(errors), quartiles(solve)
+        ci = bootstrap_mean_ci(errors, seed=seed)
+        rows.append(
+            {
+                **dict(zip(CELL, cast(tuple[str, str, str], key), strict=True)),
+                "seeds": len(used),
+                "diverged": int((cell["status"] == "diverged").sum()),
+                "failed": int((cell["status"] == "failed").sum()),
+                "median": q.median,
+                "q25": q.q25,
+                "q75": q.q75,
+                "iqr": q.iqr,
+                "mean": float(errors.mean()) if errors.size else math.nan,
+                "ci_low": ci[0],
+                "ci_high": ci[1],
+                "solved": solve.size,
+                "solve_rate": solve.size / len(used) if len(used) else math.nan,
+                "solve_median": s.median,
+                "solve_q25": s.q25,
+                "solve_q75": s.q75,
+                "num_parameters": _median(cell["num_parameters"]),
+                "solved_threshold": _median(cell["solved_threshold"]),
+                "episodes": _median(cell["episodes"]),
+            }
+        )
+    return pd.DataFrame(rows, columns=[*CELL, *_SUMMARY_COLUMNS])
+
+
+_SUMMARY_COLUMNS = [
+    "seeds",
+    "diverged",
+    "failed",
+    "median",
+    "q25",
+    "q75",
+    "iqr",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "solved",
+    "solve_rate",
+    "solve_median",
+    "solve_q25",
+    "solve_q75",
+    "num_parameters",
+    "solved_threshold",
+    "episodes",
+]
+
+
+def comparisons(trials: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """Every pair of models at each difficulty of each sweep: a two-sided rank-sum test of
+    their confirmation final errors; p_holm is Holm-adjusted over the pairs at that
+    difficulty (the family a reader scans when asking "who wins here?"), and `significant`
+    is p_holm < alpha. `best_p` is the smallest p the two group sizes allow."""
+    good = usable(trials)
+    rows = []
+    for (sweep, difficulty), level in good.groupby(["sweep", "difficulty"], sort=False):
+        errors = {m: _floats(g["final_error"]) for m, g in level.groupby("model", sort=False)}
+        for a, b in itertools.combinations(errors, 2):
+            test = rank_sum(errors[a], errors[b])
+            rows.append(
+                {
+                    "sweep": sweep,
+                    "difficulty": difficulty,
+                    "model_a": a,
+                    "model_b": b,
+                    "n_a": errors[a].size,
+                    "n_b": errors[b].size,
+                    "median_a": float(np.median(errors[a])),
+                    "median_b": float(np.median(errors[b])),
+                    "u": test.u,
+                    "p": test.p,
+                    "best_p": smallest_rank_sum_p(errors[a].size, errors[b].size),
+                }
+            )
+    columns = ["sweep", "difficulty", "model_a", "model_b", "n_a", "n_b", "median_a", "median_b"]
+    out = pd.DataFrame(rows, columns=[*columns, "u", "p", "best_p"])
+    out["p_holm"] = math.nan
+    for _, family in out.groupby(["sweep", "difficulty"], sort=False):
+        out.loc[family.index, "p_holm"] = holm(family["p"].to_numpy(dtype=float))
+    out["significant"] = out["p_holm"] < alpha
+    return out
+
+
+def headline(summary: pd.DataFrame, tests: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """Who wins at each difficulty: the model with the lowest median final error (then
+    lowest mean), its median and IQR, the runner-up, by how much (`margin`: difference of
+    the medians) and whether that difference is significant (Holm-adjusted rank-sum
+    p < alpha; `best_p`: the smallest p the seed counts allow). Takes `cell_summary` and
+    `comparisons` output."""
+    rows = []
+    ranked = summary[summary["seeds"] > 0].sort_values(["median", "mean"], kind="stable")
+    for (sweep, difficulty), level in ranked.groupby(["sweep", "difficulty"], sort=False):
+        first = level.iloc[0]
+        row = {
+            "sweep": sweep,
+            "difficulty": difficulty,
+            "winner": first["model"],
+            "median": first["median"],
+            "q25": first["q25"],
+            "q75": first["q75"],
+            "seeds": int(first["seeds"]),
+            "runner_up": None,
+            "runner_up_median": math.nan,
+            "margin": math.nan,
+            "p_holm": math.nan,
+            "best_p": math.nan,
+            "significant": False,
+            "verdict": "only model",
+        }
+        if len(level) > 1:
+            second = level.iloc[1]
+            pair = tests[
+                (tests["sweep"] == sweep)
+                & (tests["difficulty"] == difficulty)
+                & tests["model_a"].isin([first["model"], second["model"]])
+                & tests["model_b"].isin([first["model"], second["model"]])
+            ].iloc[0]
+            row.update(
+                runner_up=second["model"],
+                runner_up_median=second["median"],
+                margin=second["median"] - first["median"],
+                p_holm=pair["p_holm"],
+                best_p=pair["best_p"],
+                significant=bool(pair["p_holm"] < alpha),
+            )
+            row["verdict"] = _verdict(first["median"] == second["median"], row["significant"])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(_HEADLINE_COLUMNS))
+
+
+_HEADLINE_COLUMNS = (
+    "sweep",
+    "difficulty",
+    "winner",
+    "median",
+    "q25",
+    "q75",
+    "seeds",
+    "runner_up",
+    "runner_up_median",
+    "margin",
+    "p_holm",
+    "best_p",
+    "significant",
+    "verdict",
+)
+
+
+def _verdict(tie: bool, significant: bool) -> str:
+    if tie:
+        return "tie (equal medians)"
+    return "significant" if significant else "not significant"
+
+
+def order_of(difficulties: Sequence[str], present: pd.Series) -> list[str]:
+    """`difficulties` (easiest first), then any others found in `present`."""
+    return list(dict.fromkeys([*difficulties, *present.dropna().astype(str)]))
+
+
+def frontier(
+    summary: pd.DataFrame, difficulties: Sequence[str], at_least: float = SOLVED_IN
+) -> pd.DataFrame:
+    """For each model of each sweep, the hardest difficulty (`difficulties` run easiest
+    first) that it solves in at least `at_least` of its seeds; missing when it solves none.
+    `levels_solved` counts every level it solves, which need not be contiguous. Takes
+    `cell_summary` output."""
+    order = order_of(difficulties, summary["difficulty"])
+    rank = {d: i for i, d in enumerate(order)}
+    rows = []
+    for (sweep, model), cells in summary.groupby(["sweep", "model"], sort=False):
+        solved = cells[cells["solve_rate"] >= at_least]
+        ranks = sorted(rank[d] for d in solved["difficulty"])
+        rows.append(
+            {
+                "sweep": sweep,
+                "model": model,
+                "frontier": order[ranks[-1]] if ranks else None,
+                "frontier_rank": ranks[-1] if ranks else math.nan,
+                "levels_solved": len(ranks),
+                "levels_run": len(cells),
+            }
+        )
+    columns = ["sweep", "model", "frontier", "frontier_rank", "levels_solved", "levels_run"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def best_configs(trials: pd.DataFrame) -> pd.DataFrame:
+    """Each cell's best search trial: lowest final error (the value its Optuna study was
+    told), ties to the earlier Optuna trial; with its `hp.*` settings."""
+    search = usable(trials, SEARCH)
+    order = search.sort_values(["final_error", "optuna_trial"], kind="stable")
+    best = order.drop_duplicates(CELL, keep="first")
+    hp = [c for c in trials.columns if c.startswith("hp.")]
+    columns = [*CELL, "trial_id", "optuna_trial", "final_error", "episodes_to_solve", *hp]
+    return best[columns].reset_index(drop=True)
+
+
+def searched(trials: pd.DataFrame) -> list[str]:
+    """The hp.* columns that vary across search trials of some cell: what was tuned."""
+    search = trials[trials["phase"] == SEARCH]
+    hp = [c for c in trials.columns if c.startswith("hp.")]
+    varies = search.groupby(CELL, sort=False)[hp].nunique(dropna=True).max()
+    return [c for c in hp if varies.get(c, 0) > 1]
+
+
+def param_importance(studies: Mapping[tuple[str, str], optuna.Study]) -> pd.DataFrame:
+    """Hyperparameter importance per cell from its Optuna study (PED-ANOVA, normalized to
+    sum to 1 per cell; Optuna's default evaluator, and the one that needs no scikit-learn).
+    Keys are (sweep, "<difficulty>/<model>"). A cell with fewer than two completed trials
+    gets NaN importances (nothing to compare); a cell that searched one parameter gets 1.0
+    for it, by definition. `note` says which, or holds Optuna's warnings (a flat objective
+    gives every parameter the same importance). Cells that searched nothing have no rows."""
+    rows = []
+    for (sweep, cell), study in studies.items():
+        difficulty, model = cell.rsplit("/", 1)
+        trials = study.get_trials(deepcopy=False)
+        completed = [t for t in trials if t.state == TrialState.COMPLETE]
+        params = list(dict.fromkeys(p for t in trials for p in t.params))
+        if len(completed) < 2:
+            values, note = dict.fromkeys(params, math.nan), "fewer than 2 completed trials"
+        elif len(params) == 1:
+            values, note = {params[0]: 1.0}, "the only parameter searched"
+        else:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                values = optuna.importance.get_param_importances(
+                    study, evaluator=PedAnovaImportanceEvaluator()
+                )
+            note = " ".join(dict.fromkeys(str(w.message) for w in caught))
+        for param in params:
+            rows.append(
+                {
+                    "sweep": sweep,
+                    "difficulty": difficulty,
+                    "model": model,
+                    "param": param,
+                    "importance": values.get(param, math.nan),
+                    "completed": len(completed),
+                    "note": note,
+                }
+            )
+    columns = ["sweep", "difficulty", "model", "param", "importance", "completed", "note"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def curve_summary(curves: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """Learning curves across confirmation seeds: per cell and evaluation step, the median
+    episodes trained and the median and quartiles of the evaluation error, with the number
+    of seeds that reached the step. Trials known to have diverged or failed are left out;
+    confirmation trials still running are in (their steps so far)."""
+    bad = trials.loc[trials["status"].isin(LEFT_OUT), "trial_id"]
+    rows = curves[(curves["phase"] == CONFIRM) & ~curves["trial_id"].isin(bad)]
+    rows = rows[[*CELL, "step", "episodes", "error"]].astype({"episodes": float, "error": float})
+    rows = rows.dropna()
+    grouped = rows.groupby([*CELL, "step"], sort=True)
+    error = grouped["error"]
+    out = pd.DataFrame(
+        {
+            "episodes": grouped["episodes"].median(),
+            "median": error.median(),
+            "q25": error.quantile(0.25),
+            "q75": error.quantile(0.75),
+            "seeds": error.count(),
+        }
+    )
+    return out.reset_index()
+
+
+def ordered(
+    frame: pd.DataFrame, difficulties: Sequence[str], models: Sequence[str]
+) -> pd.DataFrame:
+    """Rows sorted by sweep, then difficulty easiest first, then model in spec order, as a
+    reader scans a ladder; names missing from the orders go last."""
+    keys = [
+        (column, {name: i for i, name in enumerate(order)})
+        for column, order in (("difficulty", difficulties), ("model", models))
+        if column in frame.columns
+    ]
+    ranks = {col: frame[col].map(rank).fillna(len(rank)) for col, rank in keys}
+    by = (["sweep"] if "sweep" in frame.columns else []) + [f"_{c}" for c in ranks]
+    ranked = frame.assign(**{f"_{c}": r for c, r in ranks.items()})
+    return ranked.sort_values(by, kind="stable").drop(columns=[f"_{c}" for c in ranks])
+
+
+@dataclass(frozen=True, eq=False)  # frames do not compare to one bool
+class Summary:
+    """Every table the report shows, for one or more sweeps, rows in ladder order."""
+
+    difficulties: tuple[str, ...]  # easiest first
+    models: tuple[str, ...]
+    task: TaskInfo
+    cells: pd.DataFrame  # cell_summary
+    seeds: pd.DataFrame  # the confirmation trials the statistics use, one row per seed
+    tests: pd.DataFrame  # comparisons
+    headline: pd.DataFrame
+    frontier: pd.DataFrame
+    best: pd.DataFrame  # best_configs
+    importance: pd.DataFrame  # param_importance
+    curves: pd.DataFrame  # curve_summary
+    searched: tuple[str, ...]  # the hp.* columns tuned by the search
+
+    @property
+    def sweep(self) -> str:
+        """The one sweep summarized; figures are drawn per sweep."""
+        names = list(dict.fromkeys(self.cells["sweep"]))
+        if len(names) != 1:
+            raise ValueError(f"a figure shows one sweep; this summary holds {names or 'none'}")
+        return str(names[0])
+
+
+def summarize(results: Results, seed: int = 0, alpha: float = ALPHA) -> Summary:
+    """All summaries of loaded results; reads the Optuna journals for importance."""
+    trials = results.trials
+    difficulties = tuple(order_of(results.difficulties, trials["difficulty"]))
+    models = results.models
+
+    def order(frame: pd.DataFrame) -> pd.DataFrame:
+        return ordered(frame, difficulties, models).reset_index(drop=True)
+
+    cells = order(cell_summary(trials, seed=seed))
+    tests = order(comparisons(trials, alpha=alpha))
+    space = [f"hp.{p}" for s in results.sweeps for p in s.searched]
+    hp = [c for c in dict.fromkeys(space) if c in trials.columns] or searched(trials)
+    tasks = trials["task"].dropna()
+    return Summary(
+        difficulties=difficulties,
+        models=models,
+        task=task_info(str(tasks.iloc[0]) if len(tasks) else None, trials),
+        cells=cells,
+        seeds=order(usable(trials)[[*CELL, "seed", "final_error", "episodes_to_solve"]]),
+        tests=tests,
+        headline=order(headline(cells, tests, alpha=alpha)),
+        frontier=order(frontier(cells, difficulties)),
+        best=order(best_configs(trials)),
+        importance=order(param_importance(results.studies())),
+        curves=order(curve_summary(results.curves, trials)),
+        searched=tuple(hp),
+    )
+
+
+def seed_limit(headline: pd.DataFrame, alpha: float = ALPHA) -> str | None:
+    """A warning when the seed counts make significance impossible, so that "not
+    significant" is not read as "no difference"; None when they do not."""
+    limits = headline.loc[headline["best_p"] >= alpha, "best_p"].dropna()
+    if limits.empty:
+        return None
+    return (
+        f"With these seed counts a rank-sum test cannot give p below {limits.min():.2g}, so "
+        f"no difference can be significant at {alpha} however large it is: run more "
+        "confirmation seeds (confirm.seeds; the reference used 10)."
+    )

@@ -1,0 +1,355 @@
+"""Reading sweep results into pandas: the trials and curves tables of one or more sweeps.
+
+The store's contract (DESIGN.md, "Results store"): `<sweep>/trials/part-*.parquet` and
+`<sweep>/curves/part-*.parquet`, written atomically under hidden `.part-*.tmp` names, so a
+reader never needs a lock; resumed or retried trials may repeat rows, and readers keep the
+last row per key, part files taken in name order (names start with a nanosecond time).
+This module re-implements that reading with pyarrow alone, because `sweep.results` imports
+Ray and analysis must run where Ray and torch are not installed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import yaml
+from optuna.storages.journal import JournalFileBackend
+
+TABLES = ("trials", "curves")
+KEYS = {"trials": ["sweep", "trial_id"], "curves": ["sweep", "trial_id", "step"]}
+SPEC_FILE = "spec.yaml"
+JOURNAL = ("optuna", "journal.log")
+
+_TEXT = "str"
+_TIME = "datetime64[us, UTC]"
+# The columns analysis relies on, with the pandas dtype each loads as. Integers are
+# nullable (`Int64`: `episodes_to_solve` is <NA> when a trial never solved its task), text
+# is pandas' string dtype, times are UTC. Config columns (`hp.*`, `task.*`) depend on the
+# model families and tasks of a sweep; they load with the same mapping from their Parquet
+# type. A column a part file lacks (an older schema, or no rows yet) is added, all missing.
+TRIALS_COLUMNS: dict[str, str] = {
+    "sweep": _TEXT,
+    "trial_id": _TEXT,
+    "phase": _TEXT,  # search | confirm
+    "task": _TEXT,
+    "difficulty": _TEXT,
+    "model": _TEXT,
+    "family": _TEXT,
+    "cell": _TEXT,  # "<difficulty>/<model>", the name of the cell's Optuna study
+    "seed": "Int64",
+    "optuna_trial": "Int64",
+    "git_commit": _TEXT,
+    "schema_version": "Int32",
+    "started_at": _TIME,
+    "finished_at": _TIME,
+    "node": _TEXT,  # Ray node id
+    "device": _TEXT,
+    "gpu_ids": _TEXT,
+    "metric": _TEXT,  # what the *_error columns measure (bit_error, erased_mse)
+    "chance": "float64",  # the metric of a network that learned nothing
+    "solved_threshold": "float64",  # solved at or under this
+    "status": _TEXT,  # completed | stopped_early | failed | diverged
+    "error": _TEXT,
+    "final_error": "float64",
+    "best_error": "float64",
+    "episodes_to_solve": "Int64",
+    "episodes": "Int64",
+    "num_parameters": "Int64",
+    "train_seconds": "float64",
+    "episodes_per_second": "float64",
+}
+CURVES_COLUMNS: dict[str, str] = {
+    "sweep": _TEXT,
+    "trial_id": _TEXT,
+    "phase": _TEXT,
+    "difficulty": _TEXT,
+    "model": _TEXT,
+    "cell": _TEXT,
+    "seed": "Int64",
+    "step": "Int64",  # the trial's n-th evaluation report, from 1
+    "episodes": "Int64",  # training episodes done at that report
+    "wall_s": "float64",
+    "loss": "float64",
+    "error": "float64",  # the task's metric on fresh evaluation episodes
+    "episodes_per_second": "float64",
+    "node": _TEXT,
+    "schema_version": "Int32",
+}
+COLUMNS = {"trials": TRIALS_COLUMNS, "curves": CURVES_COLUMNS}
+
+
+class NoSweepError(ValueError):
+    """A path that holds no sweep: no spec.yaml, trials/ or curves/, here or one level down."""
+
+
+class UnreadablePartWarning(UserWarning):
+    """A part file that could not be read (a truncated copy, say); it is skipped."""
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One sweep folder: where it is, the spec that ran, and what could not be read."""
+
+    name: str
+    path: str  # the folder, or a pyarrow filesystem URI
+    spec: Mapping[str, Any]  # spec.yaml as a mapping ({} when the folder has none)
+    spec_text: str
+    skipped: tuple[str, ...] = ()  # unreadable part files, left out
+
+    @property
+    def task(self) -> str | None:
+        task = self.spec.get("task")
+        return str(task) if task is not None else None
+
+    @property
+    def difficulties(self) -> tuple[str, ...]:
+        """Difficulty names in the spec's order, which is the order of the ladder: easiest
+        first (a custom difficulty is a one-key mapping)."""
+        names: list[str] = []
+        for entry in self.spec.get("difficulties") or []:
+            names.extend([entry] if isinstance(entry, str) else list(entry))
+        return tuple(names)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(self.spec.get("models") or {})
+
+    @property
+    def searched(self) -> tuple[str, ...]:
+        """The parameters of the spec's search space."""
+        return tuple((self.spec.get("search") or {}).get("space") or {})
+
+    @property
+    def journal(self) -> Path | None:
+        """The sweep's Optuna journal, when the folder is local and has one."""
+        if "://" in self.path:
+            return None
+        path = Path(self.path).joinpath(*JOURNAL)
+        return path if path.is_file() else None
+
+
+@dataclass(frozen=True, eq=False)  # frames do not compare to one bool
+class Results:
+    """The trials and curves of one or more sweeps, one row per key."""
+
+    trials: pd.DataFrame
+    curves: pd.DataFrame
+    sweeps: tuple[Sweep, ...] = field(default=())
+
+    @property
+    def difficulties(self) -> tuple[str, ...]:
+        """Every difficulty, in the order of the sweeps' specs; names found only in the
+        rows (a folder without spec.yaml) follow in order of appearance."""
+        specs = [d for s in self.sweeps for d in s.difficulties]
+        rows = [*_seen(self.trials["difficulty"]), *_seen(self.curves["difficulty"])]
+        return tuple(dict.fromkeys(specs + rows))
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every model, in the order of the sweeps' specs, then order of appearance."""
+        specs = [m for s in self.sweeps for m in s.models]
+        return tuple(dict.fromkeys(specs + _seen(self.trials["model"])))
+
+    def select(self, sweep: str) -> Results:
+        """One sweep's rows (and folder)."""
+        return Results(
+            self.trials[self.trials["sweep"] == sweep].reset_index(drop=True),
+            self.curves[self.curves["sweep"] == sweep].reset_index(drop=True),
+            tuple(s for s in self.sweeps if s.name == sweep),
+        )
+
+    def studies(self) -> dict[tuple[str, str], optuna.Study]:
+        """The Optuna study of every cell, keyed by (sweep, cell); local folders only. A
+        journal that cannot be read is left out with a warning: the studies only add
+        hyperparameter importance to what the tables say."""
+        found = {}
+        for sweep in self.sweeps:
+            try:
+                studies = load_studies(sweep)
+            except (OSError, ValueError, KeyError) as e:
+                warnings.warn(f"cannot read the Optuna journal {sweep.journal}: {e}", stacklevel=2)
+                continue
+            found.update({(sweep.name, name): study for name, study in studies.items()})
+        return found
+
+
+def _seen(column: pd.Series) -> list[str]:
+    """Distinct values in order of first appearance."""
+    return [str(v) for v in column.dropna().unique()]
+
+
+def load(paths: str | Path | Sequence[str | Path]) -> Results:
+    """Read one sweep folder, a folder of sweep folders, or several of either (a local path
+    or a pyarrow filesystem URI such as s3://bucket/results/quick). A sweep that is still
+    running or was interrupted loads too: trials that have not finished have curve rows
+    and no trial row yet.
+
+    Raises NoSweepError when a path holds no sweep, ValueError when two folders hold
+    sweeps of the same name (their rows could not be told apart).
+    """
+    items = [paths] if isinstance(paths, str | Path) else list(paths)
+    folders = [folder for p in items for folder in _sweep_folders(str(p))]
+    sweeps: list[Sweep] = []
+    tables: dict[str, list[pa.Table]] = {t: [] for t in TABLES}
+    for fs, root, display in folders:
+        spec_text = _read_text(fs, f"{root}/{SPEC_FILE}")
+        spec = _parse_spec(spec_text, display)
+        skipped: list[str] = []
+        for table in TABLES:
+            parts, bad = _read_parts(fs, f"{root}/{table}")
+            tables[table].extend(parts)
+            skipped.extend(bad)
+        name = str(spec.get("name") or root.rstrip("/").rsplit("/", 1)[-1])
+        sweeps.append(Sweep(name, display, spec, spec_text, tuple(skipped)))
+    seen: dict[str, str] = {}
+    for sweep in sweeps:
+        if sweep.name in seen:
+            raise ValueError(
+                f"two folders hold a sweep named {sweep.name!r}: {seen[sweep.name]} and "
+                f"{sweep.path}; load them separately"
+            )
+        seen[sweep.name] = sweep.path
+    trials, curves = (_frame(tables[t], t) for t in TABLES)
+    return Results(trials, curves, tuple(sweeps))
+
+
+def load_studies(sweep: Sweep) -> dict[str, optuna.Study]:
+    """The sweep's Optuna studies, one per cell, named "<difficulty>/<model>". Read only:
+    the journal is opened where it is and never written."""
+    if sweep.journal is None:
+        return {}
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(sweep.journal)))
+    return {
+        s.study_name: optuna.load_study(study_name=s.study_name, storage=storage)
+        for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+    }
+
+
+# -- reading --------------------------------------------------------------------------------
+def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in path:
+        return pafs.FileSystem.from_uri(path)
+    return pafs.LocalFileSystem(), str(Path(path).resolve())
+
+
+def _is_sweep(fs: pafs.FileSystem, root: str) -> bool:
+    infos = fs.get_file_info([f"{root}/{n}" for n in (SPEC_FILE, *TABLES)])
+    return any(i.type != pafs.FileType.NotFound for i in infos)
+
+
+def _sweep_folders(path: str) -> list[tuple[pafs.FileSystem, str, str]]:
+    """(filesystem, root, path as shown) of the sweep at `path`, or of each sweep one level
+    below it, in name order."""
+    fs, root = _filesystem(path)
+    if _is_sweep(fs, root):
+        return [(fs, root, path)]
+    if fs.get_file_info(root).type != pafs.FileType.Directory:
+        raise NoSweepError(f"{path}: no such folder")
+    children = sorted(
+        info.path
+        for info in fs.get_file_info(pafs.FileSelector(root))
+        if info.type == pafs.FileType.Directory and not info.base_name.startswith(".")
+    )
+    found = [
+        (fs, child, f"{path.rstrip('/')}/{child.rsplit('/', 1)[-1]}")
+        for child in children
+        if _is_sweep(fs, child)
+    ]
+    if not found:
+        raise NoSweepError(f"{path}: no sweep here (no {SPEC_FILE}, trials/ or curves/)")
+    return found
+
+
+def _read_text(fs: pafs.FileSystem, path: str) -> str:
+    try:
+        with fs.open_input_stream(path) as f:
+            return bytes(f.read()).decode()
+    except OSError:
+        return ""
+
+
+def _parse_spec(text: str, where: str) -> Mapping[str, Any]:
+    """The spec as a mapping; a spec that does not parse only costs the ladder's order."""
+    try:
+        spec = yaml.safe_load(text) if text else {}
+    except yaml.YAMLError as e:
+        warnings.warn(f"{where}/{SPEC_FILE} is not valid YAML: {e}", stacklevel=4)
+        return {}
+    return spec if isinstance(spec, Mapping) else {}
+
+
+def _read_parts(fs: pafs.FileSystem, folder: str) -> tuple[list[pa.Table], list[str]]:
+    """Every readable part file of a table folder in name order, and the unreadable ones.
+    Hidden temporary files (a write in progress) are not part files."""
+    selector = pafs.FileSelector(folder, allow_not_found=True)
+    parts = sorted(
+        info.path
+        for info in fs.get_file_info(selector)
+        if info.base_name.startswith("part-") and info.base_name.endswith(".parquet")
+    )
+    tables, skipped = [], []
+    keys = KEYS[folder.rsplit("/", 1)[-1]]
+    for part in parts:
+        try:
+            table = pq.read_table(part, filesystem=fs)
+        except (OSError, pa.ArrowException) as e:
+            warnings.warn(
+                f"skipping unreadable part file {part}: {e}", UnreadablePartWarning, stacklevel=4
+            )
+            skipped.append(part)
+            continue
+        missing = [k for k in keys if k not in table.column_names]
+        if missing:
+            warnings.warn(
+                f"skipping part file {part}: no {', '.join(missing)} column",
+                UnreadablePartWarning,
+                stacklevel=4,
+            )
+            skipped.append(part)
+            continue
+        tables.append(table)
+    return tables, skipped
+
+
+def last_per_key(data: pa.Table, keys: Sequence[str]) -> pa.Table:
+    """The last row of each key, rows kept in their order: a resumed trial re-reports
+    steps and the later report wins."""
+    rows = pa.array(np.arange(data.num_rows))
+    grouped = data.select(list(keys)).append_column("_row", rows).group_by(list(keys))
+    last = grouped.aggregate([("_row", "max")])["_row_max"]
+    if len(last) == data.num_rows:  # no key twice: a compacted, finished sweep
+        return data
+    return data.take(pc.take(last, pc.sort_indices(last)))  # the kept rows, in order
+
+
+def _pandas_type(arrow: pa.DataType) -> Any:
+    """Nullable integers and booleans, so that a missing value keeps the column's type."""
+    if pa.types.is_integer(arrow):
+        return pd.Int32Dtype() if arrow.bit_width <= 32 else pd.Int64Dtype()
+    if pa.types.is_boolean(arrow):
+        return pd.BooleanDtype()
+    return None
+
+
+def _frame(parts: Iterable[pa.Table], table: str) -> pd.DataFrame:
+    parts = list(parts)
+    if parts:
+        data = pa.concat_tables(parts, promote_options="permissive")
+        frame = last_per_key(data, KEYS[table]).to_pandas(types_mapper=_pandas_type)
+    else:
+        frame = pd.DataFrame()
+    for column, dtype in COLUMNS[table].items():
+        if column not in frame.columns:
+            frame[column] = pd.Series(index=frame.index, dtype=dtype)
+    return frame

@@ -1,0 +1,170 @@
+"""Figures: the info functions on a hand-built sweep (the numbers drawn), and the drawing
+functions (labels, units, aggregation and seeds stated; PNG and SVG written)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from analysis import Results, Summary, Sweep, summarize
+from analysis.plots import (
+    FIGURES,
+    draw_final_error,
+    draw_frontier,
+    draw_importance,
+    draw_learning_curves,
+    episodes_to_solve_info,
+    figures,
+    final_error_info,
+    frontier_info,
+    importance_info,
+    learning_curves_info,
+    parameters_info,
+    save,
+    seeds_text,
+)
+from tests.test_analysis_summary import HIGH, LOW, seeds
+
+SPEC = {"difficulties": ["easy", "hard"], "models": {"plastic": {}, "rnn": {}}}
+
+
+@pytest.fixture(scope="module")
+def summary() -> Summary:
+    """easy: plastic (10 seeds, all solved) against rnn (10 seeds, none solved);
+    hard: plastic only, 3 seeds, one solved."""
+    rows = seeds("easy", "plastic", LOW, num_parameters=100)
+    for i, row in enumerate(rows):
+        row["episodes_to_solve"] = 100 * (i + 1)
+    rows += seeds("easy", "rnn", HIGH, num_parameters=110)
+    rows += seeds("hard", "plastic", [0.4, 0.2, 0.3], num_parameters=400)
+    rows[-1]["episodes_to_solve"] = 900
+    trials = pd.DataFrame(rows)
+    ids = trials.loc[(trials["difficulty"] == "easy") & (trials["model"] == "plastic"), "trial_id"]
+    curves = pd.DataFrame(
+        [
+            {"sweep": "s", "trial_id": t, "phase": "confirm", "difficulty": "easy"}
+            | {"model": "plastic", "step": step, "episodes": 100 * step, "error": e / step}
+            for t, e in zip(ids[:3], (0.2, 0.4, 0.6), strict=True)
+            for step in (1, 2)
+        ]
+    )
+    return summarize(Results(trials, curves, (Sweep("s", "/nowhere", SPEC, ""),)))
+
+
+def test_seeds_text() -> None:
+    assert seeds_text([3, 3]) == "n = 3 confirmation seeds per cell"
+    assert seeds_text([10, 3, 9]) == "n = 3–10 confirmation seeds per cell"
+    assert seeds_text([]) == "no confirmation seeds"
+
+
+def test_learning_curves_info(summary: Summary) -> None:
+    info = learning_curves_info(summary)
+    assert (info.difficulties, info.models) == (("easy", "hard"), ("plastic", "rnn"))
+    band = info.bands[("easy", "plastic")]
+    assert band.episodes == (100.0, 200.0) and band.seeds == 3
+    assert band.median == pytest.approx((0.4, 0.2))
+    assert band.q25 == pytest.approx((0.3, 0.15)) and band.q75 == pytest.approx((0.5, 0.25))
+    assert ("hard", "rnn") not in info.bands
+    assert info.thresholds == (0.02, 0.02) and info.task.chance == 0.5
+
+
+def test_final_error_info(summary: Summary) -> None:
+    info = final_error_info(summary)
+    plastic, rnn = info.series["plastic"], info.series["rnn"]
+    assert plastic.median == pytest.approx((np.median(LOW), 0.3))
+    assert plastic.mean == pytest.approx((np.mean(LOW), 0.3))
+    assert plastic.ci_low[0] < np.mean(LOW) < plastic.ci_high[0]
+    assert plastic.seeds == (10, 3) and rnn.seeds == (10, 0)
+    assert math.isnan(rnn.median[1])  # rnn did not run "hard"
+    assert sorted(plastic.points)[-3:] == [(1, 0.2), (1, 0.3), (1, 0.4)]
+    assert info.significant == ("plastic", None)  # 10 against 10, clearly apart
+
+
+def test_episodes_to_solve_info(summary: Summary) -> None:
+    info = episodes_to_solve_info(summary)
+    plastic = info.series["plastic"]
+    assert plastic.solved == (10, 1) and plastic.seeds == (10, 3)
+    assert plastic.median == pytest.approx((550.0, 900.0))
+    assert info.series["rnn"].solved == (0, 0) and math.isnan(info.series["rnn"].median[0])
+    assert info.budget == 1000
+
+
+def test_frontier_info(summary: Summary) -> None:
+    info = frontier_info(summary)
+    assert info.models == ("plastic", "rnn")
+    assert info.solve_rate[0] == pytest.approx((1.0, 1 / 3))
+    assert info.solve_rate[1][0] == 0.0 and math.isnan(info.solve_rate[1][1])
+    assert info.solved == ((10, 1), (0, 0)) and info.seeds == ((10, 3), (10, 0))
+    assert dict(info.frontier) == {"plastic": 0, "rnn": None}
+
+
+def test_importance_info(summary: Summary) -> None:
+    importance = pd.DataFrame(
+        [
+            ("s", "easy", "plastic", "lr", 0.7, 12, ""),
+            ("s", "easy", "plastic", "eta", 0.3, 12, ""),
+            ("s", "easy", "rnn", "lr", 1.0, 12, "the only parameter searched"),
+            ("s", "hard", "plastic", "lr", math.nan, 1, "fewer than 2 completed trials"),
+        ],
+        columns=["sweep", "difficulty", "model", "param", "importance", "completed", "note"],
+    )
+    info = importance_info(dataclasses.replace(summary, importance=importance))
+    assert info.cells == ("easy / plastic", "easy / rnn", "hard / plastic")
+    assert info.params == ("lr", "eta") and info.completed == (12, 12, 1)
+    assert info.importance[0] == (0.7, 0.3)
+    assert info.importance[1][0] == 1.0 and math.isnan(info.importance[1][1])
+    assert all(math.isnan(v) for v in info.importance[2])
+    fig = draw_importance(info)
+    assert "PED-ANOVA" in fig.get_suptitle()
+    empty = draw_importance(importance_info(summary))  # no studies: says so, no crash
+    assert "no Optuna studies" in " ".join(t.get_text() for t in empty.axes[0].texts)
+
+
+def test_parameters_info(summary: Summary) -> None:
+    info = parameters_info(summary)
+    (easy, hard) = info.points["plastic"]
+    assert easy[:3] == ("easy", 100.0, pytest.approx(np.median(LOW)))
+    assert hard == ("hard", 400.0, 0.3, 0.25, 0.35)
+    assert [p[0] for p in info.points["rnn"]] == ["easy"]
+
+
+def test_figures_state_axes_units_aggregation_and_seeds(summary: Summary) -> None:
+    fig = draw_final_error(final_error_info(summary))
+    (ax,) = fig.axes
+    assert ax.get_ylabel() == "final bit error (fraction of wrong-sign bits)"
+    assert ax.get_xlabel() == "difficulty (easiest first)"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["easy", "hard"]
+    title = fig.get_suptitle()
+    assert "mean and 95% bootstrap CI" in title and "n = 3–10" in title
+    assert "* plastic" in [t.get_text() for t in ax.texts]  # the significant win at "easy"
+    box = ax.get_legend()
+    assert box is not None
+    legend = [t.get_text() for t in box.get_texts()]
+    assert "chance (0.5)" in legend and "solved (≤ 0.02)" in legend
+
+    curves = draw_learning_curves(learning_curves_info(summary))
+    assert "median (line) and inter-quartile range (band)" in curves.get_suptitle()
+    assert curves.get_supxlabel() == "training episodes"
+    assert curves.get_supylabel() == "evaluation bit error (fraction of wrong-sign bits)"
+    assert curves.axes[0].get_title() == "plastic  (n = 3)"
+
+    frontier = draw_frontier(frontier_info(summary))
+    texts = [t.get_text() for t in frontier.axes[0].texts]
+    assert "10/10\nmedian 0.055" in texts and "not run" in texts
+    assert len(frontier.axes[0].patches) == 1  # one frontier box: plastic at easy
+
+
+def test_every_figure_is_written_as_png_and_svg(summary: Summary, tmp_path: Path) -> None:
+    drawn = figures(summary)
+    assert list(drawn) == list(FIGURES)
+    for name, fig in drawn.items():
+        assert isinstance(fig, Figure) and fig.get_suptitle()
+        png, svg = save(fig, tmp_path, name)
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "<svg" in svg.read_text()[:1000]

@@ -1,0 +1,209 @@
+"""The report and the `python -m analysis` command: on hand-built sweeps, and (slow) on the
+output of a real tiny sweep."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from analysis import UnreadablePartWarning, load, summarize
+from analysis.report import write_report
+from sweep.results import write_part
+from tests.sweeps import sweep, tiny_spec, write_spec
+from tests.test_analysis_summary import HIGH, LOW, seeds
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def analysis_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
+def headline_rows(page: str) -> list[tuple[str, str, bool]]:
+    """(difficulty, winner, significant) of each row of the report's headline table."""
+    table = re.search(r"<table class='headline'>(.*?)</table>", page, re.S)
+    assert table is not None
+    rows = re.findall(r"<tr( class='significant')?><td>([^<]*)</td><td>([^<]*)</td>", table[1])
+    return [(d, w, bool(s)) for s, d, w in rows]
+
+
+# -- hand-built sweeps ----------------------------------------------------------------------
+def written_sweep(root: Path, rows: list[dict[str, Any]], name: str = "hand") -> Path:
+    """A sweep folder whose part files the sweep's own writer wrote from `rows`."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    spec = {"name": name, "task": "patterns", "difficulties": ["easy", "hard"]}
+    (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
+    provenance = {"git_commit": "abc123", "device": "cpu", "node": "n1", "schema_version": 1}
+    write_part(folder, "trials", [{**r, "sweep": name, **provenance} for r in rows])
+    return folder
+
+
+def test_report_headline_marks_significant_wins_and_leaves_out_diverged(tmp_path: Path) -> None:
+    rows = seeds("easy", "plastic", LOW) + seeds("easy", "rnn", HIGH)
+    rows += seeds("hard", "plastic", HIGH) + seeds("hard", "rnn", LOW[:3])
+    rows += seeds("hard", "plastic", [0.0, 0.0], status="diverged")
+    folder = written_sweep(tmp_path, rows)
+    page = write_report(load(folder), tmp_path / "out").read_text()
+    # hard: rnn wins on 3 seeds against 10 (the 2 diverged plastic seeds are left out)
+    assert headline_rows(page) == [("easy", "plastic", True), ("hard", "rnn", True)]
+    assert "abc123 (35)" in page  # the git commit and how many trials ran it
+    assert "<td>hard</td><td>plastic</td><td>10</td><td>2</td>" in page  # seeds, diverged
+    assert page.count("src='data:image/png;base64,") == 6
+    assert "name: hand" in page  # the spec that ran
+
+
+def test_report_of_several_sweeps_has_a_section_each(tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        written_sweep(tmp_path, seeds("easy", "plastic", LOW) + seeds("easy", "rnn", HIGH), name)
+    page = write_report(load(tmp_path), tmp_path / "out").read_text()
+    assert "<h2 id='one'>Sweep one</h2>" in page and "<h2 id='two'>Sweep two</h2>" in page
+    assert sorted(p.name for p in (tmp_path / "out" / "figures").glob("*.png"))[:2] == [
+        "one-episodes_to_solve.png",
+        "one-final_error.png",
+    ]
+
+
+def test_no_sweep_or_no_finished_trials_is_one_line_and_status_2(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    started = tmp_path / "started"  # a sweep that has written its spec and nothing else
+    started.mkdir()
+    (started / "spec.yaml").write_text("name: started\n")
+    for command, folder, message in (
+        ("report", empty, "no sweep here"),
+        ("summary", empty, "no sweep here"),
+        ("report", tmp_path / "missing", "no such folder"),
+        ("report", started, "no finished trials yet"),
+    ):
+        done = analysis_cli(command, str(folder))
+        assert done.returncode == 2, done.stderr
+        assert done.stdout == ""
+        assert len(done.stderr.splitlines()) == 1 and message in done.stderr
+
+
+# -- a real sweep ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny real sweep (embedded Ray): 2 difficulties x 3 models x (2 + 2) trials."""
+    tmp = tmp_path_factory.mktemp("analysis")
+    done = sweep("run", str(write_spec(tmp, tiny_spec(tmp))))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return tmp / "results" / "tiny"
+
+
+@pytest.mark.slow
+def test_load_a_real_sweep(tiny: Path) -> None:
+    results = load(tiny)
+    plain = pd.read_parquet(tiny / "trials").set_index("trial_id")["final_error"]
+    assert len(results.trials) == 24 and len(results.curves) == 48
+    assert (
+        results.trials.set_index("trial_id")["final_error"].sort_index().equals(plain.sort_index())
+    )
+    assert results.difficulties == ("trivial", "tiny")  # the spec's order, not alphabetical
+    assert set(results.models) == {"plastic", "rnn", "lstm"}
+    assert str(results.trials["episodes_to_solve"].dtype) == "Int64"
+    assert sorted(name for _, name in results.studies()) == sorted(
+        f"{d}/{m}" for d in ("trivial", "tiny") for m in ("plastic", "rnn", "lstm")
+    )
+
+
+@pytest.mark.slow
+def test_summaries_of_a_real_sweep(tiny: Path) -> None:
+    results = load(tiny)
+    s = summarize(results)
+    assert len(s.cells) == 6 and set(s.cells["seeds"]) == {2}
+    assert list(s.headline["difficulty"]) == ["trivial", "tiny"]
+    # the best search trial per cell is the one the sweep confirmed
+    confirmed = results.trials[results.trials["phase"] == "confirm"]
+    chosen = confirmed.groupby(["difficulty", "model"])["optuna_trial"].first()
+    best = s.best.set_index(["difficulty", "model"])["optuna_trial"]
+    assert best.sort_index().tolist() == chosen.sort_index().tolist()
+    importance = s.importance.groupby(["difficulty", "model"])["param"].apply(set)
+    assert importance[("tiny", "plastic")] == {"lr", "eta", "rule"}
+    assert importance[("tiny", "lstm")] == {"lr"}
+    lr = s.importance.set_index(["difficulty", "model", "param"])["importance"]
+    assert lr[("trivial", "rnn", "lr")] == 1.0
+    assert set(s.searched) == {"hp.lr", "hp.eta", "hp.rule"}
+    assert len(s.curves) == 12 and set(s.curves["seeds"]) == {2}
+
+
+@pytest.mark.slow
+def test_a_truncated_part_of_a_real_sweep_is_skipped_by_name(tiny: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny, copy)
+    (part,) = (copy / "trials").glob("part-*.parquet")
+    data = part.read_bytes()
+    cut = copy / "trials" / "part-99999999999999999999-truncated.parquet"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.warns(UnreadablePartWarning, match=cut.name):
+        results = load(copy)
+    assert len(results.trials) == 24
+    done = analysis_cli("summary", str(copy))
+    assert done.returncode == 0, done.stderr
+    warning = [line for line in done.stderr.splitlines() if cut.name in line]
+    assert len(warning) == 1 and "skipping unreadable part file" in warning[0]
+
+
+@pytest.mark.slow
+def test_report_of_a_real_sweep(tiny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    done = analysis_cli("report", str(tiny), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(out / "report.html")
+    page = (out / "report.html").read_text()
+    results = load(tiny)
+    expected = summarize(results).headline
+    assert [(d, w) for d, w, _ in headline_rows(page)] == list(
+        zip(expected["difficulty"], expected["winner"], strict=True)
+    )
+    assert page.count("src='data:image/png;base64,") == 6
+    names = {p.name for p in (out / "figures").iterdir()}
+    for figure in ("learning_curves", "final_error", "episodes_to_solve", "frontier"):
+        assert {f"{figure}.png", f"{figure}.svg"} <= names
+    assert len(names) == 12
+    assert "name: tiny" in page and "trials_per_cell: 2" in page  # the spec that ran
+    (commit,) = set(results.trials["git_commit"])
+    assert f"{commit} (24)" in page and "cpu (24)" in page
+    assert "cannot give p below 0.33" in page  # 2 seeds a side can never be significant
+
+
+@pytest.mark.slow
+def test_summary_command_prints_the_winner_of_each_difficulty(tiny: Path) -> None:
+    done = analysis_cli("summary", str(tiny))
+    assert done.returncode == 0, done.stderr
+    expected = summarize(load(tiny)).headline
+    lines = done.stdout.splitlines()
+    for difficulty, winner in zip(expected["difficulty"], expected["winner"], strict=True):
+        row = next(line for line in lines if line.startswith(f"│ {difficulty} "))
+        assert row.split("│")[2].strip() == winner
+
+
+@pytest.mark.slow
+def test_report_defaults_to_a_folder_in_the_sweep_and_reads_the_journal_read_only(
+    tiny: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny, copy)
+    journal = copy / "optuna" / "journal.log"
+    before = journal.read_bytes()
+    journal.chmod(0o444)
+    done = analysis_cli("report", str(copy))
+    assert done.returncode == 0, done.stderr
+    assert (copy / "report" / "report.html").is_file()
+    assert journal.read_bytes() == before
+    assert len(load(copy).trials) == 24  # the report folder is not mistaken for results
