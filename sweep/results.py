@@ -348,9 +348,9 @@ class ResultsWriter(Callback):
             status = "failed"
         elif last.get("diverged"):
             status = "diverged"
-        elif last.get("done"):
+        elif last.get("episodes", 0) >= settings.train.episodes:
             status = "completed"
-        else:
+        else:  # Ray Tune marks every trial's last result "done"; ours ran out of budget or not
             status = "stopped_early"
         task = settings.task
         row.update(
@@ -366,8 +366,8 @@ class ResultsWriter(Callback):
             gpu_ids=last.get("gpu_ids"),
             status=status,
             error=_error_text(trial) if failed else None,
-            final_error=last.get("final_error", last.get("error")),
-            best_error=last.get("best_error", last.get("error")),
+            final_error=last.get("error"),
+            best_error=last.get("best_error"),
             episodes_to_solve=last.get("episodes_to_solve"),
             episodes=last.get("episodes"),
             num_parameters=last.get("num_parameters"),

@@ -38,7 +38,9 @@ class TrainConfig:
 
 @dataclass
 class Report:
-    """One evaluation. The last report of a trial has done=True and the trial's summary."""
+    """One evaluation, with the trial's summary so far (a trial stopped early by a
+    scheduler ends on any report). The last report of a trial that ran its course, or
+    diverged, has done=True and final_error set."""
 
     step: int  # 1 for the first evaluation, 2 for the next, ...
     episodes: int  # training episodes so far
@@ -46,12 +48,12 @@ class Report:
     error: float  # the task's metric on fresh evaluation episodes (last finite one if diverged)
     wall_s: float  # seconds of training and evaluation since the start, across restores
     episodes_per_second: float  # training throughput since the previous report
+    best_error: float  # lowest `error` so far
+    episodes_to_solve: int | None  # first evaluation at or under the threshold, so far
+    num_parameters: int
     done: bool = False
     diverged: bool = False  # the loss became NaN or infinite; training stopped there
-    best_error: float | None = None
     final_error: float | None = None
-    episodes_to_solve: int | None = None  # first evaluation at or under the threshold
-    num_parameters: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,13 +164,13 @@ class Trial:
             error=self.last_error,
             wall_s=self.wall_s,
             episodes_per_second=(self.episodes - since_episodes) / max(trained, 1e-9),
+            best_error=self.best if math.isfinite(self.best) else math.nan,
+            episodes_to_solve=self.solved_at,
+            num_parameters=self.model.num_parameters,
         )
         if self.finished or diverged:
             report.done, report.diverged = True, diverged
-            report.best_error = self.best if math.isfinite(self.best) else math.nan
             report.final_error = self.last_error
-            report.episodes_to_solve = self.solved_at
-            report.num_parameters = self.model.num_parameters
         return report
 
 

@@ -236,3 +236,31 @@ def test_a_trial_no_node_can_hold_is_an_error_not_a_hang(tmp_path: Path) -> None
     assert done.returncode == 2
     assert "a trial asks for 64 CPU / 0 GPU but no node has that much" in done.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_early_stopping_stops_poor_trials_and_says_so(tmp_path: Path) -> None:
+    spec = tiny_spec(
+        tmp_path,
+        name="asha",
+        difficulties=["small"],
+        models={"plastic": {"family": "plastic"}},
+        train={"episodes": 1600, "batch_size": 16, "eval_every": 200, "eval_episodes": 32},
+        search={
+            "trials_per_cell": 8,
+            "sampler": "random",
+            "space": {"lr": {"loguniform": [1.0e-6, 1.0e-2]}},
+        },
+        early_stop={"scheduler": "asha", "grace_episodes": 200, "reduction_factor": 2},
+        confirm={"seeds": 0},
+        max_concurrent=1,
+    )
+    done = sweep("run", str(write_spec(tmp_path, spec)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = pd.read_parquet(tmp_path / "results" / "asha" / "trials")
+    stopped = trials[trials["status"] == "stopped_early"]
+    completed = trials[trials["status"] == "completed"]
+    assert len(stopped) >= 1 and len(completed) >= 1 and len(trials) == 8
+    assert (stopped["episodes"] < 1600).all() and (completed["episodes"] == 1600).all()
+    assert stopped["final_error"].notna().all() and stopped["best_error"].notna().all()
+    # stopped trials were worse at the rung where they stopped than the best survivor
+    assert stopped["final_error"].min() >= completed["best_error"].min()
