@@ -4,6 +4,10 @@ Shapes: T time steps, B batch elements, I input channels, N neurons, O outputs.
 The Hebbian trace is (B, N, N), indexed [batch, presynaptic i, postsynaptic j]; it is
 created at zero at the start of every forward pass (one episode) and never stored on the
 module, so the trained network keeps learning inside each episode and forgets between them.
+
+`forward` runs the whole episode as one autograd Function (plastic_models.episode): memory
+O(T B N + sqrt(T) B N^2) instead of plain autograd's 3 T B N^2. `forward_autograd` is the plain
+batched autograd path through `step`, kept as a baseline; both give the same gradients.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from plastic_models.config import PlasticConfig
+from plastic_models.episode import plastic_episode
 
 
 class PlasticNetwork(nn.Module):
@@ -72,6 +77,14 @@ class PlasticNetwork(nn.Module):
         return self.decoder(activations)
 
     def forward(self, inputs: Tensor) -> Tensor:
+        """(T, B, I) inputs -> (T, B, O) outputs, by the fast episode."""
+        drive = self.drive(inputs)  # (T, B, N)
+        cfg = self.config
+        activations = plastic_episode(drive, self.w, self.alpha, self.eta, cfg.rule, cfg.clip)
+        return self.readout(activations)  # (T, B, O)
+
+    def forward_autograd(self, inputs: Tensor) -> Tensor:
+        """Plain batched autograd through `step`: keeps three (B, N, N) tensors per step."""
         drive = self.drive(inputs)  # (T, B, N)
         steps, batch, n = drive.shape
         x = drive.new_zeros(batch, n)

@@ -1,0 +1,285 @@
+"""Plastic episodes: the fast path against plain autograd and the per-element reference.
+
+Times one training step (forward, loss on the last step, backward, Adam) per case and path,
+each (case, path) in a fresh subprocess, and measures its memory two ways:
+- tensor peak: the most tensor memory allocated at once during one step, beyond what was
+  allocated before it (torch profiler allocation events; includes the new gradients and
+  Adam's temporaries, excludes the model and Adam's state, which exist before the step);
+- RSS growth: the process's peak resident memory (ru_maxrss) minus its resident memory just
+  before the first step (model, inputs and optimizer built): includes Adam's state, created in
+  the first step, and the allocator's slack.
+A path whose estimated memory does not fit in the available memory is skipped, with the reason.
+
+    .venv/bin/python benchmarks/plastic_episode.py [--repeats 5] [--threads 2] [--json out.json]
+
+Time to solution: train the plastic network on the full 1000-bit level (Trial, Adam, batch B,
+after every gradient step one evaluation on B fresh episodes) until the mean error of the last
+10 evaluations is <= 0.02; report training episodes and wall seconds (model construction and
+evaluations included).
+
+    .venv/bin/python benchmarks/plastic_episode.py --time-to-solution [--seeds 0 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from plastic_models import PlasticNetwork, reference_forward
+from sweep.tasks import make_task
+from sweep.train import TrainConfig, Trial
+
+PATHS = ("reference", "plain", "fast")
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    n: int  # neurons (direct architecture: one per input channel)
+    steps: int
+    batch: int
+
+
+CASES = [
+    Case("patterns, full", 1001, 106, 1),
+    Case("patterns, full", 1001, 106, 16),
+    Case("patterns, first quarter", 1001, 26, 16),  # where plain autograd fits at B = 16
+    Case("image size", 1025, 201, 1),
+]
+
+
+def inputs(case: Case, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The task's own episodes at its size; random ones of the image task's shape."""
+    if case.n == 1001:
+        task = make_task("patterns", "paper-full")
+        episode = task.sample(case.batch, generator)
+        return episode.inputs[: case.steps], episode.targets
+    x = torch.rand(case.steps, case.batch, case.n, generator=generator) * 2 - 1
+    return x, torch.sign(torch.randn(case.batch, case.n - 1, generator=generator))
+
+
+def machine() -> str:
+    """CPU model, core count, memory and torch version, for the record."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {available_gib():.0f} GiB free, torch {torch.__version__}"
+    )
+
+
+def estimated_gib(case: Case, path: str) -> float:
+    """Memory the path keeps for its backward pass: N x N tensors per step and batch element."""
+    per_step = {"reference": 4, "plain": 3, "fast": 0}[path]
+    return (per_step * case.steps + 24) * case.batch * case.n**2 * 4 / 2**30
+
+
+def available_gib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable"):
+            return int(line.split()[1]) / 2**20
+    return float("inf")
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1])
+    return 0
+
+
+def worker(case: Case, path: str, repeats: int, threads: int) -> dict[str, Any]:
+    """Run in the subprocess: time `repeats` training steps after a warm-up, then profile one."""
+    torch.set_num_threads(threads)
+    generator = torch.Generator().manual_seed(0)
+    net = PlasticNetwork(case.n, case.n - 1)
+    net.reset_parameters(generator)
+    x, targets = inputs(case, generator)
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-4)
+    forwards: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+        "fast": net,
+        "plain": net.forward_autograd,
+        "reference": lambda v: reference_forward(net, v),
+    }
+    forward = forwards[path]
+
+    def train_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = (forward(x)[-1] - targets).square().sum(-1).mean()
+        loss.backward()
+        optimizer.step()
+
+    before = _rss_kib("VmRSS")
+    train_step()  # warm-up: Adam's state, the allocator
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        train_step()
+        seconds.append(time.perf_counter() - start)
+    rss_growth = (_rss_kib("VmHWM") - before) / 2**10
+    optimizer.zero_grad(set_to_none=True)
+    with torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+    ) as prof:
+        train_step()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    live = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        live += event.nbytes()
+        peak = max(peak, live)
+    seconds.sort()
+    return {
+        "seconds": seconds,
+        "median_s": seconds[len(seconds) // 2],
+        "tensor_peak_mib": peak / 2**20,
+        "rss_growth_mib": rss_growth,
+    }
+
+
+def run_case(case: Case, path: str, repeats: int, threads: int) -> dict[str, Any]:
+    row: dict[str, Any] = {**asdict(case), "path": path, "threads": threads}
+    need, have = estimated_gib(case, path), available_gib()
+    if path == "reference" and case.batch > 1:
+        row["skipped"] = "the per-element reference is plain autograd one element at a time"
+        return row
+    if need > 0.8 * have:
+        row["skipped"] = f"needs ~{need:.1f} GiB for its graph, {have:.1f} GiB available"
+        return row
+    spec = json.dumps({"case": asdict(case), "path": path, "repeats": repeats, "threads": threads})
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker", spec], capture_output=True, text=True, env=env
+    )
+    if done.returncode != 0:
+        row["skipped"] = f"failed: {done.stderr.strip().splitlines()[-1]}"
+        return row
+    row.update(json.loads(done.stdout.strip().splitlines()[-1]))
+    row["episodes_per_s"] = case.batch / row["median_s"]
+    return row
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| case | T | B | path | s / step | episodes/s | vs plain | tensor peak MiB "
+        "| vs plain | RSS growth MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        head = f"| {row['name']} | {row['steps']} | {row['batch']} | {row['path']} |"
+        if "skipped" in row:
+            lines.append(f"{head} skipped: {row['skipped']} | | | | | |")
+            continue
+        plain = next(
+            (
+                r
+                for r in rows
+                if r["path"] == "plain"
+                and "skipped" not in r
+                and (r["name"], r["steps"], r["batch"]) == (row["name"], row["steps"], row["batch"])
+            ),
+            None,
+        )
+        speed = f"{row['episodes_per_s'] / plain['episodes_per_s']:.1f}×" if plain else "–"
+        memory = f"1/{plain['tensor_peak_mib'] / row['tensor_peak_mib']:.0f}" if plain else "–"
+        lines.append(
+            f"{head} {row['median_s']:.3f} | {row['episodes_per_s']:.2f} | {speed} "
+            f"| {row['tensor_peak_mib']:.0f} | {memory} | {row['rss_growth_mib']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def time_to_solution(
+    seed: int, path: str, lr: float, batch: int, budget_s: float
+) -> dict[str, Any]:
+    """Episodes and wall seconds until the mean of the last 10 evaluations is <= 0.02."""
+    start = time.perf_counter()
+    task = make_task("patterns", "paper-full")
+    train = TrainConfig(
+        episodes=10_000, batch_size=batch, lr=lr, eval_every=batch, eval_episodes=batch, seed=seed
+    )
+    trial = Trial(task, "plastic", {}, train)
+    if path == "plain":
+        trial.model.forward = trial.model.forward_autograd  # type: ignore[attr-defined]
+    errors: list[float] = []
+    for report in trial.reports():
+        errors.append(report.error)
+        wall = time.perf_counter() - start
+        if len(errors) >= 10 and sum(errors[-10:]) / 10 <= task.solved_threshold:
+            return {
+                "seed": seed,
+                "path": path,
+                "lr": lr,
+                "batch": batch,
+                "episodes": report.episodes,
+                "wall_s": wall,
+                "solved": True,
+            }
+        if wall > budget_s:
+            break
+    return {
+        "seed": seed,
+        "path": path,
+        "lr": lr,
+        "batch": batch,
+        "episodes": len(errors) * batch,
+        "wall_s": time.perf_counter() - start,
+        "solved": False,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per case and path")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--time-to-solution", action="store_true")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--path", choices=("fast", "plain"), default="fast")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch", type=int, default=1, help="episodes per gradient step")
+    parser.add_argument("--budget", type=float, default=300.0, help="seconds per seed at most")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        spec = json.loads(args.worker)
+        result = worker(Case(**spec["case"]), spec["path"], spec["repeats"], spec["threads"])
+        print(json.dumps(result))
+        return
+
+    record: dict[str, Any] = {"machine": machine(), "threads": args.threads}
+    if args.time_to_solution:
+        torch.set_num_threads(args.threads)
+        runs = []
+        for seed in args.seeds:
+            runs.append(time_to_solution(seed, args.path, args.lr, args.batch, args.budget))
+            print(json.dumps(runs[-1]), flush=True)
+        record["time_to_solution"] = runs
+    else:
+        rows = []
+        for case in CASES:
+            for path in PATHS:
+                rows.append(run_case(case, path, args.repeats, args.threads))
+                print(json.dumps({k: v for k, v in rows[-1].items() if k != "seconds"}), flush=True)
+        record["episodes"] = rows
+        print(f"\n{record['machine']}, {args.threads} threads\n\n{table(rows)}")
+    if args.json:
+        args.json.write_text(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""The fast episode (plastic_models.episode) against the plain reference and plain autograd."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import plastic_models.episode as episode
+from plastic_models import PlasticConfig, PlasticNetwork, reference_forward
+from plastic_models.episode import plastic_episode
+from tests.test_plastic import VARIANTS, _grads, _max_rel, _net
+
+DTYPES = [torch.float32, torch.float64]
+
+
+def _ids(v: dict[str, object]) -> str:
+    return "-".join(map(str, v.values()))
+
+
+@pytest.fixture(params=["segments", "one-segment", "one-at-a-time"])
+def layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Long episodes run in segments, small networks' batch as one chunk. Force the others:
+    one segment (short episodes), one batch element at a time (the CPU at N = 1001)."""
+    if request.param == "one-segment":
+        monkeypatch.setattr(episode, "SHORT_EPISODE", 10**6)
+    if request.param == "one-at-a-time":
+        monkeypatch.setattr(episode, "CHUNK_BYTES", 1)
+    return str(request.param)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("variant", VARIANTS, ids=_ids)
+def test_long_episode_with_large_eta_matches_reference(
+    variant: dict[str, object], dtype: torch.dtype, layout: str
+) -> None:
+    """eta = 0.3 over 106 steps (the full task's length): undoing the decay would give NaN in
+    float32; gradients within 1e-4 of the per-element reference for every parameter."""
+    net = _net(eta=0.3, init_scale=0.1, **variant).to(dtype)
+    x = torch.randn(106, 2, 9, generator=torch.Generator().manual_seed(3), dtype=dtype) * 3
+    fast, ref = net(x), reference_forward(net, x)
+    assert _max_rel(fast, ref) <= (1e-10 if dtype == torch.float64 else 1e-5)
+    g_fast, g_ref = _grads(net, fast), _grads(net, ref)
+    for name in g_ref:
+        assert torch.isfinite(g_fast[name]).all(), name
+        assert _max_rel(g_fast[name], g_ref[name]) <= 1e-4, name
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=_ids)
+def test_plain_autograd_path_matches_reference(variant: dict[str, object]) -> None:
+    """forward_autograd stays as the plain batched baseline the benchmark compares against."""
+    net = _net(eta=0.1, **variant)
+    x = torch.randn(12, 3, 9, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    plain, ref = net.forward_autograd(x), reference_forward(net, x)
+    assert _max_rel(plain, ref) <= 1e-10
+    g_plain, g_ref = _grads(net, plain), _grads(net, ref)
+    for name in g_ref:
+        assert _max_rel(g_plain[name], g_ref[name]) <= 1e-10, name
+
+
+@pytest.mark.parametrize("clip", [None, 0.05])
+@pytest.mark.parametrize("rule", ["hebb", "oja"])
+def test_eta_one_and_a_saturated_clip_match_autograd(
+    rule: str, clip: float | None, layout: str
+) -> None:
+    """eta = 1: the decay is 0 (hebb), the trace is the last outer product; with clip = 0.05
+    most of it sits outside the range, where the clamp's gradient is exactly zero."""
+    net = _net(eta=1.0, rule=rule, clip=clip)
+    x = torch.randn(30, 2, 9, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    fast, plain = net(x), net.forward_autograd(x)
+    assert _max_rel(fast, plain) <= 1e-10
+    g_fast, g_plain = _grads(net, fast), _grads(net, plain)
+    for name in g_plain:
+        assert _max_rel(g_fast[name], g_plain[name]) <= 1e-8, name
+
+
+def test_fixed_eta_gets_no_gradient_and_the_rest_still_matches() -> None:
+    net = _net(eta=0.2, learn_eta=False, hidden=6)
+    x = torch.randn(20, 2, 9, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    g_fast, g_ref = _grads(net, net(x)), _grads(net, reference_forward(net, x))
+    assert "eta" not in g_fast
+    for name in g_ref:
+        assert _max_rel(g_fast[name], g_ref[name]) <= 1e-8, name
+
+
+@pytest.mark.parametrize("clip", [None, 0.05])
+def test_without_grad_the_same_activations(clip: float | None) -> None:
+    net = _net(eta=0.1, clip=clip)
+    x = torch.randn(15, 3, 9, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    with torch.no_grad():
+        quiet = net(x)
+    assert torch.equal(quiet, net(x).detach())
+
+
+def _saved_traces(steps: int, n: int, clip: float | None) -> float:
+    """N x N tensors the episode keeps for its backward pass, in units of B N^2 elements."""
+    batch = 2
+    w = torch.zeros(n, n, requires_grad=True)
+    alpha = torch.zeros(n, n, requires_grad=True)
+    eta = torch.tensor(0.1, requires_grad=True)
+    out = plastic_episode(torch.randn(steps, batch, n), w, alpha, eta, "hebb", clip)
+    assert out.grad_fn is not None
+    saved = out.grad_fn.saved_tensors  # type: ignore[attr-defined]
+    big = sum(t.numel() for t in saved if t.dim() == 4 and t.shape[-2:] == (n, n))
+    return big / (batch * n * n)
+
+
+@pytest.mark.parametrize("clip", [None, 0.05])
+def test_memory_grows_as_sqrt_of_episode_length_not_linearly(clip: float | None) -> None:
+    """Plain autograd keeps 3 T traces; the fast path a snapshot every ~sqrt(T) steps."""
+    short, long = _saved_traces(100, 24, clip), _saved_traces(400, 24, clip)
+    assert long <= 2 * math.sqrt(2 * 400)
+    assert long / short <= 2.5  # sqrt(4) = 2, plus rounding of the segment count
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("variant", VARIANTS[::5], ids=_ids)
+def test_fast_path_on_gpu_matches_reference(variant: dict[str, object]) -> None:
+    net = _net(eta=0.3, init_scale=0.1, **variant)
+    x = torch.randn(40, 3, 9, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    g_ref = _grads(net, reference_forward(net, x))
+    gpu = net.cuda()
+    g_gpu = _grads(gpu, gpu(x.cuda()))
+    for name in g_ref:
+        assert _max_rel(g_gpu[name].cpu(), g_ref[name]) <= 1e-8, name
+
+
+def test_hand_sized_network_is_unchanged_by_the_fast_path() -> None:
+    """The 2-neuron example of test_plastic, via both paths."""
+    net = PlasticNetwork(2, 2, PlasticConfig(eta=0.5))
+    x = torch.tensor([[[1.0, -1.0]], [[0.5, 0.0]], [[0.0, 0.0]]])
+    assert torch.allclose(net(x), net.forward_autograd(x))
