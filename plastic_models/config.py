@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveFloat, Positiv
 from pydantic.dataclasses import dataclass
 
 Rule = Literal["hebb", "oja"]
+InputMode = Literal["add", "clamp"]
 AlphaGranularity = Literal["connection", "neuron", "scalar"]
 
 
@@ -28,6 +29,10 @@ class PlasticConfig:
     clip: if set, the trace is clamped to [-clip, clip] after every update.
     init_scale: w is drawn from init_scale * N(0, 1) (0.01 in the reference).
     alpha_scale: alpha is drawn from alpha_scale * N(0, 1) (0.01 in the reference).
+    input_mode: "add" adds the input to the pre-activation (the paper's pattern task);
+        "clamp" sets a neuron that receives a non-zero input to that input (the paper's
+        image task). Clamping needs the direct architecture and runs on the plain autograd
+        path (the fast episode path covers "add").
     """
 
     hidden: PositiveInt | None = None
@@ -38,3 +43,4 @@ class PlasticConfig:
     clip: PositiveFloat | None = None
     init_scale: NonNegativeFloat = 0.01
     alpha_scale: NonNegativeFloat = 0.01
+    input_mode: InputMode = "add"

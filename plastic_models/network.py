@@ -31,6 +31,8 @@ class PlasticNetwork(nn.Module):
         self.output_size = output_size
         self.config = config
         self.direct = config.hidden is None
+        if not self.direct and config.input_mode == "clamp":
+            raise ValueError("input_mode 'clamp' needs the direct architecture (no hidden)")
         if self.direct and output_size > input_size:
             raise ValueError(
                 f"the direct architecture needs output_size ({output_size}) <= input_size "
@@ -78,6 +80,8 @@ class PlasticNetwork(nn.Module):
 
     def forward(self, inputs: Tensor) -> Tensor:
         """(T, B, I) inputs -> (T, B, O) outputs, by the fast episode."""
+        if self.config.input_mode == "clamp":
+            return self.forward_autograd(inputs)
         drive = self.drive(inputs)  # (T, B, N)
         cfg = self.config
         activations = plastic_episode(drive, self.w, self.alpha, self.eta, cfg.rule, cfg.clip)
@@ -105,6 +109,8 @@ class PlasticNetwork(nn.Module):
         else:
             plastic = torch.bmm(x.unsqueeze(1), hebb).squeeze(1) * self.alpha
         y = torch.tanh(fixed + plastic)  # (B, N)
+        if self.config.input_mode == "clamp":
+            y = torch.where(drive != 0, drive, y)
         outer = x.unsqueeze(2) * y.unsqueeze(1)  # (B, N, N): x_pre[i] * y_post[j]
         if self.config.rule == "hebb":
             hebb = torch.lerp(hebb, outer, self.eta)  # (1 - eta) Hebb + eta outer

@@ -30,6 +30,8 @@ def reference_forward(net: PlasticNetwork, inputs: Tensor) -> Tensor:
         for t in range(drive.shape[0]):
             weights = net.w + alpha * hebb
             y = torch.tanh(x @ weights + drive[t, b])
+            if cfg.input_mode == "clamp":  # a neuron given a non-zero input takes its value
+                y = torch.where(drive[t, b] != 0, drive[t, b], y)
             if cfg.rule == "hebb":
                 hebb = (1 - net.eta) * hebb + net.eta * torch.outer(x, y)
             else:

@@ -101,3 +101,21 @@ def test_paper_parameter_counts() -> None:
 def test_direct_architecture_needs_enough_neurons() -> None:
     with pytest.raises(ValueError, match="set hidden"):
         PlasticNetwork(3, 5)
+
+
+def test_clamp_mode_follows_the_reference_and_holds_inputs() -> None:
+    """The image task's input mode: a neuron given a non-zero input takes that value."""
+    net = _net(eta=0.1, input_mode="clamp")
+    x = torch.randn(12, 3, 9, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    x[:, :, ::2] = 0.0  # half the neurons free, half clamped
+    fast, ref = net(x), reference_forward(net, x)
+    assert _max_rel(fast, ref) <= 1e-10
+    assert torch.equal(fast[:, :, 1::2], x[:, :, 1:8:2])
+    g_fast, g_ref = _grads(net, fast), _grads(net, ref)
+    for name in g_ref:
+        assert _max_rel(g_fast[name], g_ref[name]) <= 1e-4, name
+
+
+def test_clamp_mode_needs_the_direct_architecture() -> None:
+    with pytest.raises(ValueError, match="direct architecture"):
+        PlasticNetwork(9, 8, PlasticConfig(hidden=6, input_mode="clamp"))

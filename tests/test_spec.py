@@ -15,7 +15,7 @@ from tests.sweeps import sweep, tiny_spec, write_spec
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("example", ["quick", "paper"])
+@pytest.mark.parametrize("example", sorted(p.stem for p in (ROOT / "examples").glob("*.yaml")))
 def test_examples_validate(example: str) -> None:
     spec = load_spec(ROOT / "examples" / f"{example}.yaml")
     assert len(make_cells(spec)) == len(spec.difficulties) * len(spec.models)
