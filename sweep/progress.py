@@ -28,7 +28,7 @@ class CellCounts:
     best: float = math.nan  # lowest evaluation error seen in the cell's search trials
 
 
-def render(spec: SweepSpec, counts: list[CellCounts], title: str) -> Table:
+def render(counts: list[CellCounts], title: str) -> Table:
     table = Table(title=title)
     for column in ("cell", "done", "running", "pending", "best error"):
         table.add_column(column, justify="left" if column == "cell" else "right")
@@ -109,7 +109,7 @@ class LiveCells(Callback):
         if time.monotonic() - self._drawn < 0.5:
             return
         self._drawn = time.monotonic()
-        table = render(self.spec, self.counts(trials), f"sweep {self.spec.name}")
+        table = render(self.counts(trials), f"sweep {self.spec.name}")
         if self._live is None:
             self._live = Live(table, console=Console(stderr=True), auto_refresh=False)
             self._live.start()
@@ -117,6 +117,6 @@ class LiveCells(Callback):
 
     def on_experiment_end(self, trials: list[TuneTrial], **info: Any) -> None:
         if self._live is not None:
-            self._live.update(render(self.spec, self.counts(trials), f"sweep {self.spec.name}"))
+            self._live.update(render(self.counts(trials), f"sweep {self.spec.name}"))
             self._live.stop()
             self._live = None

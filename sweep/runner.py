@@ -13,8 +13,8 @@ from sweep.plan import make_cells
 from sweep.progress import LiveCells, budget, counts_from_storage, render
 from sweep.results import ResultsWriter, compact, filesystem, read_table
 from sweep.scheduling import CellScheduler
-from sweep.search import METRIC, CellSearcher
-from sweep.spec import SpecError, SweepSpec, load_spec, parse_spec
+from sweep.search import CellSearcher
+from sweep.spec import SweepSpec, parse_spec
 
 SPEC_FILE = "spec.yaml"
 TUNE_DIR = "tune"
@@ -252,7 +252,7 @@ def status(folder: str) -> Any:
     """The cells table from storage."""
     spec = read_spec(folder)
     trials, curves = read_table(folder, "trials"), read_table(folder, "curves")
-    return render(spec, counts_from_storage(spec, trials, curves), f"sweep {spec.name}: {folder}")
+    return render(counts_from_storage(spec, trials, curves), f"sweep {spec.name}: {folder}")
 
 
-__all__ = ["METRIC", "SpecError", "SweepError", "load_spec", "resume", "run", "status"]
+__all__ = ["SweepError", "read_spec", "resume", "run", "status"]
