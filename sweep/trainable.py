@@ -83,7 +83,7 @@ def sweep_trainable(config: dict[str, Any], spec: SweepSpec) -> None:
             state = torch.load(Path(folder, CHECKPOINT_FILE), weights_only=False)
         trial.load_state_dict(state["trial"])
         provenance["started_at"] = state["started_at"]
-        if trial.finished:  # it ended before the driver recorded it: say so again
+        if trial.finished or state["last"].get("diverged"):  # ended before the driver knew
             tune.report(state["last"])
             return
     last_checkpoint = time.monotonic()
