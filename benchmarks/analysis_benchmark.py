@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,6 +25,7 @@ import optuna
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+from machine import cpu_model  # benchmarks/machine.py, beside this script
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.storages.journal import JournalFileBackend
 
@@ -43,14 +42,7 @@ PARTS = 10  # curves part files (plus one of re-reported steps)
 
 def machine() -> str:
     """CPU model and core count, for the record."""
-    model = platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model}, {os.cpu_count()} cores"
+    return cpu_model()
 
 
 def _trial_rows(rng: np.random.Generator, steps: int) -> list[dict[str, Any]]:

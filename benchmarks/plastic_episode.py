@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from machine import cpu_model  # benchmarks/machine.py, beside this script
 
 from plastic_models import PlasticNetwork, reference_forward
 from sweep.tasks import make_task
@@ -70,17 +71,7 @@ def inputs(case: Case, generator: torch.Generator) -> tuple[torch.Tensor, torch.
 
 def machine() -> str:
     """CPU model, core count, memory and torch version, for the record."""
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "unknown CPU",
-    )
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {available_gib():.0f} GiB free, torch {torch.__version__}"
-    )
+    return f"{cpu_model()}, {available_gib():.0f} GiB free, torch {torch.__version__}"
 
 
 def estimated_gib(case: Case, path: str) -> float:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 
 import ray
 import torch
+from machine import cpu_model  # benchmarks/machine.py, beside this script
 
 from sweep import runner
 from sweep.results import read_table
@@ -30,15 +29,8 @@ LEVEL, BATCH = "paper-simplified", 16
 
 
 def machine() -> str:
-    """CPU model and core count, for the record."""
-    model = platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}"
+    """CPU model, core count and torch version, for the record."""
+    return f"{cpu_model()}, torch {torch.__version__}"
 
 
 def calibrate(seconds: float) -> int:
