@@ -81,12 +81,13 @@ class LiveCells(Callback):
         self._live: Live | None = None
         self._drawn = 0.0
         self._best: dict[str, float] = {}  # cell -> lowest search error reported so far
+        self._cell_ids = [c.id for c in make_cells(spec)]  # built once, not at every redraw
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_live": None}
 
     def counts(self, trials: list[TuneTrial]) -> list[CellCounts]:
-        by_cell = {c.id: CellCounts(c.id) for c in make_cells(self.spec)}
+        by_cell = {cell: CellCounts(cell) for cell in self._cell_ids}
         for trial in trials:
             counts = by_cell[trial.config["cell"]]
             if trial.status in (TuneTrial.TERMINATED, TuneTrial.ERROR):

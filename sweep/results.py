@@ -302,10 +302,14 @@ class ResultsWriter(Callback):
                 write_part(self.sweep_dir, table, rows)
                 rows.clear()
 
-    def _settings(self, trial: TuneTrial) -> TrialSettings:
+    @property
+    def cells(self) -> dict[str, Cell]:
         if self._cells is None:
             self._cells = cells_by_id(self.spec)
-        return TrialSettings.from_config(self.spec, self._cells, trial.config)
+        return self._cells
+
+    def _settings(self, trial: TuneTrial) -> TrialSettings:
+        return TrialSettings.from_config(self.spec, self.cells, trial.config)
 
     def _identity(self, settings: TrialSettings, trial: TuneTrial) -> dict[str, Any]:
         cell = settings.cell
@@ -323,11 +327,19 @@ class ResultsWriter(Callback):
         }
 
     def _curve_row(self, trial: TuneTrial, result: dict[str, Any]) -> dict[str, Any]:
-        ident = self._identity(self._settings(trial), trial)
-        row = {k: ident[k] for k in ("sweep", "trial_id", "phase", "difficulty", "model", "cell")}
+        # Once per report: read the identity off the config, without building the task.
+        cell = self.cells[trial.config["cell"]]
+        row = {
+            "sweep": self.spec.name,
+            "trial_id": trial.trial_id,
+            "phase": trial.config["phase"],
+            "difficulty": cell.difficulty,
+            "model": cell.model,
+            "cell": cell.id,
+        }
         row.update({k: result.get(k) for k in ("step", "episodes", "wall_s", "loss", "error")})
         row.update(
-            seed=ident["seed"],
+            seed=trial.config["seed"],
             episodes_per_second=result.get("episodes_per_second"),
             node=result.get("node"),
             schema_version=SCHEMA_VERSION,
