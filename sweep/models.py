@@ -47,7 +47,6 @@ class Family:
     name: str
     config: type  # frozen pydantic dataclass of the family's hyperparameters
     build: Callable[[int, int, Any], nn.Module]  # (input_size, output_size, config) -> model
-    plastic: bool
 
     @property
     def parameters(self) -> list[str]:
@@ -56,10 +55,10 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "plastic": Family("plastic", PlasticConfig, PlasticNetwork, plastic=True),
-    "rnn": Family("rnn", BaselineConfig, partial(RecurrentBaseline, "rnn"), plastic=False),
-    "lstm": Family("lstm", BaselineConfig, partial(RecurrentBaseline, "lstm"), plastic=False),
-    "gru": Family("gru", BaselineConfig, partial(RecurrentBaseline, "gru"), plastic=False),
+    "plastic": Family("plastic", PlasticConfig, PlasticNetwork),
+    "rnn": Family("rnn", BaselineConfig, partial(RecurrentBaseline, "rnn")),
+    "lstm": Family("lstm", BaselineConfig, partial(RecurrentBaseline, "lstm")),
+    "gru": Family("gru", BaselineConfig, partial(RecurrentBaseline, "gru")),
 }
 
 
