@@ -28,6 +28,7 @@ FIGURES = "figures"
 SHOWN = (
     ("final_error", "Final error against difficulty"),
     ("frontier", "Difficulty frontier"),
+    ("reconstructions", "Reconstructions of held-out images"),
     ("learning_curves", "Learning curves"),
     ("episodes_to_solve", "Episodes to solve"),
     ("parameters", "Parameter count against error"),
@@ -344,6 +345,8 @@ def _figures_html(summary: Summary, folder: Path, prefix: str) -> str:
     drawn = plots.figures(summary)
     parts = []
     for name, caption in SHOWN:
+        if name not in drawn:  # reconstructions: picture tasks only
+            continue
         png, svg = plots.save(drawn[name], folder, prefix + name)
         data = base64.b64encode(png.read_bytes()).decode()
         link = f"{FIGURES}/{svg.name}"

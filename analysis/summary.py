@@ -367,6 +367,26 @@ def curve_summary(curves: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def typical_reconstructions(trials: pd.DataFrame, reconstructions: pd.DataFrame) -> pd.DataFrame:
+    """The reconstructions a figure shows: per cell, those of its typical confirmation
+    trial, the one whose final error is the median across seeds (the lower middle one for an
+    even count; ties to the lower seed), so the pictures show neither the best nor the worst
+    seed. A cell with no usable confirmation trial that recorded pictures shows its best
+    search trial. Reconstruction rows with the chosen trial's `final_error` added, one row
+    per (cell, sample); empty when the sweep recorded none (tasks that are not pictures)."""
+    recorded = trials[trials["trial_id"].isin(reconstructions["trial_id"])]
+    chosen = []
+    for phase in (CONFIRM, SEARCH):
+        ranked = usable(recorded, phase).sort_values(["final_error", "seed"], kind="stable")
+        for _, cell in ranked.groupby(CELL, sort=False):
+            chosen.append(cell.iloc[(len(cell) - 1) // 2 if phase == CONFIRM else 0])
+    picked = pd.DataFrame(chosen, columns=trials.columns).drop_duplicates(CELL, keep="first")
+    out = reconstructions.merge(
+        picked[["sweep", "trial_id", "final_error"]], on=["sweep", "trial_id"]
+    )
+    return out.sort_values([*CELL, "sample"], kind="stable").reset_index(drop=True)
+
+
 def ordered(
     frame: pd.DataFrame, difficulties: Sequence[str], models: Sequence[str]
 ) -> pd.DataFrame:
@@ -399,6 +419,7 @@ class Summary:
     importance: pd.DataFrame  # param_importance
     curves: pd.DataFrame  # curve_summary
     searched: tuple[str, ...]  # the hp.* columns tuned by the search
+    reconstructions: pd.DataFrame  # typical_reconstructions (picture tasks; else empty)
 
     @property
     def sweep(self) -> str:
@@ -436,6 +457,7 @@ def summarize(results: Results, seed: int = 0, alpha: float = ALPHA) -> Summary:
         importance=order(param_importance(results.studies())),
         curves=order(curve_summary(results.curves, trials)),
         searched=tuple(hp),
+        reconstructions=order(typical_reconstructions(trials, results.reconstructions)),
     )
 
 

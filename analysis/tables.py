@@ -1,7 +1,9 @@
-"""Reading sweep results into pandas: the trials and curves tables of one or more sweeps.
+"""Reading sweep results into pandas: the trials, curves and reconstructions tables of one or
+more sweeps.
 
-The store's contract (DESIGN.md, "Results store"): `<sweep>/trials/part-*.parquet` and
-`<sweep>/curves/part-*.parquet`, written atomically under hidden `.part-*.tmp` names, so a
+The store's contract (DESIGN.md, "Results store"): `<sweep>/trials/part-*.parquet`,
+`<sweep>/curves/part-*.parquet` and, for picture tasks, `<sweep>/reconstructions/part-*.parquet`,
+written atomically under hidden `.part-*.tmp` names, so a
 reader never needs a lock; resumed or retried trials may repeat rows, and readers keep the
 last row per key, part files taken in name order (names start with a nanosecond time).
 This module re-implements that reading with pyarrow alone, because `sweep.results` imports
@@ -26,8 +28,12 @@ import pyarrow.parquet as pq
 import yaml
 from optuna.storages.journal import JournalFileBackend
 
-TABLES = ("trials", "curves")
-KEYS = {"trials": ["sweep", "trial_id"], "curves": ["sweep", "trial_id", "step"]}
+TABLES = ("trials", "curves", "reconstructions")
+KEYS = {
+    "trials": ["sweep", "trial_id"],
+    "curves": ["sweep", "trial_id", "step"],
+    "reconstructions": ["sweep", "trial_id", "sample"],
+}
 SPEC_FILE = "spec.yaml"
 JOURNAL = ("optuna", "journal.log")
 
@@ -86,7 +92,27 @@ CURVES_COLUMNS: dict[str, str] = {
     "node": _TEXT,
     "schema_version": "Int32",
 }
-COLUMNS = {"trials": TRIALS_COLUMNS, "curves": CURVES_COLUMNS}
+RECONSTRUCTIONS_COLUMNS: dict[str, str] = {
+    "sweep": _TEXT,
+    "trial_id": _TEXT,
+    "phase": _TEXT,
+    "difficulty": _TEXT,
+    "model": _TEXT,
+    "cell": _TEXT,
+    "seed": "Int64",
+    "sample": "Int64",  # which fixed evaluation episode: the same images for every trial
+    "rows": "Int64",  # picture shape; the arrays below are rows * cols long, row-major
+    "cols": "Int64",
+    "target": "object",  # numpy float32 array: the whole image
+    "output": "object",  # numpy float32 array: the network's output at the last step
+    "erased": "object",  # numpy bool array: the part the cue hid, which the metric scores
+    "schema_version": "Int32",
+}
+COLUMNS = {
+    "trials": TRIALS_COLUMNS,
+    "curves": CURVES_COLUMNS,
+    "reconstructions": RECONSTRUCTIONS_COLUMNS,
+}
 
 
 class NoSweepError(ValueError):
@@ -141,11 +167,13 @@ class Sweep:
 
 @dataclass(frozen=True, eq=False)  # frames do not compare to one bool
 class Results:
-    """The trials and curves of one or more sweeps, one row per key."""
+    """The trials, curves and reconstructions of one or more sweeps, one row per key
+    (reconstructions: picture tasks only, else empty)."""
 
     trials: pd.DataFrame
     curves: pd.DataFrame
     sweeps: tuple[Sweep, ...] = field(default=())
+    reconstructions: pd.DataFrame = field(default_factory=lambda: _frame([], "reconstructions"))
 
     @property
     def difficulties(self) -> tuple[str, ...]:
@@ -163,10 +191,15 @@ class Results:
 
     def select(self, sweep: str) -> Results:
         """One sweep's rows (and folder)."""
+
+        def rows(frame: pd.DataFrame) -> pd.DataFrame:
+            return frame[frame["sweep"] == sweep].reset_index(drop=True)
+
         return Results(
-            self.trials[self.trials["sweep"] == sweep].reset_index(drop=True),
-            self.curves[self.curves["sweep"] == sweep].reset_index(drop=True),
+            rows(self.trials),
+            rows(self.curves),
             tuple(s for s in self.sweeps if s.name == sweep),
+            rows(self.reconstructions),
         )
 
     def studies(self) -> dict[tuple[str, str], optuna.Study]:
@@ -220,8 +253,8 @@ def load(paths: str | Path | Sequence[str | Path]) -> Results:
                 f"{sweep.path}; load them separately"
             )
         seen[sweep.name] = sweep.path
-    trials, curves = (_frame(tables[t], t) for t in TABLES)
-    return Results(trials, curves, tuple(sweeps))
+    trials, curves, reconstructions = (_frame(tables[t], t) for t in TABLES)
+    return Results(trials, curves, tuple(sweeps), reconstructions)
 
 
 def load_studies(sweep: Sweep) -> dict[str, optuna.Study]:

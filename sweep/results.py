@@ -1,7 +1,11 @@
-"""The results store: two Parquet tables per sweep, written only by the driver.
+"""The results store: Parquet tables per sweep, written only by the driver.
 
-    <sweep>/trials/part-*.parquet   one row per trial (identity, config, outcome, provenance)
-    <sweep>/curves/part-*.parquet   one row per report (trial_id, step, metrics)
+    <sweep>/trials/part-*.parquet            one row per trial (identity, config, outcome,
+                                             provenance)
+    <sweep>/curves/part-*.parquet            one row per report (trial_id, step, metrics)
+    <sweep>/reconstructions/part-*.parquet   picture tasks only: one row per recorded
+                                             episode of a finished trial (target, output,
+                                             erased part), for the reconstruction figure
 
 Rows are buffered and flushed to a new part file: written under a hidden temporary name,
 then renamed, so readers never see half a file and concurrent writers never overwrite each
@@ -42,8 +46,12 @@ from sweep.trainable import TrialSettings
 
 SCHEMA_VERSION = 1
 WRITE_ATTEMPTS = 3
-TABLES = ("trials", "curves")
-KEYS = {"trials": ["sweep", "trial_id"], "curves": ["sweep", "trial_id", "step"]}
+TABLES = ("trials", "curves", "reconstructions")
+KEYS = {
+    "trials": ["sweep", "trial_id"],
+    "curves": ["sweep", "trial_id", "step"],
+    "reconstructions": ["sweep", "trial_id", "sample"],
+}
 _ARROW = {int: pa.int64(), float: pa.float64(), bool: pa.bool_(), str: pa.string()}
 
 
@@ -129,7 +137,25 @@ CURVES_SCHEMA = pa.schema(
     }.items(),
     metadata={"schema_version": str(SCHEMA_VERSION)},
 )
-SCHEMAS = {"trials": TRIALS_SCHEMA, "curves": CURVES_SCHEMA}
+RECONSTRUCTIONS_SCHEMA = pa.schema(
+    {
+        **{k: _IDENTITY[k] for k in ("sweep", "trial_id", "phase", "difficulty", "model", "cell")},
+        "seed": pa.int64(),
+        "sample": pa.int64(),  # which of the fixed evaluation episodes (the same per level)
+        "rows": pa.int64(),  # the picture's shape: target and output are rows * cols, row-major
+        "cols": pa.int64(),
+        "target": pa.list_(pa.float32()),  # the whole image
+        "output": pa.list_(pa.float32()),  # the network's output at the last step
+        "erased": pa.list_(pa.bool_()),  # True on the part the cue hid (what the metric scores)
+        "schema_version": pa.int32(),
+    }.items(),
+    metadata={"schema_version": str(SCHEMA_VERSION)},
+)
+SCHEMAS = {
+    "trials": TRIALS_SCHEMA,
+    "curves": CURVES_SCHEMA,
+    "reconstructions": RECONSTRUCTIONS_SCHEMA,
+}
 
 
 def git_commit() -> str:
@@ -226,17 +252,17 @@ def compact(sweep_dir: str | Path) -> None:
     """Rewrite each table of a finished sweep as one de-duplicated part file, so that plain
     `pandas.read_parquet` shows each key once.
 
-    Curve rows of trials that have no trial row are dropped: in a finished sweep those are
-    runs lost from Ray's saved state by a driver crash, whose configuration (and seed) the
-    searcher handed out again under a new trial id. The new part is in place before the old
-    ones go (a reader in between sees duplicates, never a gap); a part that could not be
-    read is left where it is.
+    Curve and reconstruction rows of trials that have no trial row are dropped: in a
+    finished sweep those are runs lost from Ray's saved state by a driver crash, whose
+    configuration (and seed) the searcher handed out again under a new trial id. The new
+    part is in place before the old ones go (a reader in between sees duplicates, never a
+    gap); a part that could not be read is left where it is.
     """
     fs, _ = filesystem(sweep_dir)
     finished = _read(sweep_dir, "trials")[0].column("trial_id")
     for table in TABLES:
         data, read = _read(sweep_dir, table)
-        if table == "curves":
+        if table != "trials":
             kept = data.filter(pc.is_in(data.column("trial_id"), value_set=finished))
             if len(read) < 2 and len(kept) == len(data):
                 continue
@@ -273,6 +299,11 @@ class ResultsWriter(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[TuneTrial], trial: TuneTrial, result: dict, **info: Any
     ) -> None:
+        # Taken out of the result before Tune keeps it as the trial's last result (which
+        # goes into Tune's experiment state): pictures belong in their own table.
+        pictures = result.pop("reconstructions", None)
+        if pictures is not None:
+            self._buffer["reconstructions"].extend(self._reconstruction_rows(trial, pictures))
         if "step" not in result:
             return
         self._buffer["curves"].append(self._curve_row(trial, result))
@@ -326,10 +357,10 @@ class ResultsWriter(Callback):
             "optuna_trial": settings.number,
         }
 
-    def _curve_row(self, trial: TuneTrial, result: dict[str, Any]) -> dict[str, Any]:
+    def _row_identity(self, trial: TuneTrial) -> dict[str, Any]:
         # Once per report: read the identity off the config, without building the task.
         cell = self.cells[trial.config["cell"]]
-        row = {
+        return {
             "sweep": self.spec.name,
             "trial_id": trial.trial_id,
             "phase": trial.config["phase"],
@@ -337,6 +368,30 @@ class ResultsWriter(Callback):
             "model": cell.model,
             "cell": cell.id,
         }
+
+    def _reconstruction_rows(
+        self, trial: TuneTrial, pictures: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        identity = {**self._row_identity(trial), "seed": trial.config["seed"]}
+        rows, cols = pictures["shape"]
+        return [
+            {
+                **identity,
+                "sample": i,
+                "rows": rows,
+                "cols": cols,
+                "target": target,
+                "output": output,
+                "erased": erased,
+                "schema_version": SCHEMA_VERSION,
+            }
+            for i, (target, output, erased) in enumerate(
+                zip(pictures["target"], pictures["output"], pictures["erased"], strict=True)
+            )
+        ]
+
+    def _curve_row(self, trial: TuneTrial, result: dict[str, Any]) -> dict[str, Any]:
+        row = self._row_identity(trial)
         row.update({k: result.get(k) for k in ("step", "episodes", "wall_s", "loss", "error")})
         row.update(
             seed=trial.config["seed"],

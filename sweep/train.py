@@ -59,8 +59,15 @@ class Report:
         return asdict(self)
 
 
+# A finished trial of a picture task records its outputs on this many evaluation episodes,
+# the same ones for every trial of a task level (drawn from stream 3 of seed 0), so that
+# figures can set the models' reconstructions of one image side by side.
+RECONSTRUCTIONS = 3
+
+
 def seeded(seed: int, stream: int) -> torch.Generator:
-    """A CPU generator for one random stream (0: init, 1: training, 2: evaluation) of a seed."""
+    """A CPU generator for one random stream (0: init, 1: training, 2: evaluation,
+    3: the reconstruction episodes) of a seed."""
     return torch.Generator().manual_seed(seed * 1_000_003 + stream)
 
 
@@ -138,6 +145,25 @@ class Trial:
             yield self._report(sum(losses) / len(losses), since, since_episodes)
             losses.clear()
             since, since_episodes = time.perf_counter(), self.episodes
+
+    @torch.no_grad()
+    def reconstructions(self, count: int = RECONSTRUCTIONS) -> dict[str, Any] | None:
+        """The model's last-step outputs on `count` fixed evaluation episodes, for figures;
+        None when the task's targets are not pictures. Plain lists (they travel in Ray
+        results): shape (rows, cols) of a picture; target, output (count, O) floats; erased
+        (count, O), True where the metric scores (the part the cue hid)."""
+        shape = self.task.picture
+        if shape is None:
+            return None
+        episode = self.task.sample(count, seeded(0, 3), self.device, split="eval")
+        output = self.model(episode.inputs)[-1]
+        erased = torch.ones_like(output, dtype=torch.bool) if episode.mask is None else episode.mask
+        return {
+            "shape": list(shape),
+            "target": episode.targets.cpu().tolist(),
+            "output": output.cpu().tolist(),
+            "erased": erased.cpu().tolist(),
+        }
 
     def _report(
         self, loss: float, since: float, since_episodes: int, diverged: bool = False

@@ -63,7 +63,8 @@ def trial_device(spec: SweepSpec) -> str:
 
 def sweep_trainable(config: dict[str, Any], spec: SweepSpec) -> None:
     """Train one trial, reporting every evaluation; checkpoint (model, optimizer, generator
-    states, counters) at the first report after `checkpoint_every_s` and at the end."""
+    states, counters) at the first report after `checkpoint_every_s` and at the end. The
+    final report of a picture task carries the trial's reconstructions."""
     torch.set_num_threads(max(1, int(spec.resources.cpu)))
     settings = TrialSettings.from_config(spec, cells_by_id(spec), config, trial_device(spec))
     trial = Trial(settings.task, settings.cell.family, settings.model_params, settings.train)
@@ -89,6 +90,10 @@ def sweep_trainable(config: dict[str, Any], spec: SweepSpec) -> None:
     last_checkpoint = time.monotonic()
     for report in trial.reports():
         metrics = {**report.to_dict(), **provenance}
+        if report.done and not report.diverged:
+            pictures = trial.reconstructions()
+            if pictures is not None:  # the driver's ResultsWriter takes them out of the result
+                metrics["reconstructions"] = pictures
         every = spec.fault_tolerance.checkpoint_every_s
         if not report.done and time.monotonic() - last_checkpoint < every:
             tune.report(metrics)

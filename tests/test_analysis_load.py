@@ -16,8 +16,20 @@ import yaml
 
 import analysis
 from analysis import NoSweepError, UnreadablePartWarning, load
-from analysis.tables import CURVES_COLUMNS, TRIALS_COLUMNS, last_per_key
-from sweep.results import CURVES_SCHEMA, KEYS, SCHEMAS, TRIALS_SCHEMA, write_part
+from analysis.tables import (
+    CURVES_COLUMNS,
+    RECONSTRUCTIONS_COLUMNS,
+    TRIALS_COLUMNS,
+    last_per_key,
+)
+from sweep.results import (
+    CURVES_SCHEMA,
+    KEYS,
+    RECONSTRUCTIONS_SCHEMA,
+    SCHEMAS,
+    TRIALS_SCHEMA,
+    write_part,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,6 +94,38 @@ def test_documented_columns_and_dtypes_match_the_writers_schema(tmp_path: Path) 
     assert row["episodes_to_solve"] is pd.NA  # never solved: missing, the column stays Int64
     assert row["started_at"] == pd.Timestamp("2026-01-02 03:04:05", tz="UTC")
     assert results.trials["hp.learn_eta"].dtype == "boolean"
+
+
+def picture_row(trial_id: str, sample: int, output: float) -> dict[str, Any]:
+    return {
+        **{k: v for k, v in curve_row(trial_id, 1, 0.0).items() if k in RECONSTRUCTIONS_COLUMNS},
+        "seed": 1,
+        "sample": sample,
+        "rows": 2,
+        "cols": 3,
+        "target": [0.5, -0.5, 1.0, -1.0, 0.0, 0.25],
+        "output": [output] * 6,
+        "erased": [True] * 3 + [False] * 3,
+        "schema_version": 1,
+    }
+
+
+def test_reconstructions_load_as_arrays_last_row_per_key(tmp_path: Path) -> None:
+    assert list(RECONSTRUCTIONS_COLUMNS) == RECONSTRUCTIONS_SCHEMA.names
+    assert KEYS["reconstructions"] == analysis.tables.KEYS["reconstructions"]
+    folder = make_sweep(tmp_path)
+    write_part(folder, "trials", [trial_row("a")])
+    write_part(folder, "reconstructions", [picture_row("a", 0, 0.1), picture_row("a", 1, 0.2)])
+    write_part(folder, "reconstructions", [picture_row("a", 1, 0.3)])  # re-reported, restored
+    pictures = load(folder).reconstructions
+    assert list(pictures.columns) == RECONSTRUCTIONS_SCHEMA.names
+    for column, dtype in RECONSTRUCTIONS_COLUMNS.items():
+        assert str(pictures[column].dtype) == dtype, column
+    assert pictures["sample"].tolist() == [0, 1]
+    last = pictures.iloc[1]
+    assert last["output"].dtype == np.float32 and last["output"][0] == pytest.approx(0.3)
+    assert last["erased"].dtype == bool and last["erased"].tolist() == [True] * 3 + [False] * 3
+    assert load(make_sweep(tmp_path / "patterns")).reconstructions.empty  # none recorded
 
 
 def test_last_row_per_key_wins_in_part_file_order(tmp_path: Path) -> None:

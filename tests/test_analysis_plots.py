@@ -26,10 +26,12 @@ from analysis.plots import (
     importance_info,
     learning_curves_info,
     parameters_info,
+    reconstruction_info,
     save,
     seeds_text,
 )
-from tests.test_analysis_summary import HIGH, LOW, seeds
+from analysis.tables import CURVES_COLUMNS
+from tests.test_analysis_summary import HIGH, LOW, pictures, seeds, trial
 
 SPEC = {"difficulties": ["easy", "hard"], "models": {"plastic": {}, "rnn": {}}}
 
@@ -162,9 +164,62 @@ def test_figures_state_axes_units_aggregation_and_seeds(summary: Summary) -> Non
 
 def test_every_figure_is_written_as_png_and_svg(summary: Summary, tmp_path: Path) -> None:
     drawn = figures(summary)
-    assert list(drawn) == list(FIGURES)
+    assert list(drawn) == [f for f in FIGURES if f != "reconstructions"]  # not pictures
     for name, fig in drawn.items():
         assert isinstance(fig, Figure) and fig.get_suptitle()
         png, svg = save(fig, tmp_path, name)
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert "<svg" in svg.read_text()[:1000]
+
+
+@pytest.fixture(scope="module")
+def images() -> Summary:
+    """An image sweep: easy with plastic (3 confirmation seeds) and rnn (2 search trials
+    only), hard with plastic; 2 recorded episodes of 2 x 2 pixels per trial."""
+    rows = seeds("easy", "plastic", [0.3, 0.1, 0.2]) + seeds("hard", "plastic", [0.5])
+    rows += [trial("easy", "rnn", e, seed=s, phase="search") for s, e in ((4, 0.6), (5, 0.5))]
+    for row in rows:
+        row.update(task="images", metric="erased_mse", chance=0.2)
+    spec = {
+        "task": "images",
+        "difficulties": ["easy", "hard"],
+        "models": {"plastic": {}, "rnn": {}},
+    }
+    curves = pd.DataFrame(columns=list(CURVES_COLUMNS))
+    results = Results(pd.DataFrame(rows), curves, (Sweep("s", "/x", spec, ""),), pictures(rows))
+    return summarize(results)
+
+
+def test_reconstruction_info(images: Summary) -> None:
+    info = reconstruction_info(images)
+    assert info.models == ("plastic", "rnn") and info.phases == ("confirm", "search")
+    assert [(p.difficulty, p.sample) for p in info.pictures] == [
+        ("easy", 0),
+        ("easy", 1),
+        ("hard", 0),
+        ("hard", 1),
+    ]
+    easy = info.pictures[1]
+    assert easy.shape == (2, 2) and easy.erased == (True, True, False, False)
+    assert easy.seeds == {"plastic": 2, "rnn": 5}  # the median seed; the best search trial
+    assert easy.target == pytest.approx((-1, -1 / 3, 1 / 3, 1))  # sample 1 of 2: scale 1
+    # outputs are seed + sample everywhere: plastic 3, rnn 6; MSE on the top half
+    assert easy.outputs["plastic"] == (3.0,) * 4
+    assert easy.errors["plastic"] == pytest.approx(((3 + 1) ** 2 + (3 + 1 / 3) ** 2) / 2)
+    assert easy.errors["rnn"] == pytest.approx(((6 + 1) ** 2 + (6 + 1 / 3) ** 2) / 2)
+    assert set(info.pictures[2].outputs) == {"plastic"}  # hard: rnn did not run
+
+
+def test_reconstruction_figure(images: Summary, tmp_path: Path) -> None:
+    drawn = figures(images)
+    assert "reconstructions" in drawn
+    fig = drawn["reconstructions"]
+    axes = fig.get_axes()
+    assert len(axes) == 4 * 4  # 4 episodes x (original, cue, plastic, rnn)
+    assert [a.get_title() for a in axes[:4]] == ["original", "cue", "plastic", "rnn"]
+    # easy, sample 0, plastic seed 2: output 2 against -1/2 and -1/6 in the erased half
+    assert axes[2].get_xlabel() == f"{((2 + 1 / 2) ** 2 + (2 + 1 / 6) ** 2) / 2:.3f} (seed 2)"
+    assert "not\nrecorded" in [t.get_text() for t in axes[-1].texts]  # hard/rnn
+    assert "held-out images" in fig.get_suptitle() and "median final error" in fig.get_suptitle()
+    png, _ = save(fig, tmp_path, "reconstructions")
+    assert png.stat().st_size > 0

@@ -18,7 +18,7 @@ from analysis import UnreadablePartWarning, load, summarize
 from analysis.report import write_report
 from sweep.results import write_part
 from tests.sweeps import sweep, tiny_spec, write_spec
-from tests.test_analysis_summary import HIGH, LOW, seeds
+from tests.test_analysis_summary import HIGH, LOW, pictures, seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,6 +65,19 @@ def test_report_headline_marks_significant_wins_and_leaves_out_diverged(tmp_path
     assert "<td>hard</td><td>plastic</td><td>10</td><td>2</td>" in page  # seeds, diverged
     assert page.count("src='data:image/png;base64,") == 6
     assert "name: hand" in page  # the spec that ran
+
+
+def test_an_image_sweeps_report_shows_its_reconstructions(tmp_path: Path) -> None:
+    rows = seeds("easy", "plastic", LOW) + seeds("easy", "rnn", HIGH)
+    rows = [{**r, "task": "images", "metric": "erased_mse"} for r in rows]
+    folder = written_sweep(tmp_path, rows)
+    recorded = pictures([{**r, "sweep": "hand"} for r in rows])
+    records = [{str(k): v for k, v in r.items()} for r in recorded.to_dict("records")]
+    write_part(folder, "reconstructions", [{**r, "schema_version": 1} for r in records])
+    page = write_report(load(folder), tmp_path / "out").read_text()
+    assert page.count("src='data:image/png;base64,") == 7
+    assert "Reconstructions of held-out images" in page
+    assert (tmp_path / "out" / "figures" / "reconstructions.svg").is_file()
 
 
 def test_report_of_several_sweeps_has_a_section_each(tmp_path: Path) -> None:

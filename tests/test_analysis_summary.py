@@ -25,7 +25,8 @@ from analysis import (
     summarize,
 )
 from analysis.stats import rank_sum
-from analysis.summary import seed_limit
+from analysis.summary import seed_limit, typical_reconstructions
+from analysis.tables import RECONSTRUCTIONS_COLUMNS
 
 _ids = itertools.count()
 
@@ -61,6 +62,23 @@ def seeds(difficulty: str, model: str, errors: Iterable[float], **values: Any) -
 
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
+
+
+def pictures(trials: Iterable[dict[str, Any]], samples: int = 2, side: int = 2) -> pd.DataFrame:
+    """Reconstruction rows of each trial: the same images per difficulty; each trial's
+    output is its seed plus the sample number, everywhere (easy to tell apart)."""
+    rows = []
+    for t in trials:
+        for sample in range(samples):
+            target = np.linspace(-1, 1, side * side, dtype=np.float32) * (sample + 1) / samples
+            erased = np.arange(side * side) < side * side // 2  # the top half
+            rows.append(
+                {k: t[k] for k in ("sweep", "trial_id", "phase", "difficulty", "model", "cell")}
+                | {"seed": t["seed"], "sample": sample, "rows": side, "cols": side}
+                | {"target": target, "erased": erased}
+                | {"output": np.full(side * side, t["seed"] + sample, dtype=np.float32)}
+            )
+    return pd.DataFrame(rows, columns=[c for c in RECONSTRUCTIONS_COLUMNS if c != "schema_version"])
 
 
 LOW = np.linspace(0.01, 0.10, 10)  # ten seeds, clearly better than
@@ -283,3 +301,24 @@ def test_summarize_orders_rows_by_the_specs_ladder() -> None:
 def _no_curves() -> pd.DataFrame:
     columns = ["sweep", "trial_id", "phase", "difficulty", "model", "step", "episodes", "error"]
     return pd.DataFrame(columns=columns)
+
+
+def test_typical_reconstructions_are_the_median_seeds() -> None:
+    rows = seeds("easy", "plastic", [0.3, 0.1, 0.2, 0.4])  # seeds 0..3
+    rows += [trial("easy", "plastic", 0.0, seed=9, status="diverged")]  # never shown
+    rows += [trial("easy", "plastic", 0.0, seed=8)]  # the best, but recorded no pictures
+    rows += [trial("easy", "rnn", e, seed=s, phase="search") for s, e in ((5, 0.5), (6, 0.45))]
+    rows += seeds("hard", "plastic", [0.3, 0.1, 0.2])
+    shown = typical_reconstructions(frame(rows), pictures(rows[:5] + rows[6:]))
+    # easy/plastic: 0.1 0.2 0.3 0.4 -> the lower middle, seed 2; hard: the middle, seed 2
+    # (0.1 0.2 0.3 of seeds 1 2 0); easy/rnn has no confirmation: its best search trial
+    per_cell = {
+        (r.difficulty, r.model): (r.seed, r.final_error, r.phase) for r in shown.itertuples()
+    }
+    assert per_cell == {
+        ("easy", "plastic"): (2, 0.2, "confirm"),
+        ("easy", "rnn"): (6, 0.45, "search"),
+        ("hard", "plastic"): (2, 0.2, "confirm"),
+    }
+    assert len(shown) == 3 * 2  # 2 samples of each cell's one trial
+    assert typical_reconstructions(frame(rows), pictures([])).empty

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from sweep.results import RECONSTRUCTIONS_SCHEMA
 from sweep.tasks import levels, make_task
 from sweep.tasks.images import ImageTask, skimage_patches
+from sweep.train import RECONSTRUCTIONS, TrainConfig, Trial, seeded
 from tests.sweeps import sweep
 
 
@@ -127,6 +131,31 @@ def test_train_with_a_bad_dataset_path_exits_2(tmp_path: Path) -> None:
     assert done.stderr.strip().count("\n") == 0 and "cifar_path" in done.stderr
 
 
+def test_reconstructions_are_the_models_outputs_on_fixed_held_out_images() -> None:
+    task = make_task("images", "tiny")
+    trials = [Trial(task, "lstm", {"hidden": 16}, TrainConfig(seed=s)) for s in (0, 1)]
+    first, other = (t.reconstructions() for t in trials)
+    assert first is not None and other is not None
+    assert first["shape"] == [8, 8] and len(first["target"]) == RECONSTRUCTIONS
+    # the same held-out episodes for every trial, whatever its seed
+    assert first["target"] == other["target"] and first["erased"] == other["erased"]
+    assert first["output"] != other["output"]  # two differently initialised networks
+    episode = task.sample(RECONSTRUCTIONS, seeded(0, 3), split="eval")
+    with torch.no_grad():
+        outputs = trials[0].model(episode.inputs)
+    assert torch.equal(torch.tensor(first["output"]), outputs[-1])
+    assert episode.mask is not None and torch.equal(torch.tensor(first["erased"]), episode.mask)
+    held_out = torch.from_numpy(skimage_patches(8, "eval")).flatten(1)
+    assert all((held_out == torch.tensor(t)).all(1).any() for t in first["target"])
+    # the task's metric on these outputs is the erased-part MSE the pictures show
+    target, output = torch.tensor(first["target"]), torch.tensor(first["output"])
+    erased = torch.tensor(first["erased"])
+    mse = (output - target).square()[erased].mean().item()
+    assert mse == pytest.approx(task.score(outputs, episode), rel=1e-5)
+    patterns = Trial(make_task("patterns", "tiny"), "rnn", {"hidden": 8}, TrainConfig())
+    assert patterns.reconstructions() is None  # not pictures: nothing recorded
+
+
 @pytest.mark.slow
 def test_plastic_network_trains_on_images() -> None:
     """A short real training run lowers the reconstruction error well under chance."""
@@ -161,3 +190,26 @@ def test_an_image_sweep_runs_end_to_end(tmp_path: Path) -> None:
     assert set(trials["task.image_size"]) == {8} and set(trials["task.source"]) == {"skimage"}
     assert trials["task.pattern_size"].isna().all()
     assert trials["final_error"].between(0, 1).all()
+    # every finished trial recorded its reconstructions of the same 3 held-out images
+    pictures = pd.read_parquet(tmp_path / "results" / "pictures" / "reconstructions")
+    assert list(pictures.columns) == RECONSTRUCTIONS_SCHEMA.names
+    assert len(pictures) == 4 * RECONSTRUCTIONS
+    assert set(pictures["trial_id"]) == set(trials["trial_id"])
+    assert (pictures[["rows", "cols"]] == 8).all().all()
+    for _, same in pictures.groupby("sample"):
+        first = same.iloc[0]
+        assert all(np.array_equal(t, first["target"]) for t in same["target"])
+        assert all(np.array_equal(e, first["erased"]) for e in same["erased"])
+    assert all(e.sum() == 32 for e in pictures["erased"])  # half of the 8 x 8 image
+    by_model = pictures.set_index(["model", "phase", "sample"])["output"]
+    assert not np.allclose(by_model["plastic", "confirm", 0], by_model["lstm", "confirm", 0])
+    # ... and the report shows them
+    report = subprocess.run(
+        [sys.executable, "-m", "analysis", "report", str(tmp_path / "results" / "pictures")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert report.returncode == 0, report.stderr
+    page = Path(report.stdout.strip()).read_text()
+    assert "Reconstructions of held-out images" in page

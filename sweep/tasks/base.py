@@ -37,6 +37,12 @@ class Task(Protocol):
     solved_threshold: float  # the level counts as solved when the metric is <= this
 
     @property
+    def picture(self) -> tuple[int, int] | None:
+        """(rows, cols) of a target drawn as a picture; None for a task whose targets are not
+        pictures (finished trials record reconstructions only for picture tasks)."""
+        ...
+
+    @property
     def input_size(self) -> int: ...
 
     @property

@@ -182,6 +182,10 @@ class ImageTask:
         return self.config.image_size**2
 
     @property
+    def picture(self) -> tuple[int, int]:
+        return (self.config.image_size, self.config.image_size)
+
+    @property
     def input_size(self) -> int:
         return self.pixels + 1  # + the bias channel
 

@@ -82,6 +82,10 @@ class PatternTask:
         return cls(settings, name or level or "custom")
 
     @property
+    def picture(self) -> None:
+        return None  # bit patterns: no reconstructions recorded
+
+    @property
     def input_size(self) -> int:
         return self.config.pattern_size + 1  # + the bias channel
 
