@@ -7,10 +7,13 @@ each (case, path) in a fresh subprocess, and measures its memory two ways:
   Adam's temporaries, excludes the model and Adam's state, which exist before the step);
 - RSS growth: the process's peak resident memory (ru_maxrss) minus its resident memory just
   before the first step (model, inputs and optimizer built): includes Adam's state, created in
-  the first step, and the allocator's slack.
+  the first step, and the allocator's slack. Peak RSS: ru_maxrss itself (torch and the rest of
+  the process included), after the timed steps, before the profiled one.
 A path whose estimated memory does not fit in the available memory is skipped, with the reason.
+The clamp case is the image task's input mode (`input_mode="clamp"`) on its paper protocol.
 
     .venv/bin/python benchmarks/plastic_episode.py [--repeats 5] [--threads 2] [--json out.json]
+    .venv/bin/python benchmarks/plastic_episode.py --cases image  # the cases named "image..."
 
 Time to solution: train the plastic network on the full 1000-bit level (Trial, Adam, batch B,
 after every gradient step one evaluation on B fresh episodes) until the mean error of the last
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -36,8 +40,11 @@ from typing import Any
 import torch
 from machine import cpu_model  # benchmarks/machine.py, beside this script
 
-from plastic_models import PlasticNetwork, reference_forward
+from plastic_models import PlasticConfig, PlasticNetwork, reference_forward
+from plastic_models.config import InputMode
 from sweep.tasks import make_task
+from sweep.tasks.base import show_sequence
+from sweep.tasks.images import LEVELS as IMAGE_LEVELS
 from sweep.train import TrainConfig, Trial
 
 PATHS = ("reference", "plain", "fast")
@@ -49,6 +56,7 @@ class Case:
     n: int  # neurons (direct architecture: one per input channel)
     steps: int
     batch: int
+    input_mode: InputMode = "add"
 
 
 CASES = [
@@ -56,11 +64,35 @@ CASES = [
     Case("patterns, full", 1001, 106, 16),
     Case("patterns, first quarter", 1001, 26, 16),  # where plain autograd fits at B = 16
     Case("image size", 1025, 201, 1),
+    Case("image task, clamp", 1025, 201, 1, "clamp"),
 ]
 
 
+def image_episode(case: Case, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image task's paper protocol (3 images, each shown for 20 steps then 2 blank ones, 3
+    cycles; then one of them with half its pixels blank for 3 steps; a bias channel at 1) with
+    random zero-mean images instead of photographs (no image decoding in the measured process;
+    the values do not change the cost)."""
+    level = IMAGE_LEVELS["paper"]
+    k, pixels = level["num_images"], case.n - 1
+    images = torch.rand(case.batch, k, pixels, generator=generator) * 2 - 1
+    images -= images.mean(-1, keepdim=True)
+    target = images[:, 0]
+    cue = target.clone()
+    cue[:, : pixels // 2] = 0.0  # the erased half: free neurons, the rest clamped
+    cycles, prestime, delay, test = (
+        level[key] for key in ("cycles", "prestime", "delay", "test_time")
+    )
+    x = show_sequence(images, cue, cycles, prestime, delay, test, generator)
+    assert x.shape == (case.steps, case.batch, case.n), x.shape
+    return x, target
+
+
 def inputs(case: Case, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """The task's own episodes at its size; random ones of the image task's shape."""
+    """The task's own episodes at its size; random ones of the image task's shape (clamp mode:
+    of its protocol)."""
+    if case.input_mode == "clamp":
+        return image_episode(case, generator)
     if case.n == 1001:
         task = make_task("patterns", "paper-full")
         episode = task.sample(case.batch, generator)
@@ -98,7 +130,7 @@ def worker(case: Case, path: str, repeats: int, threads: int) -> dict[str, Any]:
     """Run in the subprocess: time `repeats` training steps after a warm-up, then profile one."""
     torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(0)
-    net = PlasticNetwork(case.n, case.n - 1)
+    net = PlasticNetwork(case.n, case.n - 1, PlasticConfig(input_mode=case.input_mode))
     net.reset_parameters(generator)
     x, targets = inputs(case, generator)
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-4)
@@ -123,6 +155,7 @@ def worker(case: Case, path: str, repeats: int, threads: int) -> dict[str, Any]:
         train_step()
         seconds.append(time.perf_counter() - start)
     rss_growth = (_rss_kib("VmHWM") - before) / 2**10
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
     optimizer.zero_grad(set_to_none=True)
     with torch.profiler.profile(
         activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
@@ -139,6 +172,7 @@ def worker(case: Case, path: str, repeats: int, threads: int) -> dict[str, Any]:
         "median_s": seconds[len(seconds) // 2],
         "tensor_peak_mib": peak / 2**20,
         "rss_growth_mib": rss_growth,
+        "peak_rss_mib": peak_rss,
     }
 
 
@@ -167,13 +201,13 @@ def run_case(case: Case, path: str, repeats: int, threads: int) -> dict[str, Any
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| case | T | B | path | s / step | episodes/s | vs plain | tensor peak MiB "
-        "| vs plain | RSS growth MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| vs plain | RSS growth MiB | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         head = f"| {row['name']} | {row['steps']} | {row['batch']} | {row['path']} |"
         if "skipped" in row:
-            lines.append(f"{head} skipped: {row['skipped']} | | | | | |")
+            lines.append(f"{head} skipped: {row['skipped']} | | | | | | |")
             continue
         plain = next(
             (
@@ -189,7 +223,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         memory = f"1/{plain['tensor_peak_mib'] / row['tensor_peak_mib']:.0f}" if plain else "–"
         lines.append(
             f"{head} {row['median_s']:.3f} | {row['episodes_per_s']:.2f} | {speed} "
-            f"| {row['tensor_peak_mib']:.0f} | {memory} | {row['rss_growth_mib']:.0f} |"
+            f"| {row['tensor_peak_mib']:.0f} | {memory} | {row['rss_growth_mib']:.0f} "
+            f"| {row['peak_rss_mib']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -238,6 +273,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per case and path")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--cases", nargs="+", help="only cases whose name contains one of these")
     parser.add_argument("--time-to-solution", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--path", choices=("fast", "plain"), default="fast")
@@ -262,7 +298,8 @@ def main() -> None:
         record["time_to_solution"] = runs
     else:
         rows = []
-        for case in CASES:
+        cases = [c for c in CASES if not args.cases or any(p in c.name for p in args.cases)]
+        for case in cases:
             for path in PATHS:
                 rows.append(run_case(case, path, args.repeats, args.threads))
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "seconds"}), flush=True)

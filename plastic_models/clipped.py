@@ -7,6 +7,11 @@ uses the forward pass's own elementwise ops on the same inputs, so it is bit-ide
 clamp's mask (gradient only where -clip <= U <= clip, as autograd's clamp) is exact. Memory:
 O(T B N + (T / K + K) B N^2).
 
+Clamp mode (the image task's inputs): y = where(drive != 0, drive, tanh(pre)), the drive still
+added to pre. The replay reads the stored (clamped) activations, so only the step's backward
+changes: dL/dpre = 0 where the input clamps the neuron, and the drive's gradient takes dL/dy
+there. The mask, drive != 0, is recomputed from the drive in backward.
+
 Shapes: T steps, b batch elements of one chunk, N neurons; traces are (b, N, N), indexed
 [batch, presynaptic i, postsynaptic j]; x(t) = y(t - 1) is the input of step t, 0 at t = 0.
 """
@@ -24,9 +29,16 @@ class ClippedEpisode:
     """One episode's parameters and the steps of its forward and backward passes."""
 
     def __init__(
-        self, w: Tensor, alpha: Tensor, eta: Tensor, rule: str, clip: float, interval: int
+        self,
+        w: Tensor,
+        alpha: Tensor,
+        eta: Tensor,
+        rule: str,
+        clip: float,
+        clamp: bool,
+        interval: int,
     ):
-        self.w, self.alpha, self.rule, self.clip = w, alpha, rule, clip
+        self.w, self.alpha, self.rule, self.clip, self.clamp = w, alpha, rule, clip, clamp
         self.eta = float(eta.detach())  # constant within an episode: ops stay on scalars
         self.connection = alpha.dim() == 2  # else per-neuron or scalar: factors out of x @ H
         self.interval = interval  # K: steps per segment
@@ -65,6 +77,8 @@ class ClippedEpisode:
             elif zs is not None:
                 zs[t] = 0
             torch.tanh(pre, out=ys[t])
+            if self.clamp:  # where(drive != 0, drive, y) = y * (drive == 0) + drive
+                ys[t].mul_(drive[t] == 0).add_(drive[t])
             if 0 < t < steps - 1:
                 self.advance(h, u, ys[t - 1], ys[t])
 
@@ -76,9 +90,12 @@ class ClippedEpisode:
         g_pre: Tensor,
         acc: Tensor | None,
         g_eta: Tensor,
+        free: Tensor | None,
+        g_y: Tensor | None,
     ) -> None:
         """One chunk, last segment first: dL/dy (T, b, N) -> dL/dpre into g_pre; adds dL/dalpha
-        per connection into acc (b, N, N) and dL/deta into g_eta."""
+        per connection into acc (b, N, N) and dL/deta into g_eta. Clamp mode: free (T, b, N) is
+        drive == 0, where tanh' counts; the total dL/dy goes into g_y if given."""
         steps = ys.shape[0]
         xs = torch.cat([torch.zeros_like(ys[:1]), ys[:-1]])  # (T, b, N)
         g_u = ys.new_zeros(ys.shape[1], ys.shape[2], ys.shape[2])  # dL/dU(t+1), (b, N, N)
@@ -91,13 +108,16 @@ class ClippedEpisode:
             us = [snaps[seg - 1] if seg else h, *slots]  # us[k] = U(start + k)
             self.replay(start, stop, xs, ys, us, h)
             for t in reversed(range(start, stop)):
-                gy = grad[t] + g_x
+                gy = torch.add(grad[t], g_x, out=None if g_y is None else g_y[t])
+                tanh_at = None if free is None else free[t]
                 if t == 0:  # x(0) = 0 and H(0) = 0: only the drive's gradient is left
-                    torch.mul(gy, 1 - ys[t] * ys[t], out=g_pre[t])
+                    self.tanh_backward(gy, ys[t], tanh_at, g_pre[t])
                     continue
                 u = us[t - start]
                 trace = torch.clamp(u, -self.clip, self.clip, out=h)
-                g_x = self.step(t, steps, trace, xs[t], ys[t], gy, g_u, tmp, acc, g_pre[t], g_eta)
+                g_x = self.step(
+                    t, steps, trace, xs[t], ys[t], gy, g_u, tmp, acc, g_pre[t], g_eta, tanh_at
+                )
                 if t > 1:  # dL/dU(t): the clamp passes the gradient only where U = H
                     torch.ne(trace, u, out=mask)
                     g_u.masked_fill_(mask, 0)
@@ -115,22 +135,24 @@ class ClippedEpisode:
         acc: Tensor | None,
         g_pre: Tensor,
         g_eta: Tensor,
+        free: Tensor | None,
     ) -> Tensor:
         """Backward of step t >= 1 (h = H(t); x, y, gy = dL/dy: (b, N)); returns dL/dx(t).
-        Writes dL/dpre into g_pre and turns g_u from dL/dU(t+1) into dL/dH(t) (t >= 2)."""
+        Writes dL/dpre into g_pre and turns g_u from dL/dU(t+1) into dL/dH(t) (t >= 2).
+        gy is updated in place to the step's total dL/dy."""
         eta = self.eta
         update = t < steps - 1  # the last step's update is never used, and was not made
         if update:
             v = torch.bmm(x.unsqueeze(1), g_u).squeeze(1)  # (b, N): sum_i x_i G_ij
             g_x_update = torch.bmm(g_u, y.unsqueeze(2)).squeeze(2)  # (b, N): sum_j G_ij y_j
             col = torch.mul(h, g_u, out=tmp).sum(1)  # (b, N): sum_i H_ij G_ij
-            gy = gy + eta * v
+            gy.add_(v, alpha=eta)
             if self.rule == "hebb":  # dU/deta = x ⊗ y - H
                 g_eta += (y * v).sum() - col.sum()
             else:  # dU/deta = x ⊗ y - H diag(y^2), dU/dy_j = eta x - 2 eta y_j H[:, j]
-                gy = gy - 2 * eta * y * col
+                gy.addcmul_(y, col, value=-2 * eta)
                 g_eta += (y * v).sum() - (y * y * col).sum()
-        torch.mul(gy, 1 - y * y, out=g_pre)
+        self.tanh_backward(gy, y, free, g_pre)
         g_x = g_pre @ self.w.T  # (b, N)
         if update:
             g_x.add_(g_x_update, alpha=eta)
@@ -151,6 +173,13 @@ class ClippedEpisode:
                     g_u.mul_(self.decay(y))
                 g_u.addcmul_(x.unsqueeze(2), a_g.unsqueeze(1))
         return g_x
+
+    @staticmethod
+    def tanh_backward(gy: Tensor, y: Tensor, free: Tensor | None, g_pre: Tensor) -> None:
+        """dL/dpre = dL/dy tanh'(pre) into g_pre; 0 where clamp mode holds y at the drive."""
+        torch.mul(gy, 1 - y * y, out=g_pre)
+        if free is not None:
+            g_pre.mul_(free)
 
     def replay(
         self, start: int, stop: int, xs: Tensor, ys: Tensor, us: list[Tensor], h: Tensor
@@ -176,25 +205,30 @@ class ClippedFunction(torch.autograd.Function):
         eta: Tensor,
         rule: str,
         clip: float,
+        clamp: bool,
         interval: int,
         chunk: int,
     ) -> Tensor:
         steps, batch, n = drive.shape
-        ep = ClippedEpisode(w, alpha, eta, rule, clip, interval)
+        ep = ClippedEpisode(w, alpha, eta, rule, clip, clamp, interval)
         ys = torch.empty_like(drive)
         zs = None if ep.connection else torch.empty_like(drive)
         snaps = drive.new_empty((steps - 1) // ep.interval, batch, n, n)
         for b in range(0, batch, chunk):
             c = slice(b, b + chunk)
             ep.forward(drive[:, c], ys[:, c], None if zs is None else zs[:, c], snaps[:, c])
-        ctx.ep, ctx.chunk = ep, chunk
-        ctx.save_for_backward(ys, snaps, *([] if zs is None else [zs]))
+        ctx.ep, ctx.chunk, ctx.factored = ep, chunk, zs is not None
+        clamped = [drive] if clamp else []  # its mask, drive != 0, is remade in backward
+        ctx.save_for_backward(ys, snaps, *([] if zs is None else [zs]), *clamped)
         return ys
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         ep: ClippedEpisode = ctx.ep
-        ys, snaps, *zs = ctx.saved_tensors
+        ys, snaps, *extra = ctx.saved_tensors
+        zs = extra.pop(0) if ctx.factored else None  # x @ H when alpha factors out
+        free = extra[0] == 0 if extra else None  # clamp mode: where y = tanh(pre)
+        g_y = torch.empty_like(ys) if free is not None and ctx.needs_input_grad[0] else None
         batch, n = ys.shape[1:]
         g_pre = torch.empty_like(ys)
         g_alpha = torch.zeros_like(ep.alpha)
@@ -205,13 +239,25 @@ class ClippedFunction(torch.autograd.Function):
             acc = None  # dL/dalpha per batch element of the chunk; g_alpha itself for one
             if ep.connection:
                 acc = g_alpha.unsqueeze(0) if size == 1 else ys.new_zeros(size, n, n)
-            ep.backward(grad[:, c], ys[:, c], snaps[:, c], g_pre[:, c], acc, g_eta)
+            ep.backward(
+                grad[:, c],
+                ys[:, c],
+                snaps[:, c],
+                g_pre[:, c],
+                acc,
+                g_eta,
+                None if free is None else free[:, c],
+                None if g_y is None else g_y[:, c],
+            )
             if acc is not None and size > 1:
                 g_alpha += acc.sum(0)
         xs = torch.cat([torch.zeros_like(ys[:1]), ys[:-1]]).reshape(-1, n)
         g_w = xs.T @ g_pre.reshape(-1, n)  # sum over steps and batch of x ⊗ dL/dpre
-        if zs:  # alpha factors out: sum of dL/dpre * x @ H
-            g_alpha = (g_pre * zs[0]).sum_to_size(ep.alpha.shape)
+        if zs is not None:  # alpha factors out: sum of dL/dpre * x @ H
+            g_alpha = (g_pre * zs).sum_to_size(ep.alpha.shape)
         g_eta_out = g_eta if ctx.needs_input_grad[3] else None
         g_drive = g_pre if ctx.needs_input_grad[0] else None
-        return (g_drive, g_w, g_alpha, g_eta_out, None, None, None, None)
+        if free is not None and g_y is not None:
+            # the drive is in pre everywhere and is y where it clamps (there dL/dpre = 0)
+            g_drive = torch.where(free, g_pre, g_y)
+        return (g_drive, g_w, g_alpha, g_eta_out, None, None, None, None, None)

@@ -31,8 +31,8 @@ class PlasticConfig:
     alpha_scale: alpha is drawn from alpha_scale * N(0, 1) (0.01 in the reference).
     input_mode: "add" adds the input to the pre-activation (the paper's pattern task);
         "clamp" sets a neuron that receives a non-zero input to that input (the paper's
-        image task). Clamping needs the direct architecture and runs on the plain autograd
-        path (the fast episode path covers "add").
+        image task). Clamping needs the direct architecture; both modes run on the fast
+        episode path.
     """
 
     hidden: PositiveInt | None = None

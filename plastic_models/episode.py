@@ -12,6 +12,10 @@ for one training step of the 1000-bit task, gradients and Adam's temporaries inc
 - `clipped.py`, with clipping: the steps of one segment are replayed from its snapshot with the
   forward pass's own ops (bit-identical, so the clamp's zero-gradient mask is exact).
 
+Clamp mode (`input_mode="clamp"`, the image task): y = where(drive != 0, drive, tanh(pre)), the
+drive still added to pre. Both paths keep their structure; dL/dpre is 0 where a neuron is
+clamped and the drive's gradient takes dL/dy there (the mask is recomputed from the drive).
+
 Neither undoes the decay update (H(t) = (H(t+1) - eta x ⊗ y) / (1 - eta)): exact on paper, it
 blows up in float32 for large eta (NaN at eta = 0.3 over 106 steps).
 """
@@ -50,16 +54,23 @@ def segment_length(steps: int, clip: float | None) -> int:
 
 
 def plastic_episode(
-    drive: Tensor, w: Tensor, alpha: Tensor, eta: Tensor, rule: str, clip: float | None
+    drive: Tensor,
+    w: Tensor,
+    alpha: Tensor,
+    eta: Tensor,
+    rule: str,
+    clip: float | None,
+    clamp: bool = False,
 ) -> Tensor:
     """Activations (T, B, N) of a plastic episode driven by drive (T, B, N); the trace starts
-    at zero. Same numbers and gradients as `PlasticNetwork.forward_autograd`."""
+    at zero. clamp: a neuron whose drive is non-zero at a step takes that value instead of
+    tanh(pre). Same numbers and gradients as `PlasticNetwork.forward_autograd`."""
     steps, batch, n = drive.shape
     chunk = chunk_size(batch, n, drive.dtype, drive.device)
     interval = segment_length(steps, clip)
     out: Tensor
     if clip is None:
-        out = LinearFunction.apply(drive, w, alpha, eta, rule, interval, chunk)
+        out = LinearFunction.apply(drive, w, alpha, eta, rule, clamp, interval, chunk)
     else:
-        out = ClippedFunction.apply(drive, w, alpha, eta, rule, clip, interval, chunk)
+        out = ClippedFunction.apply(drive, w, alpha, eta, rule, clip, clamp, interval, chunk)
     return out

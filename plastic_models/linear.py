@@ -16,6 +16,11 @@ carried from step to step by recurrences. Stored: activations (T, B, N), a snaps
 steps (~sqrt(2 T), see episode.py) and, per connection, (x(s) * x(t)) @ alpha for s < t in a
 segment: O(T B N + (T / K) B N^2 + T K B N) memory.
 
+Clamp mode (the image task's inputs): y = where(drive != 0, drive, tanh(pre)), the drive still
+added to pre. The trace updates use this y, so the formulas above hold as they are; only
+tanh' becomes 0 where the input clamps the neuron (dL/dpre = 0 there), and the drive's
+gradient takes dL/dy there. The mask, drive != 0, is recomputed from the drive in backward.
+
 Shapes: T steps, B batch elements, N neurons; b: batch elements of a chunk; L: steps of a
 segment. Traces are (b, N, N), indexed [batch, presynaptic i, postsynaptic j]. `states` is
 (T + 1, B, N): states[0] = 0 and states[t + 1] = y(t), so x(t) = states[t].
@@ -41,8 +46,17 @@ def products(d: Tensor) -> Tensor:
 class LinearEpisode:
     """One episode's parameters and its segment-wise forward and backward passes."""
 
-    def __init__(self, w: Tensor, alpha: Tensor, eta: Tensor, rule: str, steps: int, interval: int):
-        self.w, self.alpha, self.rule = w, alpha, rule
+    def __init__(
+        self,
+        w: Tensor,
+        alpha: Tensor,
+        eta: Tensor,
+        rule: str,
+        clamp: bool,
+        steps: int,
+        interval: int,
+    ):
+        self.w, self.alpha, self.rule, self.clamp = w, alpha, rule, clamp
         self.eta = float(eta.detach())  # constant within an episode: ops stay on scalars
         self.connection = alpha.dim() == 2
         self.interval = interval  # K: steps per segment
@@ -93,6 +107,8 @@ class LinearEpisode:
                 if zs is not None:
                     pre.addcmul_(z, self.alpha)
                 y = torch.tanh(pre, out=states[t + 1])
+                if self.clamp:  # where(drive != 0, drive, y) = y * (drive == 0) + drive
+                    y.mul_(drive[t] == 0).add_(drive[t])
                 d = 1 - self.eta if self.rule == "hebb" else 1 - self.eta * y * y
                 later[:k] *= d
                 torch.mul(y, self.eta, out=later[k])
@@ -114,9 +130,12 @@ class LinearEpisode:
         g_pre: Tensor,
         g_alpha: Tensor,
         g_eta: Tensor,
+        free: Tensor | None,
+        g_y: Tensor | None,
     ) -> None:
         """One chunk, last segment first: dL/dy (T, b, N) -> dL/dpre into g_pre (T, b, N);
-        adds dL/dalpha (per connection) into g_alpha and dL/deta into g_eta."""
+        adds dL/dalpha (per connection) into g_alpha and dL/deta into g_eta. Clamp mode: free
+        (T, b, N) is drive == 0, where tanh' counts; the total dL/dy goes into g_y if given."""
         steps, batch, n = grad.shape
         g_u = grad.new_zeros(batch, n, n)  # G at the current segment's end
         scratch = torch.empty_like(g_u) if self.connection else None  # holds alpha * H(c)
@@ -124,9 +143,10 @@ class LinearEpisode:
         for seg in reversed(range(self.segments)):
             start, stop = self.bounds(seg, steps)
             trace = snaps[seg - 1] if seg else None
-            part = Segment(self, states, start, stop, trace, g_u, scratch, g_pre[start:stop])
+            mask = None if free is None else free[start:stop]
+            part = Segment(self, states, start, stop, trace, g_u, scratch, g_pre[start:stop], mask)
             for k in reversed(range(stop - start)):
-                gy = grad[start + k] + g_x
+                gy = torch.add(grad[start + k], g_x, out=None if g_y is None else g_y[start + k])
                 g_x = part.step(k, gy, g_pre[start + k], None if pairs is None else pairs[seg])
             part.finish(g_pre[start:stop], g_alpha, g_eta, carry=seg > 0)
 
@@ -148,6 +168,7 @@ class Segment:
         g_u: Tensor,
         scratch: Tensor | None,
         g_pre: Tensor,
+        free: Tensor | None,
     ):
         self.ep, self.start, self.trace, self.g_u, self.scratch = ep, start, trace, g_u, scratch
         eta, length = ep.eta, stop - start
@@ -160,6 +181,8 @@ class Segment:
         later = upper.view(length, length, *[1] * (after.dim() - 2))
         self.late = (eta * after * self.ys[:, None]).masked_fill_(~later, 0)  # [k, s], 0 if s <= k
         self.slope = 1 - self.ys * self.ys  # tanh'
+        if free is not None:  # clamp mode: y = drive, not tanh(pre), where drive != 0
+            self.slope.mul_(free)
         # a(s), filled from the last step: dL/dpre itself per connection
         self.a = g_pre if ep.connection else torch.empty_like(self.ys)
         self.col = torch.zeros_like(self.ys)  # colsum(H(t) ∘ G(t+1))
@@ -248,11 +271,12 @@ class LinearFunction(torch.autograd.Function):
         alpha: Tensor,
         eta: Tensor,
         rule: str,
+        clamp: bool,
         interval: int,
         chunk: int,
     ) -> Tensor:
         steps, batch, n = drive.shape
-        ep = LinearEpisode(w, alpha, eta, rule, steps, interval)
+        ep = LinearEpisode(w, alpha, eta, rule, clamp, steps, interval)
         states = drive.new_empty(steps + 1, batch, n)
         states[0] = 0
         zs = None if ep.connection else torch.empty_like(drive)
@@ -269,16 +293,19 @@ class LinearFunction(torch.autograd.Function):
                 None if pairs is None else pairs[..., c, :],
             )
         ctx.ep, ctx.chunk = ep, chunk
-        ctx.save_for_backward(states, snaps, zs if pairs is None else pairs)
+        clamped = [drive] if clamp else []  # its mask, drive != 0, is remade in backward
+        ctx.save_for_backward(states, snaps, zs if pairs is None else pairs, *clamped)
         return states[1:]
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         ep: LinearEpisode = ctx.ep
-        states, snaps, extra = ctx.saved_tensors
+        states, snaps, extra, *clamped = ctx.saved_tensors
         pairs = extra if ep.connection else None
         batch, n = grad.shape[1:]
         g_pre = torch.empty_like(grad)
+        free = clamped[0] == 0 if clamped else None  # clamp mode: where y = tanh(pre)
+        g_y = torch.empty_like(grad) if ep.clamp and ctx.needs_input_grad[0] else None
         g_alpha = torch.zeros_like(ep.alpha)
         g_eta = grad.new_zeros(())
         for b in range(0, batch, ctx.chunk):
@@ -291,6 +318,8 @@ class LinearFunction(torch.autograd.Function):
                 g_pre[:, c],
                 g_alpha,
                 g_eta,
+                None if free is None else free[:, c],
+                None if g_y is None else g_y[:, c],
             )
         xs = states[:-1].reshape(-1, n)
         g_w = xs.T @ g_pre.reshape(-1, n)  # sum over steps and batch of x ⊗ dL/dpre
@@ -298,4 +327,7 @@ class LinearFunction(torch.autograd.Function):
             g_alpha = (g_pre * extra).sum_to_size(ep.alpha.shape)
         g_eta_out = g_eta if ctx.needs_input_grad[3] else None
         g_drive = g_pre if ctx.needs_input_grad[0] else None
-        return (g_drive, g_w, g_alpha, g_eta_out, None, None, None)
+        if free is not None and g_y is not None:
+            # the drive is in pre everywhere and is y where it clamps (there dL/dpre = 0)
+            g_drive = torch.where(free, g_pre, g_y)
+        return (g_drive, g_w, g_alpha, g_eta_out, None, None, None, None)

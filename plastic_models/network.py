@@ -79,12 +79,13 @@ class PlasticNetwork(nn.Module):
         return self.decoder(activations)
 
     def forward(self, inputs: Tensor) -> Tensor:
-        """(T, B, I) inputs -> (T, B, O) outputs, by the fast episode."""
-        if self.config.input_mode == "clamp":
-            return self.forward_autograd(inputs)
+        """(T, B, I) inputs -> (T, B, O) outputs, by the fast episode (either input mode)."""
         drive = self.drive(inputs)  # (T, B, N)
         cfg = self.config
-        activations = plastic_episode(drive, self.w, self.alpha, self.eta, cfg.rule, cfg.clip)
+        clamp = cfg.input_mode == "clamp"
+        activations = plastic_episode(
+            drive, self.w, self.alpha, self.eta, cfg.rule, cfg.clip, clamp
+        )
         return self.readout(activations)  # (T, B, O)
 
     def forward_autograd(self, inputs: Tensor) -> Tensor:

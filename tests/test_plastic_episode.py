@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -131,3 +132,104 @@ def test_hand_sized_network_is_unchanged_by_the_fast_path() -> None:
     net = PlasticNetwork(2, 2, PlasticConfig(eta=0.5))
     x = torch.tensor([[[1.0, -1.0]], [[0.5, 0.0]], [[0.0, 0.0]]])
     assert torch.allclose(net(x), net.forward_autograd(x))
+
+
+CLAMP_VARIANTS = [
+    dict(rule=rule, alpha=alpha, clip=clip)
+    for rule in ["hebb", "oja"]
+    for clip in [None, 0.05]
+    for alpha in ["connection", "neuron", "scalar"]
+]
+
+
+def _image_like(steps: int, batch: int, dtype: torch.dtype) -> torch.Tensor:
+    """Inputs (T, B, 9) shaped like the image task's: patterns held for 4 steps with 2 blank
+    steps between them, dense (every channel non-zero) or sparse (about 1 in 3 zero), then a
+    half-occluded test pattern to the end; channel 8, not read out, is a bias always 1."""
+    gen = torch.Generator().manual_seed(8)
+    x = torch.zeros(steps, batch, 9, dtype=dtype)
+    first = None
+    for p, start in enumerate(range(0, steps - 8, 6)):
+        magnitude = torch.rand(batch, 8, generator=gen, dtype=dtype) * 0.9 + 0.1
+        pattern = torch.where(torch.rand(batch, 8, generator=gen) < 0.5, -1, 1) * magnitude
+        if p % 2:  # sparse
+            pattern *= torch.rand(batch, 8, generator=gen) > 0.35
+        first = pattern if first is None else first
+        x[start : start + 4, :, :8] = pattern
+    assert first is not None
+    test = first.clone()
+    test[:, 4:] = 0  # occluded half: free neurons, to be completed by the network
+    x[-6:, :, :8] = test
+    x[..., 8] = 1.0
+    return x
+
+
+def _grads_with_inputs(
+    net: PlasticNetwork, x: torch.Tensor, out: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """_grads plus dL/dinputs (x requires grad)."""
+    target = torch.linspace(-1, 1, out.shape[-1], dtype=out.dtype)
+    loss = (out - target).square().sum()
+    named = dict(net.named_parameters())
+    grads = torch.autograd.grad(loss, [*named.values(), x])
+    return dict(zip([*named, "inputs"], grads, strict=True))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("variant", CLAMP_VARIANTS, ids=_ids)
+def test_clamp_mode_matches_plain_path_and_reference(
+    variant: dict[str, object], dtype: torch.dtype, layout: str
+) -> None:
+    """input_mode="clamp" on the fast path: a neuron with a non-zero input holds it (exactly),
+    no gradient through its tanh, its input's gradient is dL/dy; w, alpha, eta and the
+    inputs' gradients match plain autograd (and the per-element reference) in every layout."""
+    net = _net(eta=0.3, input_mode="clamp", **variant).to(dtype)
+    x = _image_like(40, 2, dtype).requires_grad_()
+    fast = net(x)
+    held = x[:, :, :8] != 0
+    assert torch.equal(fast[held], x[:, :, :8][held])
+    plain = net.forward_autograd(x)
+    tight = dtype == torch.float64
+    assert _max_rel(fast, plain) <= (1e-12 if tight else 1e-5)
+    g_fast, g_plain = _grads_with_inputs(net, x, fast), _grads_with_inputs(net, x, plain)
+    for name in g_plain:
+        assert torch.isfinite(g_fast[name]).all(), name
+        assert _max_rel(g_fast[name], g_plain[name]) <= (1e-10 if tight else 1e-4), name
+    if layout == "segments":  # the per-element yardstick once per variant and dtype
+        ref = reference_forward(net, x)
+        assert _max_rel(fast, ref) <= (1e-12 if tight else 1e-5)
+        g_ref = _grads_with_inputs(net, x, ref)
+        for name in g_ref:
+            assert _max_rel(g_fast[name], g_ref[name]) <= (1e-10 if tight else 1e-4), name
+
+
+@pytest.mark.parametrize("clip", [None, 0.05])
+def test_clamp_mode_held_neuron_passes_its_gradient_only_to_its_input(clip: float | None) -> None:
+    """The output of a neuron held at its input is that input: the gradient is 1 there and
+    exactly 0 for every other input and every parameter. A blank episode (no input at all)
+    is the additive mode's."""
+    net = _net(eta=0.1, clip=clip, input_mode="clamp")
+    x = torch.zeros(20, 1, 9, dtype=torch.float64)
+    x[:, 0, 8] = 1.0  # bias
+    x[3, 0, 2] = 0.7
+    x.requires_grad_()
+    grads = torch.autograd.grad(net(x)[3, 0, 2], [x, *net.parameters()])
+    assert grads[0][3, 0, 2] == 1.0
+    grads[0][3, 0, 2] = 0
+    assert all((g == 0).all() for g in grads)
+    blank = torch.zeros(20, 1, 9, dtype=torch.float64)
+    additive = PlasticNetwork(9, 8, dataclasses.replace(net.config, input_mode="add")).double()
+    additive.load_state_dict(net.state_dict())
+    assert torch.equal(net(blank), additive(blank))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("variant", CLAMP_VARIANTS[::4], ids=_ids)
+def test_clamp_mode_on_gpu_matches_reference(variant: dict[str, object]) -> None:
+    net = _net(eta=0.3, input_mode="clamp", **variant)
+    x = _image_like(40, 3, torch.float64)
+    g_ref = _grads(net, reference_forward(net, x))
+    gpu = net.cuda()
+    g_gpu = _grads(gpu, gpu(x.cuda()))
+    for name in g_ref:
+        assert _max_rel(g_gpu[name].cpu(), g_ref[name]) <= 1e-8, name
