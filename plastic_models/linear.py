@@ -99,8 +99,8 @@ class LinearEpisode:
                 if known is not None:
                     z.addcmul_(torch.bmm(x[:, None], known)[:, 0], f0)
                 if k and pairs is not None:
-                    m = pairs[seg, k, :k]  # (k, b, N)
-                    torch.mm((xs[:k] * x).view(-1, n), self.alpha, out=m.view(-1, n))
+                    m = pairs[seg, k, :k]  # (k, b, N), strided when b is a chunk of B
+                    m.copy_(torch.mm((xs[:k] * x).view(-1, n), self.alpha).view_as(m))
                     z += torch.linalg.vecdot(later[:k], m, dim=0)
                 elif k:
                     z += (later[:k] * (xs[:k] * x).sum(-1, keepdim=True)).sum(0)

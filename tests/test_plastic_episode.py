@@ -233,3 +233,22 @@ def test_clamp_mode_on_gpu_matches_reference(variant: dict[str, object]) -> None
     g_gpu = _grads(gpu, gpu(x.cuda()))
     for name in g_ref:
         assert _max_rel(g_gpu[name].cpu(), g_ref[name]) <= 1e-8, name
+
+
+@pytest.mark.parametrize("clamp", [False, True], ids=["add", "clamp"])
+@pytest.mark.parametrize("variant", CLAMP_VARIANTS, ids=_ids)
+def test_a_batch_split_into_uneven_chunks_matches_autograd(
+    variant: dict[str, object], clamp: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the CPU a batch whose traces outgrow the cache runs in chunks (the image task's
+    `medium` level, N = 257 at batch 16, runs as 15 + 1): chunks of 2, 2 and 1 here, each a
+    strided slice of the episode's buffers, over several segments."""
+    monkeypatch.setattr(episode, "CHUNK_BYTES", 2 * 9 * 9 * 8)  # 2 float64 traces of N = 9
+    net = _net(eta=0.2, input_mode="clamp" if clamp else "add", **variant)
+    assert episode.chunk_size(5, 9, torch.float64, torch.device("cpu")) == 2
+    x = _image_like(40, 5, torch.float64)
+    fast, plain = net(x), net.forward_autograd(x)
+    assert _max_rel(fast, plain) <= 1e-10
+    g_fast, g_plain = _grads(net, fast), _grads(net, plain)
+    for name in g_plain:
+        assert _max_rel(g_fast[name], g_plain[name]) <= 1e-8, name
