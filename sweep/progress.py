@@ -1,5 +1,5 @@
-"""The cells view: done / running / pending trials and best error per (difficulty, model),
-live while a sweep runs (a Ray Tune callback) and from storage when nothing runs."""
+"""The cells view: done / failed / running / pending trials and best error per (difficulty,
+model), live while a sweep runs (a Ray Tune callback) and from storage when nothing runs."""
 
 from __future__ import annotations
 
@@ -22,19 +22,30 @@ from sweep.spec import SweepSpec
 @dataclass
 class CellCounts:
     cell: str
-    done: int = 0
+    done: int = 0  # finished, however they ended
+    failed: int = 0  # of those: failed or diverged
     running: int = 0
     pending: int = 0
     best: float = math.nan  # lowest evaluation error seen in the cell's search trials
+    search_done: int = 0
+    search_usable: int = 0  # search trials that ended with a value for Optuna
+
+    def settle(self, spec: SweepSpec) -> None:
+        """Pending: what is left of the cell's budget; nothing once its search has ended
+        with no usable trial (there is no configuration to confirm)."""
+        searched = self.search_done >= spec.search.trials_per_cell
+        left = 0 if searched and not self.search_usable else budget(spec)
+        self.pending = max(0, left - self.done - self.running)
 
 
 def render(counts: list[CellCounts], title: str) -> Table:
     table = Table(title=title)
-    for column in ("cell", "done", "running", "pending", "best error"):
+    for column in ("cell", "done", "failed", "running", "pending", "best error"):
         table.add_column(column, justify="left" if column == "cell" else "right")
     for c in counts:
         best = "-" if math.isnan(c.best) else f"{c.best:.4f}"
-        table.add_row(c.cell, str(c.done), str(c.running), str(c.pending), best)
+        numbers = (c.done, c.failed, c.running, c.pending)
+        table.add_row(c.cell, *map(str, numbers), best)
     return table
 
 
@@ -49,8 +60,11 @@ def counts_from_storage(
     """From the tables: a trial with a row in `trials` is done; one with curve rows but no
     trial row was running when the sweep stopped."""
     out = []
+    bad = trials["status"].isin(("failed", "diverged"))
+    search = trials["phase"] == "search"
     for cell in make_cells(spec):
-        done_ids = set(trials.loc[trials["cell"] == cell.id, "trial_id"])
+        here = trials["cell"] == cell.id
+        done_ids = set(trials.loc[here, "trial_id"])
         started = set(curves.loc[curves["cell"] == cell.id, "trial_id"])
         errors = pd.concat(
             [
@@ -60,16 +74,17 @@ def counts_from_storage(
                 curves.loc[(curves["cell"] == cell.id) & (curves["phase"] == "search"), "error"],
             ]
         ).dropna()
-        running = len(started - done_ids)
-        out.append(
-            CellCounts(
-                cell=cell.id,
-                done=len(done_ids),
-                running=running,
-                pending=max(0, budget(spec) - len(done_ids) - running),
-                best=float(errors.min()) if len(errors) else math.nan,
-            )
+        counts = CellCounts(
+            cell=cell.id,
+            done=len(done_ids),
+            failed=int((here & bad).sum()),
+            running=len(started - done_ids),
+            best=float(errors.min()) if len(errors) else math.nan,
+            search_done=int((here & search).sum()),
+            search_usable=int((here & search & ~bad).sum()),
         )
+        counts.settle(spec)
+        out.append(counts)
     return out
 
 
@@ -91,12 +106,19 @@ class LiveCells(Callback):
         for trial in trials:
             counts = by_cell[trial.config["cell"]]
             if trial.status in (TuneTrial.TERMINATED, TuneTrial.ERROR):
+                bad = trial.status == TuneTrial.ERROR or bool(
+                    (trial.last_result or {}).get("diverged")
+                )
                 counts.done += 1
+                counts.failed += bad
+                if trial.config["phase"] == "search":
+                    counts.search_done += 1
+                    counts.search_usable += not bad
             elif trial.status == TuneTrial.RUNNING:
                 counts.running += 1
         for counts in by_cell.values():
             counts.best = self._best.get(counts.cell, math.nan)
-            counts.pending = max(0, budget(self.spec) - counts.done - counts.running)
+            counts.settle(self.spec)
         return list(by_cell.values())
 
     def on_trial_result(

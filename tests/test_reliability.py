@@ -147,6 +147,11 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> 
     assert (trials["episodes"] < 64).all()  # stopped at once
     assert trials["final_error"].notna().all()  # its last finite evaluation
     assert not (trials["phase"] == "confirm").any()  # nothing finite to confirm
+    # nothing left pending: with no usable search trial there is nothing to confirm
+    status = sweep("status", str(tmp_path / "results" / "diverge"), timeout=60)
+    (row,) = [line for line in status.stdout.splitlines() if "trivial/rnn" in line]
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells[1:5] == ["2", "2", "0", "0"], row  # done, failed, running, pending
 
 
 @pytest.mark.slow

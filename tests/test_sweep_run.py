@@ -116,7 +116,7 @@ def test_status_from_storage_and_no_second_run_into_the_same_folder(
     assert len(rows) == 6
     for row in rows:
         cells = [c.strip() for c in row.strip("│ ").split("│")]
-        assert cells[1:4] == ["4", "0", "0"], row  # done, running, pending
+        assert cells[1:5] == ["4", "0", "0", "0"], row  # done, failed, running, pending
     again = sweep("run", str(folder.parent.parent / "tiny.yaml"), timeout=60)
     assert again.returncode == 2 and "already holds a sweep" in again.stderr
 
