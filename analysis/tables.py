@@ -75,14 +75,13 @@ TRIALS_COLUMNS: dict[str, str] = {
     "train_seconds": "float64",
     "episodes_per_second": "float64",
 }
-CURVES_COLUMNS: dict[str, str] = {
-    "sweep": _TEXT,
-    "trial_id": _TEXT,
-    "phase": _TEXT,
-    "difficulty": _TEXT,
-    "model": _TEXT,
-    "cell": _TEXT,
+# The identity columns that start a curves or reconstructions row.
+_ROW_IDENTITY: dict[str, str] = {
+    **{c: _TEXT for c in ("sweep", "trial_id", "phase", "difficulty", "model", "cell")},
     "seed": "Int64",
+}
+CURVES_COLUMNS: dict[str, str] = {
+    **_ROW_IDENTITY,
     "step": "Int64",  # the trial's n-th evaluation report, from 1
     "episodes": "Int64",  # training episodes done at that report
     "wall_s": "float64",
@@ -93,13 +92,7 @@ CURVES_COLUMNS: dict[str, str] = {
     "schema_version": "Int32",
 }
 RECONSTRUCTIONS_COLUMNS: dict[str, str] = {
-    "sweep": _TEXT,
-    "trial_id": _TEXT,
-    "phase": _TEXT,
-    "difficulty": _TEXT,
-    "model": _TEXT,
-    "cell": _TEXT,
-    "seed": "Int64",
+    **_ROW_IDENTITY,
     "sample": "Int64",  # which fixed evaluation episode: the same images for every trial
     "rows": "Int64",  # picture shape; the arrays below are rows * cols long, row-major
     "cols": "Int64",
