@@ -18,6 +18,7 @@ from analysis.summary import (
     headline,
     param_importance,
     summarize,
+    typical_reconstructions,
 )
 from analysis.tables import NoSweepError, Results, Sweep, UnreadablePartWarning, load
 
@@ -36,4 +37,5 @@ __all__ = [
     "load",
     "param_importance",
     "summarize",
+    "typical_reconstructions",
 ]
