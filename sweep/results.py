@@ -122,10 +122,14 @@ TRIALS_SCHEMA = pa.schema(
     {**_IDENTITY, **_CONFIG, **_PROVENANCE, **_OUTCOME}.items(),
     metadata={"schema_version": str(SCHEMA_VERSION)},
 )
+# The identity columns that start a curves or reconstructions row.
+_ROW_IDENTITY = {
+    **{k: _IDENTITY[k] for k in ("sweep", "trial_id", "phase", "difficulty", "model", "cell")},
+    "seed": pa.int64(),
+}
 CURVES_SCHEMA = pa.schema(
     {
-        **{k: _IDENTITY[k] for k in ("sweep", "trial_id", "phase", "difficulty", "model", "cell")},
-        "seed": pa.int64(),
+        **_ROW_IDENTITY,
         "step": pa.int64(),
         "episodes": pa.int64(),
         "wall_s": pa.float64(),
@@ -139,8 +143,7 @@ CURVES_SCHEMA = pa.schema(
 )
 RECONSTRUCTIONS_SCHEMA = pa.schema(
     {
-        **{k: _IDENTITY[k] for k in ("sweep", "trial_id", "phase", "difficulty", "model", "cell")},
-        "seed": pa.int64(),
+        **_ROW_IDENTITY,
         "sample": pa.int64(),  # which of the fixed evaluation episodes (the same per level)
         "rows": pa.int64(),  # the picture's shape: target and output are rows * cols, row-major
         "cols": pa.int64(),

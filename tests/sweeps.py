@@ -66,6 +66,13 @@ def sweep(*args: str, timeout: float = 600, **kw: Any) -> subprocess.CompletedPr
     )
 
 
+def status_rows(stdout: str) -> dict[str, list[str]]:
+    """The cells table `sweep status` prints: cell -> [done, failed, running, pending, best]."""
+    rows = [line for line in stdout.splitlines() if "/" in line and "│" in line]
+    cells = [[c.strip() for c in row.strip("│ ").split("│")] for row in rows]
+    return {c[0]: c[1:] for c in cells}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,7 +14,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from sweep.results import read_table, write_part
-from tests.sweeps import SWEEP, LocalCluster, sweep, tiny_spec, write_spec
+from tests.sweeps import SWEEP, LocalCluster, status_rows, sweep, tiny_spec, write_spec
 
 
 def _curve_row(trial: str, step: int) -> dict[str, Any]:
@@ -149,9 +149,8 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> 
     assert not (trials["phase"] == "confirm").any()  # nothing finite to confirm
     # nothing left pending: with no usable search trial there is nothing to confirm
     status = sweep("status", str(tmp_path / "results" / "diverge"), timeout=60)
-    (row,) = [line for line in status.stdout.splitlines() if "trivial/rnn" in line]
-    cells = [c.strip() for c in row.strip("│ ").split("│")]
-    assert cells[1:5] == ["2", "2", "0", "0"], row  # done, failed, running, pending
+    row = status_rows(status.stdout)["trivial/rnn"]
+    assert row[:4] == ["2", "2", "0", "0"], row  # done, failed, running, pending
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import pytest
 from sweep.models import hidden_for_parameters, num_parameters
 from sweep.results import CURVES_SCHEMA, TRIALS_SCHEMA
 from sweep.search import journal_storage
-from tests.sweeps import SWEEP, LocalCluster, sweep, tiny_spec, write_spec
+from tests.sweeps import SWEEP, LocalCluster, status_rows, sweep, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -112,11 +112,10 @@ def test_status_from_storage_and_no_second_run_into_the_same_folder(
     folder, _ = tiny
     done = sweep("status", str(folder), timeout=60)
     assert done.returncode == 0, done.stderr
-    rows = [line for line in done.stdout.splitlines() if "/" in line and "│" in line]
+    rows = status_rows(done.stdout)
     assert len(rows) == 6
-    for row in rows:
-        cells = [c.strip() for c in row.strip("│ ").split("│")]
-        assert cells[1:5] == ["4", "0", "0", "0"], row  # done, failed, running, pending
+    for cell, row in rows.items():
+        assert row[:4] == ["4", "0", "0", "0"], cell  # done, failed, running, pending
     again = sweep("run", str(folder.parent.parent / "tiny.yaml"), timeout=60)
     assert again.returncode == 2 and "already holds a sweep" in again.stderr
 
