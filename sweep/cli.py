@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import yaml
@@ -184,7 +184,16 @@ def run_command(
         folder = runner.run(spec, address, num_cpus, num_gpus)
     except runner.SweepError as e:
         raise BadInput(str(e)) from None
+    except runner.SweepFailed as e:
+        _failed(e)
     Console().print(runner.status(folder))
+
+
+def _failed(e: runner.SweepFailed) -> NoReturn:
+    """What the sweep wrote, then one line naming what went wrong; exit status 1."""
+    Console().print(runner.status(e.folder))
+    click.echo(f"sweep: error: {e}", err=True)
+    sys.exit(1)
 
 
 @cli.command()
@@ -198,6 +207,8 @@ def resume(folder: str, address: str | None, num_cpus: int | None, num_gpus: int
         runner.resume(folder, address, num_cpus, num_gpus)
     except (runner.SweepError, SpecError) as e:
         raise BadInput(str(e)) from None
+    except runner.SweepFailed as e:
+        _failed(e)
     Console().print(runner.status(folder))
 
 
