@@ -34,8 +34,9 @@ class PlasticConfig:
     eta: initial (or fixed, see learn_eta) plasticity rate; under retroactive modulation the
         eligibility trace's rate eta_E; unused (no parameter) under simple modulation.
     learn_eta: train eta by gradient descent (the paper) or keep it fixed.
-    clip: if set, the trace is clamped to [-clip, clip] after every update. Unset: the rule's
-        own clip ("additive": 1), and 1 for the plastic weights of retroactive modulation.
+    clip: if set, the trace is clamped to [-clip, clip] after every update. Unset: 1 under
+        modulation (the plastic weights, as in the Backpropamine code), else the rule's own
+        clip ("additive": 1; none for "hebb" and "oja").
     modulation: "none" (eta drives the rule), "simple" (M(t) = tanh(v . y(t) + b) replaces
         eta) or "retroactive" (M(t) turns an eligibility trace into plastic weights).
     fanout: under modulation, M(t) goes through a learned Linear(1 -> N): one value per

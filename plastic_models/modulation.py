@@ -2,7 +2,9 @@
 
 - none: the rule at the learned rate eta (the 2018 networks).
 - simple: M(t) = tanh(v · y(t) + b) from the new activations, one value per batch element (or
-  one per postsynaptic neuron through a learned Linear(1 -> N), "fanout"), replaces eta.
+  one per postsynaptic neuron through a learned Linear(1 -> N), "fanout"), replaces eta; the
+  trace is clipped (at 1 unless set), as in the reference code: a negative M would otherwise
+  let a decaying trace grow without bound.
 - retroactive: an eligibility trace E follows the rule at the learned rate eta_E (for the decay
   rule, E <- (1 - eta_E) E + eta_E x ⊗ y) and the plastic weights take PW <- clip(PW + M(t) E)
   with the *old* E, before E is updated: the reference code's order.
@@ -88,7 +90,7 @@ MODULATIONS: dict[str, Modulation] = {
     m.name: m
     for m in (
         Modulation("none", traces=1, uses_eta=True, uses_modulator=False, fast_kernels=True),
-        Modulation("simple", traces=1, uses_eta=False, uses_modulator=True),
+        Modulation("simple", traces=1, uses_eta=False, uses_modulator=True, default_clip=1.0),
         Modulation("retroactive", traces=2, uses_eta=True, uses_modulator=True, default_clip=1.0),
     )
 }

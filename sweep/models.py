@@ -17,7 +17,8 @@ from sweep.errors import describe
 
 
 class Model(Protocol):
-    """What every family builds: a sequence model `(T, B, I) -> (T, B, O)`."""
+    """What every family builds: a sequence model `(T, B, I) -> (T, B, O)`, and the same
+    model one step at a time (`forward` equals `step` unrolled from `initial_state`)."""
 
     @property
     def num_parameters(self) -> int: ...
@@ -30,6 +31,14 @@ class Model(Protocol):
     def reset_parameters(self, generator: torch.Generator | None = None) -> None: ...
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor: ...
+
+    def initial_state(
+        self, batch_size: int, device: torch.device | str, dtype: torch.dtype | None = None
+    ) -> tuple[torch.Tensor, ...]: ...
+
+    def step(
+        self, x_t: torch.Tensor, state: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]: ...
 
     def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
 

@@ -7,10 +7,23 @@ import pickle
 import pytest
 import torch
 
-from sweep.models import FAMILIES, build_model, get_family, hidden_for_parameters, num_parameters
+from sweep.models import (
+    FAMILIES,
+    Model,
+    build_model,
+    get_family,
+    hidden_for_parameters,
+    num_parameters,
+)
 from tests.conftest import make
 
 T, B, IN, OUT = 7, 3, 9, 8
+VARIANTS: list[dict[str, object]] = [
+    {"family": family, "rule": rule, "modulation": modulation, "fanout": fanout}
+    for family in ["plastic"]
+    for rule in ["hebb", "oja", "additive"]
+    for modulation, fanout in [("none", False), ("simple", True), ("retroactive", False)]
+]
 
 
 def inputs(seed: int = 1) -> torch.Tensor:
@@ -59,6 +72,42 @@ def test_batch_elements_are_independent(family: str) -> None:
     model, x = make(family), inputs()
     alone = model(x[:, :1])
     assert torch.allclose(model(x)[:, :1], alone, atol=1e-6)
+
+
+def _unrolled(model: Model, x: torch.Tensor) -> torch.Tensor:
+    state = model.initial_state(x.shape[1], x.device, x.dtype)
+    outputs = []
+    for x_t in x:
+        y, state = model.step(x_t, state)
+        outputs.append(y)
+    return torch.stack(outputs)
+
+
+def test_forward_equals_step_unrolled(family: str) -> None:
+    """The step interface (closed-loop tasks) is the same model: outputs and gradients."""
+    model = make(family)
+    x = torch.randn(40, B, IN, generator=torch.Generator().manual_seed(3))  # several segments
+    whole, stepped = model(x), _unrolled(model, x)
+    assert torch.allclose(whole, stepped, atol=1e-5), (whole - stepped).abs().max()
+    named = dict(model.named_parameters())
+    g_whole = torch.autograd.grad(whole.square().sum(), list(named.values()))
+    g_step = torch.autograd.grad(stepped.square().sum(), list(named.values()))
+    for name, a, b in zip(named, g_whole, g_step, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), name
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v.values())))
+def test_variants_forward_equals_step_unrolled(variant: dict[str, object]) -> None:
+    """Every plastic rule and modulation (the fast kernels and the generic path) and the
+    plastic LSTM's."""
+    family = str(variant.pop("family"))
+    try:
+        model = make(family, **variant)
+    finally:
+        variant["family"] = family
+    x = torch.randn(30, B, IN, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    model = model.to(torch.float64)  # type: ignore[assignment]
+    assert torch.allclose(model(x), _unrolled(model, x), rtol=1e-9, atol=1e-12)
 
 
 def test_unknown_family_lists_the_known_ones() -> None:

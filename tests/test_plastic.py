@@ -13,7 +13,7 @@ from sweep.models import num_parameters
 VARIANTS = [
     dict(rule=rule, alpha=alpha, clip=clip, hidden=hidden)
     for rule, alpha, clip, hidden in itertools.product(
-        ["hebb", "oja"], ["connection", "neuron", "scalar"], [None, 0.05], [None, 6]
+        ["hebb", "oja", "additive"], ["connection", "neuron", "scalar"], [None, 0.05], [None, 6]
     )
 ]
 

@@ -1,0 +1,136 @@
+"""Every rule x modulation x alpha granularity on the generic memory-flat path, against the
+plain reference (plastic_models.reference), in float32 and float64, over long episodes."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+import plastic_models.checkpointed as checkpointed
+from plastic_models import PlasticConfig, PlasticNetwork, reference_forward
+from tests.test_plastic import _grads, _max_rel
+
+RULES = ["hebb", "oja", "additive"]
+MODULATIONS = ["none", "simple", "retroactive"]
+ALPHAS = ["connection", "neuron", "scalar"]
+TOLERANCE = {torch.float64: (1e-10, 1e-8), torch.float32: (1e-5, 1e-3)}  # outputs, gradients
+
+
+def _net(dtype: torch.dtype, scale: float = 0.3, **kw: object) -> PlasticNetwork:
+    config = PlasticConfig(init_scale=scale, alpha_scale=scale, **kw)  # type: ignore[arg-type]
+    net = PlasticNetwork(9, 8, config)
+    net.reset_parameters(torch.Generator().manual_seed(0))
+    return net.to(dtype)
+
+
+def _check(net: PlasticNetwork, x: torch.Tensor) -> None:
+    out_tol, grad_tol = TOLERANCE[x.dtype]
+    out, ref = net(x), reference_forward(net, x)
+    assert _max_rel(out, ref) <= out_tol
+    g_out, g_ref = _grads(net, out), _grads(net, ref)
+    assert g_out.keys() == g_ref.keys() == dict(net.named_parameters()).keys()
+    for name in g_ref:
+        assert torch.isfinite(g_out[name]).all(), name
+        assert g_ref[name].abs().sum() > 0, name  # every parameter matters
+        assert _max_rel(g_out[name], g_ref[name]) <= grad_tol, name
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize(
+    ("rule", "modulation", "alpha"), list(itertools.product(RULES, MODULATIONS, ALPHAS))
+)
+def test_generic_path_matches_reference_at_long_episodes(
+    rule: str, modulation: str, alpha: str, dtype: torch.dtype
+) -> None:
+    """120 steps: 11 segments of 11, ten of them recomputed in the backward pass. Weights
+    small enough that float32 rounding is not amplified by chaotic dynamics."""
+    net = _net(dtype, 0.1, rule=rule, modulation=modulation, alpha=alpha, eta=0.2)
+    if modulation != "none":
+        assert not net.fast
+    x = torch.randn(120, 2, 9, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    _check(net, x)
+
+
+@pytest.mark.parametrize("modulation", ["simple", "retroactive"])
+@pytest.mark.parametrize("hidden", [None, 6])
+def test_fanout_and_hidden_layers_match_reference(modulation: str, hidden: int | None) -> None:
+    net = _net(torch.float64, modulation=modulation, fanout=True, hidden=hidden, clip=0.5)
+    x = torch.randn(60, 3, 9, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    _check(net, x)
+
+
+def test_clamp_mode_with_retroactive_modulation_matches_reference() -> None:
+    net = _net(torch.float64, modulation="retroactive", input_mode="clamp")
+    x = torch.randn(40, 2, 9, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x[:, :, ::2] = 0.0
+    _check(net, x)
+
+
+def test_rule_on_the_generic_path_equals_the_fast_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A non-modulated decay rule forced onto the generic path gives the fast kernel's numbers."""
+    net = _net(torch.float64, rule="oja", eta=0.3)
+    x = torch.randn(50, 2, 9, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    assert net.fast
+    fast = net(x)
+    g_fast = _grads(net, fast)
+    monkeypatch.setattr(PlasticNetwork, "fast", property(lambda self: False))
+    generic = net(x)
+    assert _max_rel(generic, fast) <= 1e-12
+    g_generic = _grads(net, generic)
+    for name in g_fast:
+        assert _max_rel(g_generic[name], g_fast[name]) <= 1e-10, name
+
+
+def _saved_bytes(steps: int, n: int) -> int:
+    """Bytes of the (B, N, N) tensors autograd keeps once the forward pass is done: saved for
+    backward outside the checkpointed segments, plus the segments' input snapshots."""
+    net = PlasticNetwork(n, n, PlasticConfig(modulation="retroactive"))
+    kept: list[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        kept.append(t)
+        return t
+
+    original = checkpointed.checkpoint
+
+    def counting(fn, *args, **kw):  # type: ignore[no-untyped-def]
+        kept.extend(a for a in args if isinstance(a, torch.Tensor))
+        return original(fn, *args, **kw)
+
+    checkpointed.checkpoint = counting  # type: ignore[assignment]
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            net(torch.randn(steps, 2, n))
+    finally:
+        checkpointed.checkpoint = original
+    big = {t.data_ptr(): t.numel() * t.element_size() for t in kept if t.dim() == 3}
+    return sum(big.values())
+
+
+def test_memory_grows_as_sqrt_of_episode_length_not_linearly() -> None:
+    """Plain autograd keeps several traces per step; the generic path two per snapshot
+    (every ~sqrt(T) steps) and the last segment's steps."""
+    short, long = _saved_bytes(100, 24), _saved_bytes(400, 24)
+    trace = 2 * 24 * 24 * 4
+    assert long <= 12 * 20 * trace  # 20 = sqrt(400): a dozen traces per snapshot and step
+    assert long / short <= 2.5  # sqrt(4) = 2, plus rounding of the segment count
+
+
+def test_simple_modulation_has_no_eta_and_retroactive_learns_eta_e() -> None:
+    simple = PlasticNetwork(5, 4, PlasticConfig(modulation="simple", fanout=True))
+    names = dict(simple.named_parameters())
+    assert "eta" not in names
+    assert names["modulator.fanout.weight"].shape == (5, 1)
+    retro = PlasticNetwork(5, 4, PlasticConfig(modulation="retroactive", eta=0.1))
+    assert float(dict(retro.named_parameters())["eta"].detach()) == pytest.approx(0.1)
+    assert retro.clip == 1.0  # the plastic weights are clipped at 1 unless clip is set
+
+
+def test_unknown_rule_is_one_line_with_the_known_ones_and_a_close_match() -> None:
+    with pytest.raises(ValueError) as err:
+        PlasticConfig(rule="ojaa")
+    line = str(err.value).splitlines()
+    assert any("unknown rule 'ojaa'; valid: hebb, oja, additive" in s for s in line)
+    assert any("did you mean 'oja'?" in s for s in line)
