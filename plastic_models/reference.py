@@ -29,6 +29,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from plastic_models.lstm import PlasticLSTM
 from plastic_models.network import PlasticNetwork
 
 # rule(H, x_pre, x_post, r) -> the next H, r a scalar or a vector over postsynaptic j
@@ -98,3 +99,37 @@ def reference_forward(net: PlasticNetwork, inputs: Tensor) -> Tensor:
             xs.append(y)
         episodes.append(torch.stack(xs))
     return net.readout(torch.stack(episodes, dim=1))
+
+
+def reference_lstm_forward(net: PlasticLSTM, inputs: Tensor) -> Tensor:
+    """Same contract as `net(inputs)` for a plastic LSTM: (T, B, I) -> (T, B, O)."""
+    cfg = net.config
+    hid = cfg.hidden
+    alpha = net.alpha.expand(hid, hid)
+    clip = cfg.clip
+    if clip is None:
+        clip = 1.0 if cfg.modulation != "none" or cfg.rule == "additive" else None
+    w_x, b_x, w_h = net.input.weight, net.input.bias, net.recurrent.weight
+    episodes = []
+    for b in range(inputs.shape[1]):
+        h = torch.zeros(hid, dtype=inputs.dtype, device=inputs.device)
+        c = torch.zeros_like(h)
+        zero = torch.zeros(hid, hid, dtype=inputs.dtype, device=inputs.device)
+        traces = [zero, zero] if cfg.modulation == "retroactive" else [zero]
+        hs = []
+        for t in range(inputs.shape[0]):
+            x = inputs[t, b]
+            gates_x = w_x @ x + b_x  # (4H,): i, f, o, g
+            gates_h = w_h @ h  # (3H,): i, f, o
+            i = torch.sigmoid(gates_x[:hid] + gates_h[:hid])
+            f = torch.sigmoid(gates_x[hid : 2 * hid] + gates_h[hid : 2 * hid])
+            o = torch.sigmoid(gates_x[2 * hid : 3 * hid] + gates_h[2 * hid :])
+            g = torch.tanh(gates_x[3 * hid :] + h @ (net.w + alpha * traces[0]))
+            c = f * c + i * g
+            h_new = o * torch.tanh(c)
+            m = _modulation(net.modulator, h_new)
+            traces = _plastic_update(cfg.modulation, cfg.rule, traces, h, g, net.eta, m, clip)
+            h = h_new
+            hs.append(h)
+        episodes.append(torch.stack(hs))
+    return net.head(torch.stack(episodes, dim=1))

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from torch import nn
 
 from baselines import BaselineConfig, RecurrentBaseline
-from plastic_models import PlasticConfig, PlasticNetwork
+from plastic_models import PlasticConfig, PlasticLSTM, PlasticLSTMConfig, PlasticNetwork
+from plastic_models.rules import unknown
 from sweep.errors import describe
 
 
@@ -68,12 +69,13 @@ FAMILIES: dict[str, Family] = {
     "rnn": Family("rnn", BaselineConfig, partial(RecurrentBaseline, "rnn")),
     "lstm": Family("lstm", BaselineConfig, partial(RecurrentBaseline, "lstm")),
     "gru": Family("gru", BaselineConfig, partial(RecurrentBaseline, "gru")),
+    "plastic_lstm": Family("plastic_lstm", PlasticLSTMConfig, PlasticLSTM),
 }
 
 
 def get_family(name: str) -> Family:
     if name not in FAMILIES:
-        raise ValueError(f"unknown model family {name!r}; valid: {', '.join(FAMILIES)}")
+        raise ValueError(unknown("model family", name, list(FAMILIES)))
     return FAMILIES[name]
 
 

@@ -20,7 +20,7 @@ from tests.conftest import make
 T, B, IN, OUT = 7, 3, 9, 8
 VARIANTS: list[dict[str, object]] = [
     {"family": family, "rule": rule, "modulation": modulation, "fanout": fanout}
-    for family in ["plastic"]
+    for family in ["plastic", "plastic_lstm"]
     for rule in ["hebb", "oja", "additive"]
     for modulation, fanout in [("none", False), ("simple", True), ("retroactive", False)]
 ]
@@ -111,7 +111,7 @@ def test_variants_forward_equals_step_unrolled(variant: dict[str, object]) -> No
 
 
 def test_unknown_family_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown model family 'transformer'; valid: plastic, rnn"):
+    with pytest.raises(ValueError, match="unknown model family 'transformer'; valid: plastic, rnn, lstm, gru, plastic_lstm"):
         get_family("transformer")
 
 

@@ -9,7 +9,14 @@ import pytest
 import torch
 
 import plastic_models.checkpointed as checkpointed
-from plastic_models import PlasticConfig, PlasticNetwork, reference_forward
+from plastic_models import (
+    PlasticConfig,
+    PlasticLSTM,
+    PlasticLSTMConfig,
+    PlasticNetwork,
+    reference_forward,
+    reference_lstm_forward,
+)
 from tests.test_plastic import _grads, _max_rel
 
 RULES = ["hebb", "oja", "additive"]
@@ -134,3 +141,28 @@ def test_unknown_rule_is_one_line_with_the_known_ones_and_a_close_match() -> Non
     line = str(err.value).splitlines()
     assert any("unknown rule 'ojaa'; valid: hebb, oja, additive" in s for s in line)
     assert any("did you mean 'oja'?" in s for s in line)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize(
+    ("rule", "modulation", "alpha"), list(itertools.product(RULES, MODULATIONS, ALPHAS))
+)
+def test_plastic_lstm_matches_reference_at_long_episodes(
+    rule: str, modulation: str, alpha: str, dtype: torch.dtype
+) -> None:
+    config = PlasticLSTMConfig(
+        hidden=7, rule=rule, modulation=modulation, alpha=alpha, eta=0.2, alpha_scale=0.3,
+        fanout=modulation == "simple",
+    )
+    net = PlasticLSTM(9, 8, config)
+    net.reset_parameters(torch.Generator().manual_seed(0))
+    net = net.to(dtype)
+    x = torch.randn(70, 1, 9, generator=torch.Generator().manual_seed(5), dtype=dtype)
+    out_tol, grad_tol = TOLERANCE[dtype]
+    out, ref = net(x), reference_lstm_forward(net, x)
+    assert _max_rel(out, ref) <= out_tol
+    g_out, g_ref = _grads(net, out), _grads(net, ref)  # type: ignore[arg-type]
+    for name in g_ref:
+        assert g_ref[name].abs().sum() > 0, name
+        assert _max_rel(g_out[name], g_ref[name]) <= grad_tol, name
