@@ -85,14 +85,19 @@ def register_rule(name: str) -> Callable[[R], R]:
     def add(cls: R) -> R:
         if not name.isidentifier():
             raise ValueError(f"rule name {name!r} must be a Python identifier")
-        if name in REGISTRY and type(REGISTRY[name]) is not cls:
-            raise ValueError(f"rule {name!r} is already registered by {type(REGISTRY[name])}")
+        known = REGISTRY.get(name)
+        if known is not None and qualified(type(known)) != qualified(cls):  # not a re-import
+            raise ValueError(f"rule {name!r} is already registered by {qualified(type(known))}")
         instance = cls()
         instance.name = name
         REGISTRY[name] = instance
         return cls
 
     return add
+
+
+def qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def unknown(kind: str, name: str, known: list[str]) -> str:

@@ -13,7 +13,7 @@ from torch import nn
 
 from baselines import BaselineConfig, RecurrentBaseline
 from plastic_models import PlasticConfig, PlasticLSTM, PlasticLSTMConfig, PlasticNetwork
-from plastic_models.rules import unknown
+from plastic_models.rules import qualified, unknown
 from sweep.errors import describe
 
 
@@ -71,6 +71,18 @@ FAMILIES: dict[str, Family] = {
     "gru": Family("gru", BaselineConfig, partial(RecurrentBaseline, "gru")),
     "plastic_lstm": Family("plastic_lstm", PlasticLSTMConfig, PlasticLSTM),
 }
+
+
+def register_family(name: str, config: type, build: Callable[[int, int, Any], nn.Module]) -> None:
+    """Add a model family (a plugin's): `config` a frozen pydantic dataclass whose fields are
+    its hyperparameters (with `hidden` if it can be size-matched), `build(input_size,
+    output_size, config)` a model with the `Model` interface."""
+    if not name.isidentifier():
+        raise ValueError(f"family name {name!r} must be a Python identifier")
+    known = FAMILIES.get(name)
+    if known is not None and qualified(known.config) != qualified(config):  # not a re-import
+        raise ValueError(f"model family {name!r} is already registered by {qualified(known.config)}")
+    FAMILIES[name] = Family(name, config, build)
 
 
 def get_family(name: str) -> Family:
