@@ -46,8 +46,9 @@ def unroll(step: Step, drive: Tensor, state: Sequence[Tensor]) -> Tensor:
     for start in range(0, steps, interval):
         stop = min(steps, start + interval)
         if remember and stop < steps:
-            done = checkpoint(segment, start, stop, *state, use_reentrant=False,
-                              preserve_rng_state=False)
+            done = checkpoint(
+                segment, start, stop, *state, use_reentrant=False, preserve_rng_state=False
+            )
         else:  # the last segment's steps are needed at once in backward: keep them
             done = segment(start, stop, *state)
         outputs.append(done[0])

@@ -57,9 +57,7 @@ def segment_length(steps: int, clip: float | None) -> int:
 def has_fast_kernel(rule: Rule) -> bool:
     """The kernels run a `DecayRule` whose trace starts at zero and is read as it is."""
     kind = type(rule)
-    return (
-        isinstance(rule, DecayRule) and kind.initial is Rule.initial and kind.read is Rule.read
-    )
+    return isinstance(rule, DecayRule) and kind.initial is Rule.initial and kind.read is Rule.read
 
 
 def plastic_episode(

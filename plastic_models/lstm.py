@@ -17,8 +17,14 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import torch
-from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
-from pydantic import field_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+)
 from pydantic.dataclasses import dataclass
 from torch import Tensor, nn
 
@@ -70,9 +76,7 @@ class PlasticLSTM(nn.Module):
 
     eta: Tensor | None
 
-    def __init__(
-        self, input_size: int, output_size: int, config: PlasticLSTMConfig | None = None
-    ):
+    def __init__(self, input_size: int, output_size: int, config: PlasticLSTMConfig | None = None):
         super().__init__()
         config = config or PlasticLSTMConfig()
         h = config.hidden
@@ -116,7 +120,7 @@ class PlasticLSTM(nn.Module):
             self.input.weight.uniform_(-bound, bound, generator=generator)
             self.input.bias.uniform_(-bound, bound, generator=generator)
             self.recurrent.weight.uniform_(-bound, bound, generator=generator)
-            layers = [self.head]
+            layers: list[nn.Linear | None] = [self.head]
             if self.modulator is not None:
                 layers += [self.modulator.source, self.modulator.fanout]
             for layer in layers:

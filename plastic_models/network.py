@@ -25,7 +25,7 @@ from plastic_models.checkpointed import unroll
 from plastic_models.config import PlasticConfig
 from plastic_models.episode import has_fast_kernel, plastic_episode
 from plastic_models.modulation import MODULATIONS, Neuromodulator
-from plastic_models.rules import get_rule
+from plastic_models.rules import DecayRule, get_rule
 
 State = tuple[Tensor, ...]
 
@@ -45,7 +45,9 @@ def plastic_product(x: Tensor, w: Tensor, alpha: Tensor, trace: Tensor) -> Tenso
     return fixed + torch.bmm(x.unsqueeze(1), trace).squeeze(1) * alpha
 
 
-def draw(tensor: Tensor, distribution: str, scale: float, generator: torch.Generator | None) -> None:
+def draw(
+    tensor: Tensor, distribution: str, scale: float, generator: torch.Generator | None
+) -> None:
     """tensor <- scale * N(0, 1) or scale * U[0, 1), in place."""
     if distribution == "uniform":
         tensor.uniform_(0.0, 1.0, generator=generator)
@@ -124,7 +126,7 @@ class PlasticNetwork(nn.Module):
             draw(self.alpha, cfg.init, cfg.alpha_scale, generator)
             if self.eta is not None:
                 self.eta.fill_(cfg.eta)
-            layers = [self.encoder, self.decoder]
+            layers: list[nn.Linear | None] = [self.encoder, self.decoder]
             if self.modulator is not None:
                 layers += [self.modulator.source, self.modulator.fanout]
             for layer in layers:
@@ -145,7 +147,7 @@ class PlasticNetwork(nn.Module):
         """(T, B, I) inputs -> (T, B, O) outputs, memory-flat (either input mode)."""
         drive = self.drive(inputs)  # (T, B, N)
         if self.fast:
-            assert self.eta is not None
+            assert self.eta is not None and isinstance(self.rule, DecayRule)
             clamp = self.config.input_mode == "clamp"
             activations = plastic_episode(
                 drive, self.w, self.alpha, self.eta, self.rule, self.clip, clamp

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from plastic_models.lstm import PlasticLSTM
+from plastic_models.modulation import Neuromodulator
 from plastic_models.network import PlasticNetwork
 
 # rule(H, x_pre, x_post, r) -> the next H, r a scalar or a vector over postsynaptic j
@@ -44,7 +45,7 @@ def _clip(h: Tensor, clip: float | None) -> Tensor:
     return h if clip is None else torch.clamp(h, -clip, clip)
 
 
-def _modulation(modulator: torch.nn.Module | None, x: Tensor) -> Tensor | None:
+def _modulation(modulator: Neuromodulator | None, x: Tensor) -> Tensor | None:
     """M(t) from activations x (N,): a scalar, or a vector over postsynaptic neurons."""
     if modulator is None:
         return None
@@ -65,9 +66,12 @@ def _plastic_update(
     clip: float | None,
 ) -> list[Tensor]:
     if mode == "none":
+        assert eta is not None
         return [_clip(RULES[rule](traces[0], pre, post, eta), clip)]
+    assert m is not None
     if mode == "simple":
         return [_clip(RULES[rule](traces[0], pre, post, m), clip)]
+    assert eta is not None
     plastic, eligibility = traces  # retroactive
     plastic = _clip(plastic + m * eligibility, clip)
     return [plastic, RULES[rule](eligibility, pre, post, eta)]

@@ -81,7 +81,9 @@ def register_family(name: str, config: type, build: Callable[[int, int, Any], nn
         raise ValueError(f"family name {name!r} must be a Python identifier")
     known = FAMILIES.get(name)
     if known is not None and qualified(known.config) != qualified(config):  # not a re-import
-        raise ValueError(f"model family {name!r} is already registered by {qualified(known.config)}")
+        raise ValueError(
+            f"model family {name!r} is already registered by {qualified(known.config)}"
+        )
     FAMILIES[name] = Family(name, config, build)
 
 

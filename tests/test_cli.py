@@ -38,7 +38,8 @@ def test_train_json_prints_the_final_record_on_the_last_line() -> None:
 
 
 @pytest.mark.parametrize(
-    ("model", "param"), [("plastic", "modulation=retroactive"), ("plastic_lstm", "modulation=simple")]
+    ("model", "param"),
+    [("plastic", "modulation=retroactive"), ("plastic_lstm", "modulation=simple")],
 )
 def test_train_a_modulated_variant(model: str, param: str) -> None:
     """Backpropamine's variants train from the command line like any other model."""

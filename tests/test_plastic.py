@@ -89,7 +89,7 @@ def test_eta_learned_or_fixed() -> None:
     assert "eta" in dict(PlasticNetwork(3, 2).named_parameters())
     fixed = PlasticNetwork(3, 2, PlasticConfig(learn_eta=False, eta=0.2))
     assert "eta" not in dict(fixed.named_parameters())
-    assert fixed.eta.item() == pytest.approx(0.2)
+    assert fixed.eta is not None and fixed.eta.item() == pytest.approx(0.2)
 
 
 def test_paper_parameter_counts() -> None:

@@ -4,6 +4,8 @@ plain reference (plastic_models.reference), in float32 and float64, over long ep
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -90,7 +92,7 @@ def test_rule_on_the_generic_path_equals_the_fast_kernel(monkeypatch: pytest.Mon
         assert _max_rel(g_generic[name], g_fast[name]) <= 1e-10, name
 
 
-def _saved_bytes(steps: int, n: int) -> int:
+def _saved_bytes(steps: int, n: int, monkeypatch: pytest.MonkeyPatch) -> int:
     """Bytes of the (B, N, N) tensors autograd keeps once the forward pass is done: saved for
     backward outside the checkpointed segments, plus the segments' input snapshots."""
     net = PlasticNetwork(n, n, PlasticConfig(modulation="retroactive"))
@@ -102,24 +104,24 @@ def _saved_bytes(steps: int, n: int) -> int:
 
     original = checkpointed.checkpoint
 
-    def counting(fn, *args, **kw):  # type: ignore[no-untyped-def]
+    def counting(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         kept.extend(a for a in args if isinstance(a, torch.Tensor))
         return original(fn, *args, **kw)
 
-    checkpointed.checkpoint = counting  # type: ignore[assignment]
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpointed, "checkpoint", counting)
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             net(torch.randn(steps, 2, n))
-    finally:
-        checkpointed.checkpoint = original
     big = {t.data_ptr(): t.numel() * t.element_size() for t in kept if t.dim() == 3}
     return sum(big.values())
 
 
-def test_memory_grows_as_sqrt_of_episode_length_not_linearly() -> None:
+def test_memory_grows_as_sqrt_of_episode_length_not_linearly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Plain autograd keeps several traces per step; the generic path two per snapshot
     (every ~sqrt(T) steps) and the last segment's steps."""
-    short, long = _saved_bytes(100, 24), _saved_bytes(400, 24)
+    short, long = _saved_bytes(100, 24, monkeypatch), _saved_bytes(400, 24, monkeypatch)
     trace = 2 * 24 * 24 * 4
     assert long <= 12 * 20 * trace  # 20 = sqrt(400): a dozen traces per snapshot and step
     assert long / short <= 2.5  # sqrt(4) = 2, plus rounding of the segment count
@@ -152,7 +154,12 @@ def test_plastic_lstm_matches_reference_at_long_episodes(
     rule: str, modulation: str, alpha: str, dtype: torch.dtype
 ) -> None:
     config = PlasticLSTMConfig(
-        hidden=7, rule=rule, modulation=modulation, alpha=alpha, eta=0.2, alpha_scale=0.3,
+        hidden=7,
+        rule=rule,
+        modulation=modulation,  # type: ignore[arg-type]
+        alpha=alpha,  # type: ignore[arg-type]
+        eta=0.2,
+        alpha_scale=0.3,
         fanout=modulation == "simple",
     )
     net = PlasticLSTM(9, 8, config)

@@ -29,14 +29,14 @@ class Covariance(Rule):
         return (1 - rate) * trace + rate * dx.unsqueeze(2) * dy.unsqueeze(1)
 '''
 
-FAMILY = '''
+FAMILY = """
 from functools import partial
 
 from baselines import BaselineConfig, RecurrentBaseline
 from sweep.models import register_family
 
 register_family("{name}", BaselineConfig, partial(RecurrentBaseline, "gru"))
-'''
+"""
 
 
 def _package(root: Path, package: str, modules: dict[str, str]) -> None:
