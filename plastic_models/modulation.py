@@ -79,7 +79,7 @@ class Modulation:
         if self.traces == 2:  # retroactive: PW from the old E, then E
             assert m is not None and eta is not None
             plastic, eligibility = traces
-            plastic = clip_trace(plastic + m * eligibility, clip)
+            plastic = clip_trace(torch.addcmul(plastic, m, eligibility), clip)
             return [plastic, rule.update(eligibility, x, y, eta)]
         rate = m if self.uses_modulator else eta
         assert rate is not None
