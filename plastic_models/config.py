@@ -46,7 +46,8 @@ class PlasticConfig:
     modulation: "none" (eta drives the rule), "simple" (M(t) = tanh(v . y(t) + b) replaces
         eta) or "retroactive" (M(t) turns an eligibility trace into plastic weights).
     fanout: under modulation, M(t) goes through a learned Linear(1 -> N): one value per
-        postsynaptic neuron instead of one per batch element.
+        postsynaptic neuron instead of one per batch element (ignored without modulation, so
+        a search may cross the two freely).
     init: w and alpha are drawn from init_scale * N(0, 1) ("normal", the 2018 code) or
         init_scale * U[0, 1) ("uniform", the Backpropamine code).
     init_scale: scale of w's initial values (0.01 in both reference codes).
