@@ -173,3 +173,15 @@ def test_plastic_lstm_matches_reference_at_long_episodes(
     for name in g_ref:
         assert g_ref[name].abs().sum() > 0, name
         assert _max_rel(g_out[name], g_ref[name]) <= grad_tol, name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("modulation", MODULATIONS)
+def test_generic_path_on_gpu_matches_reference(modulation: str) -> None:
+    net = _net(torch.float64, 0.1, rule="oja", modulation=modulation, fanout=True)
+    x = torch.randn(60, 3, 9, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    g_ref = _grads(net, reference_forward(net, x))
+    gpu = net.cuda()
+    g_gpu = _grads(gpu, gpu(x.cuda()))
+    for name in g_ref:
+        assert _max_rel(g_gpu[name].cpu(), g_ref[name]) <= 1e-8, name
