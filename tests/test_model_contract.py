@@ -20,10 +20,11 @@ from tests.conftest import make
 
 T, B, IN, OUT = 7, 3, 9, 8
 VARIANTS: list[dict[str, object]] = [
-    {"family": family, "rule": rule, "modulation": modulation, "fanout": fanout}
+    {"family": family, "rule": rule, "modulation": modulation, "fanout": fanout, "alpha": alpha}
     for family in ["plastic", "plastic_lstm"]
     for rule in ["hebb", "oja", "additive"]
     for modulation, fanout in [("none", False), ("simple", True), ("retroactive", False)]
+    for alpha in ["connection", "neuron", "scalar"]
 ]
 
 

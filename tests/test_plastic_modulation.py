@@ -185,3 +185,31 @@ def test_generic_path_on_gpu_matches_reference(modulation: str) -> None:
     g_gpu = _grads(gpu, gpu(x.cuda()))
     for name in g_ref:
         assert _max_rel(g_gpu[name].cpu(), g_ref[name]) <= 1e-8, name
+
+
+def test_retroactive_order_by_hand() -> None:
+    """Four steps of a 2-neuron network from the Backpropamine equations, computed by hand:
+    y(t) from the current PW, M(t) from y(t), PW from the *old* E, then E. So E first holds
+    y(1) ⊗ y(2) after step 2, PW first changes in step 3, and y(4) is the first output that
+    plasticity touches."""
+    eta_e, alpha = 0.5, 2.0
+    net = PlasticNetwork(2, 2, PlasticConfig(modulation="retroactive", eta=eta_e))
+    w = torch.tensor([[0.0, 1.0], [0.5, 0.0]])
+    v, b = torch.tensor([1.0, -2.0]), 0.3
+    with torch.no_grad():
+        net.w.copy_(w)
+        net.alpha.fill_(alpha)
+        assert net.modulator is not None
+        net.modulator.source.weight.copy_(v[None])
+        net.modulator.source.bias.fill_(b)
+    x = torch.tensor([[[1.0, -1.0]], [[0.5, 0.0]], [[0.0, 0.2]], [[0.0, 0.0]]])  # (T=4, B=1, 2)
+    out = net(x).detach()[:, 0]
+    y1 = torch.tanh(x[0, 0])
+    y2 = torch.tanh(y1 @ w + x[1, 0])  # PW = 0: M(1) multiplied E = 0
+    e2 = eta_e * torch.outer(y1, y2)  # E after step 2 ((1 - eta_E) * 0 + eta_E y1 ⊗ y2)
+    y3 = torch.tanh(y2 @ w + x[2, 0])  # PW still 0: step 2 used the old E = 0
+    m3 = torch.tanh(v @ y3 + b)
+    pw3 = torch.clamp(m3 * e2, -1, 1)
+    y4 = torch.tanh(y3 @ (w + alpha * pw3) + x[3, 0])
+    assert torch.allclose(out, torch.stack([y1, y2, y3, y4]))
+    assert not torch.allclose(y4, torch.tanh(y3 @ w))  # plasticity did act
