@@ -3,6 +3,7 @@ swept end to end."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -15,19 +16,17 @@ from sweep import plugins
 from sweep.models import FAMILIES
 from tests.sweeps import sweep, tiny_spec, write_spec
 
-# The README's example rule, word for word.
-RULE = '''
-"""A covariance rule: Hebb <- (1 - eta) Hebb + eta (x - mean x) (y - mean y)."""
-from plastic_models import Rule, register_rule
+ROOT = Path(__file__).resolve().parents[1]
 
 
-@register_rule("covariance")
-class Covariance(Rule):
-    def update(self, trace, x, y, rate):
-        dx = x - x.mean(-1, keepdim=True)  # (B, N_pre): presynaptic, centred
-        dy = y - y.mean(-1, keepdim=True)  # (B, N_post): postsynaptic, centred
-        return (1 - rate) * trace + rate * dx.unsqueeze(2) * dy.unsqueeze(1)
-'''
+def _readme_rule() -> str:
+    """The README's example rule (the python block that registers "covariance"), as it is."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    [rule] = [b for b in blocks if '@register_rule("covariance")' in b]
+    return str(rule)
+
+
+RULE = _readme_rule()
 
 FAMILY = """
 from functools import partial
