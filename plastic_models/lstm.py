@@ -130,7 +130,7 @@ class PlasticLSTM(nn.Module):
     def forward(self, inputs: Tensor) -> Tensor:
         """(T, B, I) -> (T, B, O), memory-flat for any rule and modulation."""
         state = self.initial_state(inputs.shape[1], inputs.device, inputs.dtype)
-        hidden = unroll(self.cell, self.input(inputs), state)  # (T, B, H)
+        hidden = unroll(self.cell, self.input(inputs), state, list(self.parameters()))  # (T, B, H)
         return self.head(hidden)
 
     def initial_state(

@@ -154,7 +154,7 @@ class PlasticNetwork(nn.Module):
             )
         else:
             state = self.initial_state(drive.shape[1], drive.device, drive.dtype)
-            activations = unroll(self.cell, drive, state)
+            activations = unroll(self.cell, drive, state, list(self.parameters()))
         return self.readout(activations)  # (T, B, O)
 
     def forward_autograd(self, inputs: Tensor) -> Tensor:

@@ -4,13 +4,10 @@ plain reference (plastic_models.reference), in float32 and float64, over long ep
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 import torch
 
-import plastic_models.checkpointed as checkpointed
 from plastic_models import (
     PlasticConfig,
     PlasticLSTM,
@@ -92,9 +89,9 @@ def test_rule_on_the_generic_path_equals_the_fast_kernel(monkeypatch: pytest.Mon
         assert _max_rel(g_generic[name], g_fast[name]) <= 1e-10, name
 
 
-def _saved_bytes(steps: int, n: int, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Bytes of the (B, N, N) tensors autograd keeps once the forward pass is done: saved for
-    backward outside the checkpointed segments, plus the segments' input snapshots."""
+def _saved_bytes(steps: int, n: int) -> int:
+    """Bytes of the (B, N, N) tensors autograd keeps for the backward pass once the forward
+    pass is done: the segments' snapshots and the last segment's own graph."""
     net = PlasticNetwork(n, n, PlasticConfig(modulation="retroactive"))
     kept: list[torch.Tensor] = []
 
@@ -102,26 +99,16 @@ def _saved_bytes(steps: int, n: int, monkeypatch: pytest.MonkeyPatch) -> int:
         kept.append(t)
         return t
 
-    original = checkpointed.checkpoint
-
-    def counting(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        kept.extend(a for a in args if isinstance(a, torch.Tensor))
-        return original(fn, *args, **kw)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(checkpointed, "checkpoint", counting)
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            net(torch.randn(steps, 2, n))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        net(torch.randn(steps, 2, n))
     big = {t.data_ptr(): t.numel() * t.element_size() for t in kept if t.dim() == 3}
     return sum(big.values())
 
 
-def test_memory_grows_as_sqrt_of_episode_length_not_linearly(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_memory_grows_as_sqrt_of_episode_length_not_linearly() -> None:
     """Plain autograd keeps several traces per step; the generic path two per snapshot
     (every ~sqrt(T) steps) and the last segment's steps."""
-    short, long = _saved_bytes(100, 24, monkeypatch), _saved_bytes(400, 24, monkeypatch)
+    short, long = _saved_bytes(100, 24), _saved_bytes(400, 24)
     trace = 2 * 24 * 24 * 4
     assert long <= 12 * 20 * trace  # 20 = sqrt(400): a dozen traces per snapshot and step
     assert long / short <= 2.5  # sqrt(4) = 2, plus rounding of the segment count
