@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from sweep import plugins
 from sweep.plan import make_cells
 from sweep.progress import LiveCells, budget, counts_from_storage, render
 from sweep.results import ResultsWriter, compact, read_table
@@ -52,13 +53,18 @@ def _trial_dirname(trial: Any) -> str:
     return str(trial.trial_id)
 
 
-def _init_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -> None:
+def _init_ray(
+    address: str | None, num_cpus: int | None, num_gpus: int | None, spec: SweepSpec
+) -> None:
     import ray
 
     if ray.is_initialized():  # the caller started Ray itself
         return
+    runtime_env = plugins.runtime_env(spec.plugins) or None  # ships the spec's plugins
     if address:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        ray.init(
+            address=address, log_to_driver=False, configure_logging=False, runtime_env=runtime_env
+        )
     else:  # embedded: a new local instance, never one that happens to run on this machine
         # Ray's "no cluster" mode (its default on macOS and Windows): every Ray process of
         # this instance listens on the loopback interface only, none on the network. Ray
@@ -74,6 +80,7 @@ def _init_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
+            runtime_env=runtime_env,
         )
 
 
@@ -237,7 +244,7 @@ def run(
     except OSError as e:
         raise SweepError(f"{folder}: cannot write the sweep there: {e}") from None
     try:
-        _init_ray(address, num_cpus, num_gpus)
+        _init_ray(address, num_cpus, num_gpus, spec)
         _check_resources(spec, address)
         if address:
             _check_storage(folder)
@@ -297,7 +304,7 @@ def resume(
     tune_dir = f"{root}/{TUNE_DIR}"
     if fs.get_file_info(tune_dir).type == pafs.FileType.NotFound:
         raise SweepError(f"{folder}: the sweep never started (no {TUNE_DIR}/); run it again")
-    _init_ray(address, num_cpus, num_gpus)
+    _init_ray(address, num_cpus, num_gpus, spec)
     _check_resources(spec, address)
     if address:
         _check_storage(folder)

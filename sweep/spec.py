@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from sweep import plugins as plugin_modules
 from sweep.errors import describe
 from sweep.models import FAMILIES, get_family, make_config
 from sweep.tasks import levels, make_task
@@ -173,6 +174,10 @@ class SweepSpec(_Strict):
     resources: Resources = Field(default_factory=Resources)
     max_concurrent: PositiveInt | None = None
     fault_tolerance: FaultTolerance = Field(default_factory=FaultTolerance)
+    # modules that register rules or families (sweep.plugins); plugin_root: the folder they
+    # are looked up in first, set to the spec's own folder when a spec file is loaded
+    plugins: list[str] = Field(default_factory=list)
+    plugin_root: str | None = None
 
     @property
     def asha(self) -> EarlyStop | None:
@@ -210,6 +215,8 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise SpecError([f"{path}: cannot read: {e.strerror}"]) from None
     except yaml.YAMLError as e:
         raise SpecError([f"{path}: not valid YAML: {' '.join(str(e).split())}"]) from None
+    if isinstance(raw, dict) and raw.get("plugins") and "plugin_root" not in raw:
+        raw = {**raw, "plugin_root": plugin_modules.spec_root(path)}
     return parse_spec(raw)
 
 
@@ -220,6 +227,9 @@ def parse_spec(raw: Any) -> SweepSpec:
         spec = SweepSpec.model_validate(raw)
     except ValidationError as e:
         raise SpecError(describe(e, first_only=False)) from None
+    errors = plugin_modules.load(spec.plugins, spec.plugin_root)  # before the registries are read
+    if errors:
+        raise SpecError(errors)
     errors = _semantic_errors(spec)
     if errors:
         raise SpecError(errors)

@@ -38,6 +38,20 @@ def test_train_json_prints_the_final_record_on_the_last_line() -> None:
 
 
 @pytest.mark.parametrize(
+    ("model", "param"),
+    [("plastic", "modulation=retroactive"), ("plastic_lstm", "modulation=simple")],
+)
+def test_train_a_modulated_variant(model: str, param: str) -> None:
+    """Backpropamine's variants train from the command line like any other model."""
+    args = ["--difficulty", "paper-simplified", "--model", model, "--param", param]
+    done = sweep("train", *args, "--episodes", "16", "--eval-every", "16", "--json")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout.strip().splitlines()[-1])
+    assert record["model"] == model and record["done"] is True and record["episodes"] == 16
+    assert 0.0 <= record["final_error"] <= 1.0
+
+
+@pytest.mark.parametrize(
     ("args", "names"),
     [
         (["--task", "mazes"], ["'mazes'", "patterns"]),
@@ -48,7 +62,8 @@ def test_train_json_prints_the_final_record_on_the_last_line() -> None:
         (["--lr", "0"], ["--lr=0.0"]),
         (["--hidden", "0"], ["hidden: 0"]),
         (["--episodes", "many"], ["'many'"]),
-        (["--param", "rule=hebbian"], ["'hebbian'", "'hebb' or 'oja'"]),
+        (["--param", "rule=hebbian"], ["'hebbian'", "hebb, oja, additive", "did you mean 'hebb'"]),
+        (["--param", "modulation=sideways"], ["'sideways'", "'none', 'simple' or 'retroactive'"]),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2_before_training(
