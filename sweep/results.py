@@ -83,12 +83,18 @@ def config_columns() -> dict[str, pa.DataType]:
     }
 
 
-TRIALS_SCHEMA = trials_schema(config_columns())
+TRIALS_SCHEMA = trials_schema(config_columns())  # with the built-in families and tasks
 SCHEMAS = {
     "trials": TRIALS_SCHEMA,
     "curves": CURVES_SCHEMA,
     "reconstructions": RECONSTRUCTIONS_SCHEMA,
 }
+
+
+def schema(table: str) -> pa.Schema:
+    """A table's schema now: the trials table gains the columns of families a plugin
+    registered after this module was imported."""
+    return trials_schema(config_columns()) if table == "trials" else SCHEMAS[table]
 
 
 def git_commit() -> str:
@@ -112,7 +118,7 @@ def write_part(
 ) -> str:
     """Write rows as a new part file of `table` (on `fs` when given, else the one the path
     names)."""
-    return _write(sweep_dir, table, pa.Table.from_pylist(rows, schema=SCHEMAS[table]), fs)
+    return _write(sweep_dir, table, pa.Table.from_pylist(rows, schema=schema(table)), fs)
 
 
 def _write(
@@ -151,12 +157,12 @@ def _read(sweep_dir: str | Path, table: str) -> tuple[pa.Table, list[str]]:
     tables, read = [], []
     for part in parts:
         try:
-            tables.append(pq.read_table(part, filesystem=fs, schema=SCHEMAS[table]))
+            tables.append(pq.read_table(part, filesystem=fs, schema=schema(table)))
             read.append(part)
         except (OSError, pa.ArrowException) as e:
             warnings.warn(f"skipping unreadable part file {part}: {e}", stacklevel=3)
     if not tables:
-        return SCHEMAS[table].empty_table(), read
+        return schema(table).empty_table(), read
     return last_per_key(pa.concat_tables(tables), KEYS[table]), read
 
 
@@ -201,6 +207,7 @@ class ResultsWriter(Callback):
         self.sweep_dir = sweep_dir
         self._buffer: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
         self._commit: str | None = None
+        self._columns = set(schema("trials").names)  # after the spec's plugins registered
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles callbacks with the experiment; a restored run starts empty and
@@ -323,7 +330,7 @@ class ResultsWriter(Callback):
             "cell": config.cell,
             "seed": config.seed,
             "optuna_trial": config.number,
-            **{k: v for k, v in hp.items() if k in TRIALS_SCHEMA.names},
+            **{k: v for k, v in hp.items() if k in self._columns},
             **{f"task.{k}": v for k, v in config.task_settings.items()},
             "metric": config.metric,
             "chance": config.chance,

@@ -81,14 +81,40 @@ def test_validate_exits_2_with_one_line(entry: str, expected: str, tmp_path: Pat
     assert expected in lines[0]
 
 
+LEAKY = """
+from pydantic import PositiveInt
+from pydantic.dataclasses import dataclass
+
+from baselines import RecurrentBaseline
+from sweep.models import register_family
+
+
+@dataclass(frozen=True)
+class LeakyConfig:
+    hidden: PositiveInt = 16
+    leak: float = 0.25  # a hyperparameter no built-in family has
+
+
+def build(input_size, output_size, config):
+    return RecurrentBaseline("gru", input_size, output_size, config)
+
+
+register_family("leaky", LeakyConfig, build)
+"""
+
+
 @pytest.mark.slow
 def test_a_sweep_with_a_custom_rule_runs_on_embedded_ray(tmp_path: Path) -> None:
     """The rule exists only in the plugin (outside the working directory): a worker that did
-    not import it could not even build the model. The stored spec can be resumed elsewhere."""
-    _package(tmp_path, "mylab", {"rules": RULE})
-    spec = tiny_spec(tmp_path, name="custom", plugins=["mylab.rules"])
+    not import it could not even build the model. The stored spec can be resumed elsewhere.
+    A plugin family's own hyperparameters get their trials columns."""
+    _package(tmp_path, "mylab", {"rules": RULE, "leaky": LEAKY})
+    spec = tiny_spec(tmp_path, name="custom", plugins=["mylab.rules", "mylab.leaky"])
     spec["difficulties"] = ["trivial"]
-    spec["models"] = {"plastic": {"family": "plastic", "rule": "covariance"}}
+    spec["models"] = {
+        "plastic": {"family": "plastic", "rule": "covariance"},
+        "leaky": {"family": "leaky", "leak": 0.5},
+    }
     spec["search"]["space"] = {"lr": {"loguniform": [1.0e-3, 1.0e-2]}}
     spec["train"]["episodes"] = 100
     spec["confirm"] = {"seeds": 1}
@@ -98,6 +124,9 @@ def test_a_sweep_with_a_custom_rule_runs_on_embedded_ray(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr[-3000:]
     folder = tmp_path / "results" / "custom"
     trials = pd.read_parquet(folder / "trials")
-    assert len(trials) == 3 and set(trials["status"]) == {"completed"}, trials["error"].tolist()
+    assert len(trials) == 6 and set(trials["status"]) == {"completed"}, trials["error"].tolist()
+    leaky = trials[trials["family"] == "leaky"]
+    assert leaky["hp.leak"].tolist() == [0.5] * 3 and trials["hp.leak"].isna().sum() == 3
     stored = yaml.safe_load((folder / "spec.yaml").read_text())
-    assert stored["plugins"] == ["mylab.rules"] and stored["plugin_root"] == str(tmp_path)
+    assert stored["plugins"] == ["mylab.rules", "mylab.leaky"]
+    assert stored["plugin_root"] == str(tmp_path)
