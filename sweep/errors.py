@@ -28,8 +28,12 @@ def quote(value: object) -> str:
 
 def did_you_mean(name: object, choices: Iterable[object]) -> str:
     """'; did you mean X?' when a valid choice is close to `name`, else ''."""
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    valid = {str(c).lower(): str(c) for c in choices}
+    typed = str(name).lower()
+    close = difflib.get_close_matches(typed, list(valid), n=1, cutoff=0.6)
+    # difflib misses swapped letters in short names (tyni -> tiny): same letters count too.
+    close += [c for c in valid if sorted(c) == sorted(typed) and c != typed]
+    return f"; did you mean {valid[close[0]]!r}?" if close else ""
 
 
 def unknown(what: str, name: object, choices: Sequence[object]) -> str:
@@ -115,7 +119,7 @@ def annotation_at(tp: Any, loc: Sequence[object]) -> Any:
         if isinstance(origin, type) and issubclass(origin, Mapping) and len(args) == 2:
             tp = args[1]
         elif isinstance(origin, type) and issubclass(origin, Sequence) and args:
-            tp = args[0] if isinstance(part, int) and part < len(args) or len(args) == 1 else None
+            tp = args[0] if len(args) == 1 or (isinstance(part, int) and part < len(args)) else None
         else:
             return None
     return _unwrap(tp)

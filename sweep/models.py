@@ -13,7 +13,7 @@ from torch import nn
 
 from baselines import BaselineConfig, RecurrentBaseline
 from plastic_models import PlasticConfig, PlasticNetwork
-from sweep.errors import describe
+from sweep.errors import describe, did_you_mean, unknown
 
 
 class Model(Protocol):
@@ -64,7 +64,7 @@ FAMILIES: dict[str, Family] = {
 
 def get_family(name: str) -> Family:
     if name not in FAMILIES:
-        raise ValueError(f"unknown model family {name!r}; valid: {', '.join(FAMILIES)}")
+        raise ValueError(unknown("model family", name, list(FAMILIES)))
     return FAMILIES[name]
 
 
@@ -72,16 +72,16 @@ def make_config(family: str, params: Mapping[str, Any] | None = None) -> Any:
     """Validated config of `family` from plain values; bad or unknown keys raise ValueError."""
     fam = get_family(family)
     params = dict(params or {})
-    unknown = sorted(set(params) - set(fam.parameters))
-    if unknown:
+    extra = sorted(set(params) - set(fam.parameters))
+    if extra:
         raise ValueError(
-            f"model family {family!r} has no parameter {', '.join(map(repr, unknown))}; "
-            f"valid: {', '.join(fam.parameters)}"
+            f"model family {family!r} has no parameter {', '.join(map(repr, extra))}; "
+            f"valid: {', '.join(fam.parameters)}{did_you_mean(extra[0], fam.parameters)}"
         )
     try:
         return fam.config(**params)
     except ValidationError as e:
-        raise ValueError(f"{family} {describe(e)[0]}") from None
+        raise ValueError(f"{family} {describe(e, schema=fam.config)[0]}") from None
 
 
 def build_model(

@@ -70,6 +70,10 @@ def _init_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -
 
         os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
         ray_constants.ENABLE_RAY_CLUSTER = False
+        # A new local instance gets token authentication by default (Ray >= 2.5x), with a
+        # notice meant for cluster users unless the mode is set; setting it to that same
+        # default keeps the protection and drops the notice. The user's own setting wins.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
         ray.init(
             address="local",
             num_cpus=num_cpus,

@@ -158,7 +158,7 @@ class Resources(_Strict):
     @classmethod
     def _one_gpu_at_most(cls, gpu: float) -> float:
         if gpu > 1:
-            raise ValueError(f"{gpu:g}: more than one GPU per trial is not supported yet (use <= 1)")
+            raise ValueError(f"{gpu:g}: more than one GPU per trial is not supported (use <= 1)")
         return gpu
 
 
@@ -317,9 +317,8 @@ def _adapter(tp: Any) -> TypeAdapter[Any]:
 @cache
 def _field_adapter(key: str) -> TypeAdapter[Any]:
     field = SweepSpec.model_fields[key]
-    if not field.metadata:
-        return TypeAdapter(field.annotation)
-    return TypeAdapter(Annotated[(field.annotation, *field.metadata)])
+    tp: Any = field.annotation
+    return TypeAdapter(Annotated[(tp, *field.metadata)] if field.metadata else tp)
 
 
 def _validate_fields(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], list[str]]:
