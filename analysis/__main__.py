@@ -61,9 +61,9 @@ def _finished(folder: str) -> Results:
         _fail(" ".join(str(e).split()))
     if results.trials.empty:
         running = results.curves["trial_id"].nunique()
-        if not running:
+        if not running and not any("name" in s.spec for s in results.sweeps):
             where = ", ".join(s.path for s in results.sweeps)
-            _fail(f"{folder}: no sweep results here (no trials or curves in {where})")
+            _fail(f"{folder}: no sweep here ({where}: no sweep's spec.yaml, no trials)")
         _fail(f"{folder}: no finished trials yet ({running} running or interrupted)")
     return results
 

@@ -335,6 +335,9 @@ def _validate_fields(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], list[str]]
             values[key] = _field_adapter(key).validate_python(value)
         except ValidationError as e:
             errors += describe(e, key, first_only=False, schema=fields[key].annotation)
+            kept = _salvage(fields[key].annotation, value)
+            if kept is not None:
+                values[key] = kept
     for key, field in fields.items():
         if key in raw:
             continue
@@ -346,6 +349,26 @@ def _validate_fields(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], list[str]]
         values["models"] = _valid_entries(raw["models"])  # check the entries that did parse
         values["partial_models"] = True
     return values, errors
+
+
+def _salvage(model: Any, section: Any) -> Any:
+    """A section that failed, rebuilt from its keys that pass on their own (the others at
+    their defaults), so that the cross-field checks still see them; None if it cannot be."""
+    if not (isinstance(model, type) and issubclass(model, _Strict)):
+        return None
+    if not isinstance(section, Mapping):
+        return None
+    kept = {}
+    for key, value in section.items():
+        try:
+            model.model_validate({key: value})
+        except ValidationError:
+            continue
+        kept[key] = value
+    try:
+        return model.model_validate(kept)
+    except ValidationError:
+        return None
 
 
 def _valid_entries(models: Mapping[Any, Any]) -> dict[str, ModelEntry]:
