@@ -46,9 +46,7 @@ def path(parts: Iterable[object]) -> str:
     """`search.space.lr`, `difficulties[1]`: dotted keys, list positions in brackets."""
     out = ""
     for part in parts:
-        if part == "":
-            continue
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
         else:
             text = str(part)
@@ -66,7 +64,7 @@ def describe(
     """`path: message` per error; a scalar bad value is quoted before the message. With the
     `schema` that was validated, an unknown key or a bad choice gets "did you mean ...?"."""
     lines = []
-    base = [prefix] if isinstance(prefix, str) else list(prefix)
+    base = ([prefix] if prefix else []) if isinstance(prefix, str) else list(prefix)
     for err in error.errors()[: 1 if first_only else None]:
         loc = [p for p in err["loc"] if p != "[key]"]
         msg = err["msg"].removeprefix("Value error, ")

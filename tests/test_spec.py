@@ -210,7 +210,7 @@ def test_the_seed_limits_are_those_of_the_plan() -> None:
     confirmed = {confirm_seed(widest, k) for k in range(limit)}
     assert len(searched) == len(cells) * SEEDS_PER_CELL and len(confirmed) == limit
     assert not searched & confirmed
-    with pytest.raises(SpecError, match="confirm.seeds"):
+    with pytest.raises(SpecError, match=r"confirm\.seeds"):
         parse_spec(tiny_spec(Path("/n"), search=search, confirm={"seeds": limit + 1}))
 
 
