@@ -73,7 +73,12 @@ def _init_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -
         # A new local instance gets token authentication by default (Ray >= 2.5x), with a
         # notice meant for cluster users unless the mode is set; setting it to that same
         # default keeps the protection and drops the notice. The user's own setting wins.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        # Ray read the mode when it was imported: refresh its copy, as ray.init does.
+        if "RAY_AUTH_MODE" not in os.environ:
+            from ray._raylet import Config
+
+            os.environ["RAY_AUTH_MODE"] = "token"
+            Config.initialize("")
         ray.init(
             address="local",
             num_cpus=num_cpus,
