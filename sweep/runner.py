@@ -75,7 +75,7 @@ def _init_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -
         # default keeps the protection and drops the notice. The user's own setting wins.
         # Ray read the mode when it was imported: refresh its copy, as ray.init does.
         if "RAY_AUTH_MODE" not in os.environ:
-            from ray._raylet import Config
+            from ray._raylet import Config  # type: ignore[attr-defined]  # not in its stubs
 
             os.environ["RAY_AUTH_MODE"] = "token"
             Config.initialize("")
