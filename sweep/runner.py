@@ -14,7 +14,7 @@ from sweep.progress import LiveCells, budget, counts_from_storage, render
 from sweep.results import ResultsWriter, compact, filesystem, read_table
 from sweep.scheduling import CellScheduler
 from sweep.search import CellSearcher
-from sweep.spec import SweepSpec, parse_spec
+from sweep.spec import SweepSpec, parse_spec_text
 
 SPEC_FILE = "spec.yaml"
 TUNE_DIR = "tune"
@@ -159,9 +159,7 @@ def read_spec(folder: str) -> SweepSpec:
             text = f.read().decode()
     except (FileNotFoundError, OSError):
         raise SweepError(f"{folder}: no sweep here (no {SPEC_FILE})") from None
-    import yaml
-
-    return parse_spec(yaml.safe_load(text))
+    return parse_spec_text(text, f"{folder}/{SPEC_FILE}")
 
 
 def run(

@@ -274,18 +274,26 @@ def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a spec file; raise SpecError listing every problem."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except OSError as e:
         raise SpecError([f"{path}: cannot read: {e.strerror}"]) from None
     except UnicodeDecodeError:
         raise SpecError([f"{path}: not a text file (not UTF-8)"]) from None
+    return parse_spec_text(text, str(path))
+
+
+def parse_spec_text(text: str, where: str) -> SweepSpec:
+    """Validate a spec given as YAML text read from `where`; raise SpecError listing every
+    problem (a YAML syntax error is one line with its position, not the parser's account)."""
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
-        raise SpecError([f"{path}: not valid YAML{where}: {problem}"]) from None
+        raise SpecError([f"{where}: not valid YAML{at}: {problem}"]) from None
     except RecursionError:
-        raise SpecError([f"{path}: nested too deeply to read"]) from None
+        raise SpecError([f"{where}: nested too deeply to read"]) from None
     return parse_spec(raw)
 
 

@@ -148,3 +148,13 @@ def test_every_spec_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
         "sweep: error: max_concurent: unknown key; did you mean 'max_concurrent'?",
     ]
     assert not (tmp_path / "results").exists()
+
+
+def test_status_of_a_sweep_whose_spec_is_not_yaml_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "spec.yaml").write_text("name: [\n")
+    done = sweep("status", str(tmp_path))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"sweep: error: {tmp_path}/spec.yaml: not valid YAML (line 2, column 1): "
+        "expected the node content, but found '<stream end>'"
+    ]
