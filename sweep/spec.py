@@ -36,7 +36,7 @@ from pydantic import (
 
 from sweep.errors import describe, did_you_mean, path, quote, unknown
 from sweep.models import FAMILIES, build_model, get_family
-from sweep.tasks import Task, levels, make_task
+from sweep.tasks import TASKS, Task, levels, make_task
 from sweep.train import TrainConfig
 
 # Training settings a search may sample; everything else it samples is a model parameter.
@@ -312,9 +312,15 @@ def parse_spec(raw: Any) -> SweepSpec:
         errors = _cell_errors(spec)
         if not errors:
             return spec
+    raise SpecError(sorted(errors, key=lambda line: _position(line, raw)))
+
+
+def _position(line: str, raw: Mapping[Any, Any]) -> tuple[int, int]:
+    """Where an error's path is in the spec: its top-level key, then its list position."""
     order = {str(k): i for i, k in enumerate(raw)}
-    errors.sort(key=lambda line: order.get(re.split(r"[.\[:]", line, maxsplit=1)[0], len(order)))
-    raise SpecError(errors)
+    found = re.match(r"([^.\[:]*)(?:\[(\d+)\])?", line)
+    key, index = (found.group(1), found.group(2)) if found else ("", None)
+    return order.get(key, len(order)), int(index) if index else -1
 
 
 @cache
@@ -353,9 +359,6 @@ def _validate_fields(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], list[str]]
             errors.append(f"{key}: missing (a required key)")
         else:
             values[key] = field.get_default(call_default_factory=True)
-    if "models" not in values and isinstance(raw.get("models"), Mapping):
-        values["models"] = _valid_entries(raw["models"])  # check the entries that did parse
-        values["partial_models"] = True
     return values, errors
 
 
@@ -379,12 +382,24 @@ def _salvage(model: Any, section: Any) -> Any:
         return None
 
 
-def _valid_entries(models: Mapping[Any, Any]) -> dict[str, ModelEntry]:
+def _valid_entries(models: Any) -> dict[str, ModelEntry]:
+    """The entries of a models section that failed which pass on their own."""
     entries = {}
-    for name, entry in models.items():
+    for name, entry in models.items() if isinstance(models, Mapping) else ():
         try:
             entries[name] = ModelEntry.model_validate(entry)
         except ValidationError:
+            continue  # already reported
+    return entries
+
+
+def _valid_difficulties(difficulties: Any) -> list[tuple[int, Any]]:
+    """(position, entry) of the difficulties that pass on their own."""
+    entries = []
+    for i, entry in enumerate(difficulties if isinstance(difficulties, list) else []):
+        try:
+            entries.append((i, _difficulty(entry)))
+        except ValueError:
             continue  # already reported
     return entries
 
@@ -394,8 +409,15 @@ def _cross_errors(values: dict[str, Any], raw: Mapping[Any, Any]) -> list[str]:
     passed on their own."""
     errors: list[str] = []
     if "task" in values:
-        errors += _task_errors(values["task"], values.get("difficulties"))
-    models: dict[str, ModelEntry] = values.get("models", {})
+        difficulties = values.get("difficulties")
+        found = list(enumerate(difficulties or [])) or _valid_difficulties(raw.get("difficulties"))
+        errors += _task_errors(values["task"], found)
+    # A models section with a bad entry is still checked entry by entry; the search space
+    # needs them all (a parameter of the bad one only would look like no model's).
+    complete = "models" in values
+    models: dict[str, ModelEntry] = (
+        values["models"] if complete else _valid_entries(raw.get("models"))
+    )
     names = [str(n) for n in raw["models"]] if isinstance(raw.get("models"), Mapping) else []
     space: dict[str, Distribution] = values["search"].space if "search" in values else {}
     for name, entry in models.items():
@@ -404,7 +426,7 @@ def _cross_errors(values: dict[str, Any], raw: Mapping[Any, Any]) -> list[str]:
         errors += _train_errors(values["train"])
     if "search" in values:
         families = {e.family for e in models.values() if e.family in FAMILIES}
-        if "models" in values and "partial_models" not in values:
+        if complete:
             errors += _space_errors(values["search"], sorted(families))
         if "difficulties" in values and "confirm" in values and "models" in raw:
             cells = len(_difficulty_items(values["difficulties"])) * len(names)
@@ -412,28 +434,26 @@ def _cross_errors(values: dict[str, Any], raw: Mapping[Any, Any]) -> list[str]:
     return errors
 
 
-def _task_errors(task: str, difficulties: list[Any] | None) -> list[str]:
-    """The task and each difficulty: a known level, parameters the task has."""
-    try:
-        task_levels = levels(task)
-    except ValueError:
-        from sweep.tasks import TASKS
-
+def _task_errors(task: str, difficulties: list[tuple[int, Any]]) -> list[str]:
+    """The task and each (position, difficulty): a known level, parameters the task has."""
+    if task not in TASKS:
         return [f"task: {unknown('task', task, list(TASKS))}"]
+    task_levels = levels(task)
     errors: list[str] = []
-    items = _difficulty_items(difficulties or [])
-    for i, (name, level, params) in enumerate(items):
-        custom = level != name or params
-        where = f"difficulties[{i}]" + (f".{name}" if custom else "")
-        if level is not None and level not in task_levels:
-            at = f"{where}.level" if custom else where
-            errors.append(f"{at}: {unknown('level', level, task_levels)}")
-            continue
-        try:
-            make_task(task, level, params, name)
-        except (ValueError, TypeError) as e:
-            errors.append(f"{where}: {e}")
-    names = [n for n, _, _ in items]
+    names = []
+    for i, entry in difficulties:
+        for name, level, params in _difficulty_items([entry]):
+            names.append(name)
+            custom = not isinstance(entry, str)
+            where = f"difficulties[{i}]" + (f".{name}" if custom else "")
+            if level is not None and level not in task_levels:
+                at = f"{where}.level" if custom else where
+                errors.append(f"{at}: {unknown('level', level, task_levels)}")
+                continue
+            try:
+                make_task(task, level, params, name)
+            except (ValueError, TypeError) as e:
+                errors.append(f"{where}: {e}")
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         errors.append(f"difficulties: names must be unique; given twice: {', '.join(twice)}")

@@ -199,6 +199,18 @@ def test_a_bad_section_hides_no_error_in_the_others() -> None:
     ]
 
 
+def test_one_bad_difficulty_hides_no_error_in_the_others() -> None:
+    s = _broken("unknown level")
+    s["difficulties"] = [{"mine": {"level": "tyni"}, "yours": {"level": "tiny"}}, 3, "hard"]
+    with pytest.raises(SpecError) as info:
+        parse_spec(s)
+    assert [line.split(":")[0] for line in info.value.errors] == [
+        "difficulties[0].mine.level",
+        "difficulties[1]",
+        "difficulties[2]",
+    ]
+
+
 def test_the_seed_limits_are_those_of_the_plan() -> None:
     """At the largest budgets validation allows, every trial still gets its own seed."""
     spec = parse_spec(tiny_spec(Path("/nonexistent"), early_stop="none"))
