@@ -1,13 +1,11 @@
 """Reading sweep results into pandas: the trials, curves and reconstructions tables of one or
 more sweeps.
 
-The store's contract (DESIGN.md, "Results store"): `<sweep>/trials/part-*.parquet`,
-`<sweep>/curves/part-*.parquet` and, for picture tasks, `<sweep>/reconstructions/part-*.parquet`,
-written atomically under hidden `.part-*.tmp` names, so a
-reader never needs a lock; resumed or retried trials may repeat rows, and readers keep the
-last row per key, part files taken in name order (names start with a nanosecond time).
-This module re-implements that reading with pyarrow alone, because `sweep.results` imports
-Ray and analysis must run where Ray and torch are not installed.
+The store's contract is `sweep.store` (one definition of every table, its key and version,
+shared with the writer; it imports pyarrow and pandas only, so analysis runs where Ray and
+torch are not installed). Part files are written atomically, so a reader never needs a
+lock; resumed or retried trials may repeat rows, and readers keep the last row per key, part
+files taken in name order.
 """
 
 from __future__ import annotations
@@ -18,89 +16,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import yaml
 from optuna.storages.journal import JournalFileBackend
 
-TABLES = ("trials", "curves", "reconstructions")
-KEYS = {
-    "trials": ["sweep", "trial_id"],
-    "curves": ["sweep", "trial_id", "step"],
-    "reconstructions": ["sweep", "trial_id", "sample"],
-}
-SPEC_FILE = "spec.yaml"
+from sweep.store import (
+    CURVES,
+    KEYS,
+    RECONSTRUCTIONS,
+    SPEC_FILE,
+    TABLES,
+    TRIALS_FIXED,
+    arrow_to_pandas,
+    filesystem,
+    last_per_key,
+    pandas_columns,
+    part_files,
+)
+
 JOURNAL = ("optuna", "journal.log")
 
-_TEXT = "str"
-_TIME = "datetime64[us, UTC]"
-# The columns analysis relies on, with the pandas dtype each loads as. Integers are
-# nullable (`Int64`: `episodes_to_solve` is <NA> when a trial never solved its task), text
-# is pandas' string dtype, times are UTC. Config columns (`hp.*`, `task.*`) depend on the
+# The columns analysis relies on, with the pandas dtype each loads as (`sweep.store` defines
+# them once for the writer and this reader). Config columns (`hp.*`, `task.*`) depend on the
 # model families and tasks of a sweep; they load with the same mapping from their Parquet
 # type. A column a part file lacks (an older schema, or no rows yet) is added, all missing.
-TRIALS_COLUMNS: dict[str, str] = {
-    "sweep": _TEXT,
-    "trial_id": _TEXT,
-    "phase": _TEXT,  # search | confirm
-    "task": _TEXT,
-    "difficulty": _TEXT,
-    "model": _TEXT,
-    "family": _TEXT,
-    "cell": _TEXT,  # "<difficulty>/<model>", the name of the cell's Optuna study
-    "seed": "Int64",
-    "optuna_trial": "Int64",
-    "git_commit": _TEXT,
-    "schema_version": "Int32",
-    "started_at": _TIME,
-    "finished_at": _TIME,
-    "node": _TEXT,  # Ray node id
-    "device": _TEXT,
-    "gpu_ids": _TEXT,
-    "metric": _TEXT,  # what the *_error columns measure (bit_error, erased_mse)
-    "chance": "float64",  # the metric of a network that learned nothing
-    "solved_threshold": "float64",  # solved at or under this
-    "status": _TEXT,  # completed | stopped_early | failed | diverged
-    "error": _TEXT,
-    "final_error": "float64",
-    "best_error": "float64",
-    "episodes_to_solve": "Int64",
-    "episodes": "Int64",
-    "num_parameters": "Int64",
-    "train_seconds": "float64",
-    "episodes_per_second": "float64",
-}
-# The identity columns that start a curves or reconstructions row.
-_ROW_IDENTITY: dict[str, str] = {
-    **{c: _TEXT for c in ("sweep", "trial_id", "phase", "difficulty", "model", "cell")},
-    "seed": "Int64",
-}
-CURVES_COLUMNS: dict[str, str] = {
-    **_ROW_IDENTITY,
-    "step": "Int64",  # the trial's n-th evaluation report, from 1
-    "episodes": "Int64",  # training episodes done at that report
-    "wall_s": "float64",
-    "loss": "float64",
-    "error": "float64",  # the task's metric on fresh evaluation episodes
-    "episodes_per_second": "float64",
-    "node": _TEXT,
-    "schema_version": "Int32",
-}
-RECONSTRUCTIONS_COLUMNS: dict[str, str] = {
-    **_ROW_IDENTITY,
-    "sample": "Int64",  # which fixed evaluation episode: the same images for every trial
-    "rows": "Int64",  # picture shape; the arrays below are rows * cols long, row-major
-    "cols": "Int64",
-    "target": "object",  # numpy float32 array: the whole image
-    "output": "object",  # numpy float32 array: the network's output at the last step
-    "erased": "object",  # numpy bool array: the part the cue hid, which the metric scores
-    "schema_version": "Int32",
-}
+TRIALS_COLUMNS: dict[str, str] = pandas_columns(TRIALS_FIXED)
+CURVES_COLUMNS: dict[str, str] = pandas_columns(CURVES)
+RECONSTRUCTIONS_COLUMNS: dict[str, str] = pandas_columns(RECONSTRUCTIONS)
 COLUMNS = {
     "trials": TRIALS_COLUMNS,
     "curves": CURVES_COLUMNS,
@@ -263,12 +209,6 @@ def load_studies(sweep: Sweep) -> dict[str, optuna.Study]:
 
 
 # -- reading --------------------------------------------------------------------------------
-def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in path:
-        return pafs.FileSystem.from_uri(path)
-    return pafs.LocalFileSystem(), str(Path(path).resolve())
-
-
 def _is_sweep(fs: pafs.FileSystem, root: str) -> bool:
     infos = fs.get_file_info([f"{root}/{n}" for n in (SPEC_FILE, *TABLES)])
     return any(i.type != pafs.FileType.NotFound for i in infos)
@@ -277,7 +217,7 @@ def _is_sweep(fs: pafs.FileSystem, root: str) -> bool:
 def _sweep_folders(path: str) -> list[tuple[pafs.FileSystem, str, str]]:
     """(filesystem, root, path as shown) of the sweep at `path`, or of each sweep one level
     below it, in name order."""
-    fs, root = _filesystem(path)
+    fs, root = filesystem(path)
     if _is_sweep(fs, root):
         return [(fs, root, path)]
     if fs.get_file_info(root).type != pafs.FileType.Directory:
@@ -318,12 +258,7 @@ def _parse_spec(text: str, where: str) -> Mapping[str, Any]:
 def _read_parts(fs: pafs.FileSystem, folder: str) -> tuple[list[pa.Table], list[str]]:
     """Every readable part file of a table folder in name order, and the unreadable ones.
     Hidden temporary files (a write in progress) are not part files."""
-    selector = pafs.FileSelector(folder, allow_not_found=True)
-    parts = sorted(
-        info.path
-        for info in fs.get_file_info(selector)
-        if info.base_name.startswith("part-") and info.base_name.endswith(".parquet")
-    )
+    parts = part_files(fs, folder)
     tables, skipped = [], []
     keys = KEYS[folder.rsplit("/", 1)[-1]]
     for part in parts:
@@ -348,31 +283,11 @@ def _read_parts(fs: pafs.FileSystem, folder: str) -> tuple[list[pa.Table], list[
     return tables, skipped
 
 
-def last_per_key(data: pa.Table, keys: Sequence[str]) -> pa.Table:
-    """The last row of each key, rows kept in their order: a resumed trial re-reports
-    steps and the later report wins."""
-    rows = pa.array(np.arange(data.num_rows))
-    grouped = data.select(list(keys)).append_column("_row", rows).group_by(list(keys))
-    last = grouped.aggregate([("_row", "max")])["_row_max"]
-    if len(last) == data.num_rows:  # no key twice: a compacted, finished sweep
-        return data
-    return data.take(pc.take(last, pc.sort_indices(last)))  # the kept rows, in order
-
-
-def _pandas_type(arrow: pa.DataType) -> Any:
-    """Nullable integers and booleans, so that a missing value keeps the column's type."""
-    if pa.types.is_integer(arrow):
-        return pd.Int32Dtype() if arrow.bit_width <= 32 else pd.Int64Dtype()
-    if pa.types.is_boolean(arrow):
-        return pd.BooleanDtype()
-    return None
-
-
 def _frame(parts: Iterable[pa.Table], table: str) -> pd.DataFrame:
     parts = list(parts)
     if parts:
         data = pa.concat_tables(parts, promote_options="permissive")
-        frame = last_per_key(data, KEYS[table]).to_pandas(types_mapper=_pandas_type)
+        frame = last_per_key(data, KEYS[table]).to_pandas(types_mapper=arrow_to_pandas)
     else:
         frame = pd.DataFrame()
     for column, dtype in COLUMNS[table].items():

@@ -3,7 +3,13 @@
 Slot utilization = (sum of in-trial training seconds) / (sweep wall seconds x slots).
 Target: >= 0.9 for 40 trials of about 5 s on 2 slots.
 
+Per-trial overhead = (sweep wall seconds x slots - in-trial seconds) / trials: what the
+sweep machinery costs each trial. `--many-cells` runs the trials over 7 difficulties x 4
+parameter- and neuron-matched models (28 cells), where anything done per cell per trial
+shows.
+
     .venv/bin/python benchmarks/sweep_overhead.py [--trials 40] [--seconds 5] [--json out.json]
+    .venv/bin/python benchmarks/sweep_overhead.py --many-cells --trials 56 --seconds 1
 """
 
 from __future__ import annotations
@@ -26,6 +32,16 @@ from sweep.tasks import make_task
 from sweep.train import TrainConfig, train_trial
 
 LEVEL, BATCH = "paper-simplified", 16
+# --many-cells: 7 custom difficulties from the ladder's `tiny`, 4 models sized after plastic
+MANY_DIFFICULTIES = [
+    {f"tiny-{8 + 2 * i}": {"level": "tiny", "pattern_size": 8 + 2 * i}} for i in range(7)
+]
+MANY_MODELS = {
+    "plastic": {"family": "plastic"},
+    "rnn": {"family": "rnn", "match_parameters": "plastic"},
+    "lstm": {"family": "lstm", "match_parameters": "plastic"},
+    "gru": {"family": "gru", "match_neurons": "plastic"},
+}
 
 
 def machine() -> str:
@@ -51,7 +67,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="target length of a trial")
     parser.add_argument("--slots", type=int, default=2, help="concurrent trials (1 CPU each)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--many-cells", action="store_true", help="spread the trials over 7 x 4 matched cells"
+    )
     args = parser.parse_args()
+    difficulties: list[Any] = MANY_DIFFICULTIES if args.many_cells else [LEVEL]
+    models: dict[str, Any] = MANY_MODELS if args.many_cells else {"plastic": {"family": "plastic"}}
+    cells = len(difficulties) * len(models)
+    per_cell = max(1, args.trials // cells)
+    trials_run = per_cell * cells
 
     episodes = calibrate(args.seconds)
     evals = max(BATCH, episodes // 5 // BATCH * BATCH)
@@ -65,7 +89,7 @@ def main() -> None:
     # back to back, one process, one thread: the same trials' own training seconds
     task = make_task("patterns", LEVEL)
     start = time.perf_counter()
-    for seed in range(args.trials):
+    for seed in range(trials_run):
         list(train_trial(task, "plastic", {}, TrainConfig(**train, seed=seed)))
     serial_wall = time.perf_counter() - start
 
@@ -74,11 +98,11 @@ def main() -> None:
             {
                 "name": "overhead",
                 "storage": storage,
-                "difficulties": [LEVEL],
-                "models": {"plastic": {"family": "plastic"}},
+                "difficulties": difficulties,
+                "models": models,
                 "train": train,
                 "search": {
-                    "trials_per_cell": args.trials,
+                    "trials_per_cell": per_cell,
                     "sampler": "random",
                     "space": {"lr": {"loguniform": [1e-4, 1e-2]}},
                 },
@@ -96,9 +120,11 @@ def main() -> None:
         sweep_wall = time.perf_counter() - start
         trials = read_table(folder, "trials")
     in_trial = float(trials["train_seconds"].sum())
+    overhead = (sweep_wall * args.slots - in_trial) / trials_run
     result = {
         "machine": machine(),
-        "trials": args.trials,
+        "cells": cells,
+        "trials": trials_run,
         "episodes_per_trial": episodes,
         "slots": args.slots,
         "serial_wall_s": round(serial_wall, 1),
@@ -108,16 +134,18 @@ def main() -> None:
         "sweep_in_trial_s": round(in_trial, 1),
         "utilization": round(in_trial / (sweep_wall * args.slots), 3),
         "speedup_vs_serial": round(serial_wall / sweep_wall, 2),
+        "overhead_per_trial_s": round(overhead, 3),
         "completed": int((trials["status"] == "completed").sum()),
     }
     print(f"{'':24}{'back to back':>14}{'sweep':>10}")
     print(f"{'wall seconds':24}{serial_wall:14.1f}{sweep_wall:10.1f}")
-    print(f"{'trials':24}{args.trials:14d}{result['completed']:10d}")
+    print(f"{'trials':24}{trials_run:14d}{result['completed']:10d}")
     print(f"(starting embedded Ray took {ray_start:.1f} s more, once per sweep)")
     print(
         f"slot utilization {result['utilization']:.3f} (in-trial {in_trial:.1f} s over "
         f"{sweep_wall:.1f} s x {args.slots} slots); speed-up {result['speedup_vs_serial']}x"
     )
+    print(f"overhead per trial {overhead:.3f} s over {cells} cells")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -1,13 +1,37 @@
-"""Cells: one per (difficulty, model) of a spec, each with its own search space."""
+"""The sweep's plan: cells, one per (difficulty, model), resolved once on the driver; and the
+settings of each trial the searcher hands out."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweep.models import build_model, get_family, hidden_for_parameters, num_parameters
+from sweep.models import build_model, get_family, hidden_for_parameters, make_config, num_parameters
+from sweep.records import TrialConfig
 from sweep.spec import TRAIN_SEARCHABLE, Distribution, SweepSpec
 from sweep.tasks import Task, make_task
+
+_SET_PER_TRIAL = ("seed", "device")
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """A difficulty's task as the driver needs it: how to rebuild it, and what it records."""
+
+    name: str
+    level: str | None  # the ladder level the difficulty starts from (None: task defaults)
+    overrides: dict[str, Any]  # task parameters set directly
+    settings: dict[str, Any]  # every protocol parameter in effect
+    metric: str
+    chance: float
+    solved_threshold: float
+
+    @classmethod
+    def of(cls, task: Task, name: str, level: str | None, overrides: dict[str, Any]) -> TaskInfo:
+        return cls(
+            name, level, overrides, task.settings(), task.metric, task.chance, task.solved_threshold
+        )
 
 
 @dataclass(frozen=True)
@@ -18,26 +42,33 @@ class Cell:
     difficulty: str
     model: str
     family: str
-    level: str | None  # the ladder level the difficulty starts from (None: task defaults)
-    overrides: dict[str, Any]  # task parameters set directly
+    task: TaskInfo
     params: dict[str, Any]  # fixed model hyperparameters, `hidden` resolved when matched
     space: dict[str, Distribution] = field(default_factory=dict)  # what this cell searches
 
     @property
     def id(self) -> str:
-        return f"{self.difficulty}/{self.model}"
+        return cell_id(self.difficulty, self.model)
 
-    def task(self, task: str) -> Task:
-        return make_task(task, self.level, self.overrides, self.difficulty)
+
+def cell_id(difficulty: str, model: str) -> str:
+    return f"{difficulty}/{model}"
+
+
+def cell_ids(spec: SweepSpec) -> list[str]:
+    """The cells' names in plan order, without building anything."""
+    return [cell_id(d, m) for d, _, _ in spec.difficulty_items() for m in spec.models]
 
 
 def make_cells(spec: SweepSpec) -> list[Cell]:
     """Difficulty-major order. A model with match_parameters gets, per difficulty, the
     hidden size closest to the other model's parameter count (at its fixed settings); one
-    with match_neurons gets the other model's number of neurons."""
+    with match_neurons gets the other model's number of neurons. Builds each difficulty's
+    task once: call it once per sweep."""
     cells: list[Cell] = []
     for difficulty, level, overrides in spec.difficulty_items():
         task = make_task(spec.task, level, overrides, difficulty)
+        info = TaskInfo.of(task, spec.task, level, overrides)
         for model, entry in spec.models.items():
             params = entry.params()
             if entry.match is not None:
@@ -51,14 +82,43 @@ def make_cells(spec: SweepSpec) -> list[Cell]:
                     params["hidden"] = hidden_for_parameters(entry.family, target, *sizes, params)
             has = set(TRAIN_SEARCHABLE) | set(get_family(entry.family).parameters)
             space = {p: d for p, d in spec.search.space.items() if p in has}
-            cells.append(
-                Cell(len(cells), difficulty, model, entry.family, level, overrides, params, space)
-            )
+            cells.append(Cell(len(cells), difficulty, model, entry.family, info, params, space))
     return cells
 
 
-def cells_by_id(spec: SweepSpec) -> dict[str, Cell]:
-    return {c.id: c for c in make_cells(spec)}
+def trial_config(
+    spec: SweepSpec, cell: Cell, phase: str, number: int, seed: int, hp: dict[str, Any]
+) -> TrialConfig:
+    """A trial of `cell` with the searched values `hp`: every setting resolved (defaults
+    filled in, validated), so neither the trial nor the driver resolves anything again."""
+    family_params = set(get_family(cell.family).parameters)
+    model = make_config(
+        cell.family, {**cell.params, **{k: v for k, v in hp.items() if k in family_params}}
+    )
+    train = spec.train_config(**{k: v for k, v in hp.items() if k not in family_params})
+    return TrialConfig(
+        cell=cell.id,
+        difficulty=cell.difficulty,
+        model=cell.model,
+        family=cell.family,
+        phase=phase,
+        number=number,
+        seed=seed,
+        task=cell.task.name,
+        level=cell.task.level,
+        overrides=dict(cell.task.overrides),
+        task_settings=dict(cell.task.settings),
+        metric=cell.task.metric,
+        chance=cell.task.chance,
+        solved_threshold=cell.task.solved_threshold,
+        hp=dict(hp),
+        model_params={f.name: getattr(model, f.name) for f in dataclasses.fields(model)},
+        train={
+            f.name: getattr(train, f.name)
+            for f in dataclasses.fields(train)
+            if f.name not in _SET_PER_TRIAL
+        },
+    )
 
 
 def search_seed(spec: SweepSpec, cell: Cell, number: int) -> int:

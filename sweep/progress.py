@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from sweep.plan import make_cells
+from sweep.plan import cell_ids
+from sweep.records import TrialConfig, TrialResult
 from sweep.spec import SweepSpec
 
 
@@ -62,20 +63,18 @@ def counts_from_storage(
     out = []
     bad = trials["status"].isin(("failed", "diverged"))
     search = trials["phase"] == "search"
-    for cell in make_cells(spec):
-        here = trials["cell"] == cell.id
+    for cell in cell_ids(spec):
+        here = trials["cell"] == cell
         done_ids = set(trials.loc[here, "trial_id"])
-        started = set(curves.loc[curves["cell"] == cell.id, "trial_id"])
+        started = set(curves.loc[curves["cell"] == cell, "trial_id"])
         errors = pd.concat(
             [
-                trials.loc[
-                    (trials["cell"] == cell.id) & (trials["phase"] == "search"), "best_error"
-                ],
-                curves.loc[(curves["cell"] == cell.id) & (curves["phase"] == "search"), "error"],
+                trials.loc[here & search, "best_error"],
+                curves.loc[(curves["cell"] == cell) & (curves["phase"] == "search"), "error"],
             ]
         ).dropna()
         counts = CellCounts(
-            cell=cell.id,
+            cell=cell,
             done=len(done_ids),
             failed=int((here & bad).sum()),
             running=len(started - done_ids),
@@ -114,7 +113,7 @@ class LiveCells(Callback):
         self._drawn = 0.0
         self._started = time.monotonic()
         self._best: dict[str, float] = {}  # cell -> lowest search error reported so far
-        self._cell_ids = [c.id for c in make_cells(spec)]  # built once, not at every redraw
+        self._cell_ids = cell_ids(spec)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_live": None}
@@ -122,14 +121,14 @@ class LiveCells(Callback):
     def counts(self, trials: list[TuneTrial]) -> list[CellCounts]:
         by_cell = {cell: CellCounts(cell) for cell in self._cell_ids}
         for trial in trials:
-            counts = by_cell[trial.config["cell"]]
+            config = TrialConfig.from_dict(trial.config)
+            counts = by_cell[config.cell]
             if trial.status in (TuneTrial.TERMINATED, TuneTrial.ERROR):
-                bad = trial.status == TuneTrial.ERROR or bool(
-                    (trial.last_result or {}).get("diverged")
-                )
+                last = TrialResult.from_dict(trial.last_result)
+                bad = trial.status == TuneTrial.ERROR or (last is not None and last.diverged)
                 counts.done += 1
                 counts.failed += bad
-                if trial.config["phase"] == "search":
+                if config.is_search:
                     counts.search_done += 1
                     counts.search_usable += not bad
             elif trial.status == TuneTrial.RUNNING:
@@ -142,9 +141,9 @@ class LiveCells(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[TuneTrial], trial: TuneTrial, result: dict, **info: Any
     ) -> None:
-        error, cell = result.get("error"), trial.config["cell"]
-        if trial.config["phase"] == "search" and error is not None and error == error:
-            self._best[cell] = min(self._best.get(cell, math.inf), error)
+        config, report = TrialConfig.from_dict(trial.config), TrialResult.from_dict(result)
+        if config.is_search and report is not None and report.error == report.error:
+            self._best[config.cell] = min(self._best.get(config.cell, math.inf), report.error)
 
     def on_step_end(self, iteration: int, trials: list[TuneTrial], **info: Any) -> None:
         if time.monotonic() - self._drawn < 0.5:

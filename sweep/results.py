@@ -1,11 +1,4 @@
-"""The results store: Parquet tables per sweep, written only by the driver.
-
-    <sweep>/trials/part-*.parquet            one row per trial (identity, config, outcome,
-                                             provenance)
-    <sweep>/curves/part-*.parquet            one row per report (trial_id, step, metrics)
-    <sweep>/reconstructions/part-*.parquet   picture tasks only: one row per recorded
-                                             episode of a finished trial (target, output,
-                                             erased part), for the reconstruction figure
+"""Writing the results store (its tables are defined in `sweep.store`), on the driver only.
 
 Rows are buffered and flushed to a new part file: written under a hidden temporary name,
 then renamed, so readers never see half a file and concurrent writers never overwrite each
@@ -17,7 +10,6 @@ steps are dropped by readers, which keep the last row per key.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import subprocess
 import time
 import types
@@ -38,20 +30,24 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial as TuneTrial
 
 from sweep.models import FAMILIES
-from sweep.plan import Cell, cells_by_id
+from sweep.records import Reconstructions, TrialConfig, TrialResult
 from sweep.spec import SweepSpec
+from sweep.store import (
+    CURVES_SCHEMA,
+    KEYS,
+    RECONSTRUCTIONS_SCHEMA,
+    SCHEMA_VERSION,
+    TABLES,
+    filesystem,
+    last_per_key,
+    part_files,
+    part_name,
+    trials_schema,
+)
 from sweep.tasks import TASKS
 from sweep.train import TrainConfig
-from sweep.trainable import TrialSettings
 
-SCHEMA_VERSION = 1
 WRITE_ATTEMPTS = 3
-TABLES = ("trials", "curves", "reconstructions")
-KEYS = {
-    "trials": ["sweep", "trial_id"],
-    "curves": ["sweep", "trial_id", "step"],
-    "reconstructions": ["sweep", "trial_id", "sample"],
-}
 _ARROW = {int: pa.int64(), float: pa.float64(), bool: pa.bool_(), str: pa.string()}
 
 
@@ -77,83 +73,17 @@ def _config_columns(prefix: str, classes: Iterable[Any], skip: tuple[str, ...] =
     return columns
 
 
-_IDENTITY = {
-    "sweep": pa.string(),
-    "trial_id": pa.string(),
-    "phase": pa.string(),
-    "task": pa.string(),
-    "difficulty": pa.string(),
-    "model": pa.string(),
-    "family": pa.string(),
-    "cell": pa.string(),
-    "seed": pa.int64(),
-    "optuna_trial": pa.int64(),
-}
-_TIME = pa.timestamp("us", tz="UTC")
-_PROVENANCE = {
-    "git_commit": pa.string(),
-    "schema_version": pa.int32(),
-    "started_at": _TIME,
-    "finished_at": _TIME,
-    "node": pa.string(),
-    "device": pa.string(),
-    "gpu_ids": pa.string(),
-}
-_OUTCOME = {
-    "metric": pa.string(),  # what `*_error` measure: bit_error, erased_mse, ...
-    "chance": pa.float64(),  # the metric of a network that learned nothing
-    "solved_threshold": pa.float64(),  # the task counts as solved at or under this
-    "status": pa.string(),  # completed | stopped_early | failed | diverged
-    "error": pa.string(),  # what went wrong, for failed trials
-    "final_error": pa.float64(),
-    "best_error": pa.float64(),
-    "episodes_to_solve": pa.int64(),
-    "episodes": pa.int64(),
-    "num_parameters": pa.int64(),
-    "train_seconds": pa.float64(),
-    "episodes_per_second": pa.float64(),
-}
-_CONFIG = {
-    **_config_columns("hp", (TrainConfig,), skip=("seed", "device")),
-    **_config_columns("hp", (f.config for f in FAMILIES.values())),
-    **_config_columns("task", (cls.settings_class for cls, _ in TASKS.values())),
-}
-TRIALS_SCHEMA = pa.schema(
-    {**_IDENTITY, **_CONFIG, **_PROVENANCE, **_OUTCOME}.items(),
-    metadata={"schema_version": str(SCHEMA_VERSION)},
-)
-# The identity columns that start a curves or reconstructions row.
-_ROW_IDENTITY = {
-    **{k: _IDENTITY[k] for k in ("sweep", "trial_id", "phase", "difficulty", "model", "cell")},
-    "seed": pa.int64(),
-}
-CURVES_SCHEMA = pa.schema(
-    {
-        **_ROW_IDENTITY,
-        "step": pa.int64(),
-        "episodes": pa.int64(),
-        "wall_s": pa.float64(),
-        "loss": pa.float64(),
-        "error": pa.float64(),
-        "episodes_per_second": pa.float64(),
-        "node": pa.string(),
-        "schema_version": pa.int32(),
-    }.items(),
-    metadata={"schema_version": str(SCHEMA_VERSION)},
-)
-RECONSTRUCTIONS_SCHEMA = pa.schema(
-    {
-        **_ROW_IDENTITY,
-        "sample": pa.int64(),  # which of the fixed evaluation episodes (the same per level)
-        "rows": pa.int64(),  # the picture's shape: target and output are rows * cols, row-major
-        "cols": pa.int64(),
-        "target": pa.list_(pa.float32()),  # the whole image
-        "output": pa.list_(pa.float32()),  # the network's output at the last step
-        "erased": pa.list_(pa.bool_()),  # True on the part the cue hid (what the metric scores)
-        "schema_version": pa.int32(),
-    }.items(),
-    metadata={"schema_version": str(SCHEMA_VERSION)},
-)
+def config_columns() -> dict[str, pa.DataType]:
+    """The trials table's config columns: every training setting, every hyperparameter of
+    every registered model family, every protocol parameter of every task."""
+    return {
+        **_config_columns("hp", (TrainConfig,), skip=("seed", "device")),
+        **_config_columns("hp", (f.config for f in FAMILIES.values())),
+        **_config_columns("task", (cls.settings_class for cls, _ in TASKS.values())),
+    }
+
+
+TRIALS_SCHEMA = trials_schema(config_columns())
 SCHEMAS = {
     "trials": TRIALS_SCHEMA,
     "curves": CURVES_SCHEMA,
@@ -172,14 +102,6 @@ def git_commit() -> str:
         return commit + ("+dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def filesystem(path: str | Path) -> tuple[pafs.FileSystem, str]:
-    """A local folder or a pyarrow filesystem URI (s3://, gs://, file://...)."""
-    text = str(path)
-    if "://" in text:
-        return pafs.FileSystem.from_uri(text)
-    return pafs.LocalFileSystem(), str(Path(text).resolve())
 
 
 def write_part(
@@ -202,7 +124,7 @@ def _write(
     default_fs, root = filesystem(sweep_dir)
     fs = fs or default_fs
     folder = f"{root}/{table}"
-    name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+    name = part_name(time.time_ns(), uuid.uuid4().hex[:8])
     tmp = f"{folder}/.{name}.tmp"
     attempt = 1
     while True:
@@ -225,12 +147,7 @@ def _read(sweep_dir: str | Path, table: str) -> tuple[pa.Table, list[str]]:
     """The table's rows, last row per key, and the part files they came from. A part file
     that cannot be read (a truncated copy, say) is skipped with a warning naming it."""
     fs, root = filesystem(sweep_dir)
-    selector = pafs.FileSelector(f"{root}/{table}", allow_not_found=True)
-    parts = sorted(
-        info.path
-        for info in fs.get_file_info(selector)
-        if info.base_name.startswith("part-") and info.base_name.endswith(".parquet")
-    )
+    parts = part_files(fs, f"{root}/{table}")
     tables, read = [], []
     for part in parts:
         try:
@@ -240,9 +157,7 @@ def _read(sweep_dir: str | Path, table: str) -> tuple[pa.Table, list[str]]:
             warnings.warn(f"skipping unreadable part file {part}: {e}", stacklevel=3)
     if not tables:
         return SCHEMAS[table].empty_table(), read
-    data = pa.concat_tables(tables)
-    keys = data.select(KEYS[table]).to_pandas()
-    return data.filter(pa.array(~keys.duplicated(keep="last").to_numpy())), read
+    return last_per_key(pa.concat_tables(tables), KEYS[table]), read
 
 
 def read_table(sweep_dir: str | Path, table: str) -> pd.DataFrame:
@@ -278,14 +193,14 @@ def compact(sweep_dir: str | Path) -> None:
 
 
 class ResultsWriter(Callback):
-    """Driver-side Ray Tune callback that turns reports into the two tables."""
+    """Driver-side Ray Tune callback that turns reports into the tables. It reads each trial's
+    `TrialConfig` and `TrialResult`, never rebuilding a task or a model."""
 
     def __init__(self, spec: SweepSpec, sweep_dir: str):
-        self.spec = spec
+        self.sweep = spec.name
         self.sweep_dir = sweep_dir
         self._buffer: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
         self._commit: str | None = None
-        self._cells: dict[str, Cell] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles callbacks with the experiment; a restored run starts empty and
@@ -304,13 +219,17 @@ class ResultsWriter(Callback):
     ) -> None:
         # Taken out of the result before Tune keeps it as the trial's last result (which
         # goes into Tune's experiment state): pictures belong in their own table.
-        pictures = result.pop("reconstructions", None)
+        pictures = TrialResult.take_reconstructions(result)
+        config = TrialConfig.from_dict(trial.config)
         if pictures is not None:
-            self._buffer["reconstructions"].extend(self._reconstruction_rows(trial, pictures))
-        if "step" not in result:
+            self._buffer["reconstructions"].extend(
+                self._reconstruction_rows(trial.trial_id, config, pictures)
+            )
+        report = TrialResult.from_dict(result)
+        if report is None:
             return
-        self._buffer["curves"].append(self._curve_row(trial, result))
-        if result.get("checkpointed"):
+        self._buffer["curves"].append(self._curve_row(trial.trial_id, config, report))
+        if report.checkpointed:
             self.flush()
 
     def on_trial_complete(
@@ -336,47 +255,22 @@ class ResultsWriter(Callback):
                 write_part(self.sweep_dir, table, rows)
                 rows.clear()
 
-    @property
-    def cells(self) -> dict[str, Cell]:
-        if self._cells is None:
-            self._cells = cells_by_id(self.spec)
-        return self._cells
-
-    def _settings(self, trial: TuneTrial) -> TrialSettings:
-        return TrialSettings.from_config(self.spec, self.cells, trial.config)
-
-    def _identity(self, settings: TrialSettings, trial: TuneTrial) -> dict[str, Any]:
-        cell = settings.cell
+    def _row_identity(self, trial_id: str, config: TrialConfig) -> dict[str, Any]:
         return {
-            "sweep": self.spec.name,
-            "trial_id": trial.trial_id,
-            "phase": settings.phase,
-            "task": self.spec.task,
-            "difficulty": cell.difficulty,
-            "model": cell.model,
-            "family": cell.family,
-            "cell": cell.id,
-            "seed": settings.seed,
-            "optuna_trial": settings.number,
-        }
-
-    def _row_identity(self, trial: TuneTrial) -> dict[str, Any]:
-        # Once per report: read the identity off the config, without building the task.
-        cell = self.cells[trial.config["cell"]]
-        return {
-            "sweep": self.spec.name,
-            "trial_id": trial.trial_id,
-            "phase": trial.config["phase"],
-            "difficulty": cell.difficulty,
-            "model": cell.model,
-            "cell": cell.id,
+            "sweep": self.sweep,
+            "trial_id": trial_id,
+            "phase": config.phase,
+            "difficulty": config.difficulty,
+            "model": config.model,
+            "cell": config.cell,
+            "seed": config.seed,
         }
 
     def _reconstruction_rows(
-        self, trial: TuneTrial, pictures: dict[str, Any]
+        self, trial_id: str, config: TrialConfig, pictures: Reconstructions
     ) -> list[dict[str, Any]]:
-        identity = {**self._row_identity(trial), "seed": trial.config["seed"]}
-        rows, cols = pictures["shape"]
+        identity = self._row_identity(trial_id, config)
+        rows, cols = pictures.shape
         return [
             {
                 **identity,
@@ -389,71 +283,78 @@ class ResultsWriter(Callback):
                 "schema_version": SCHEMA_VERSION,
             }
             for i, (target, output, erased) in enumerate(
-                zip(pictures["target"], pictures["output"], pictures["erased"], strict=True)
+                zip(pictures.target, pictures.output, pictures.erased, strict=True)
             )
         ]
 
-    def _curve_row(self, trial: TuneTrial, result: dict[str, Any]) -> dict[str, Any]:
-        row = self._row_identity(trial)
-        row.update({k: result.get(k) for k in ("step", "episodes", "wall_s", "loss", "error")})
-        row.update(
-            seed=trial.config["seed"],
-            episodes_per_second=result.get("episodes_per_second"),
-            node=result.get("node"),
-            schema_version=SCHEMA_VERSION,
-        )
-        return row
+    def _curve_row(self, trial_id: str, config: TrialConfig, report: TrialResult) -> dict:
+        return {
+            **self._row_identity(trial_id, config),
+            "step": report.step,
+            "episodes": report.episodes,
+            "wall_s": report.wall_s,
+            "loss": report.loss,
+            "error": report.error,
+            "episodes_per_second": report.episodes_per_second,
+            "node": report.node,
+            "schema_version": SCHEMA_VERSION,
+        }
 
     def _trial_row(self, trial: TuneTrial, failed: bool) -> dict[str, Any]:
-        settings = self._settings(trial)
-        last = trial.last_result or {}
-        row: dict[str, Any] = self._identity(settings, trial)
-        train = settings.train
-        hp = {f.name: getattr(train, f.name) for f in dataclasses.fields(train)}
-        model_config = FAMILIES[settings.cell.family].config
-        hp.update(model_config(**settings.model_params).__dict__)
-        row.update({f"hp.{k}": v for k, v in hp.items() if f"hp.{k}" in TRIALS_SCHEMA.names})
-        row.update({f"task.{k}": v for k, v in settings.task.settings().items()})
+        config = TrialConfig.from_dict(trial.config)
+        last = TrialResult.from_dict(trial.last_result)
+        hp = {f"hp.{k}": v for k, v in {**config.train, **config.model_params}.items()}
         if failed:
             status = "failed"
-        elif last.get("diverged"):
+        elif last is not None and last.diverged:
             status = "diverged"
-        elif last.get("episodes", 0) >= settings.train.episodes:
+        elif last is not None and last.episodes >= config.episodes:
             status = "completed"
         else:  # Ray Tune marks every trial's last result "done"; ours ran out of budget or not
             status = "stopped_early"
-        task = settings.task
-        row.update(
-            metric=task.metric,
-            chance=task.chance,
-            solved_threshold=task.solved_threshold,
-            git_commit=self.commit,
-            schema_version=SCHEMA_VERSION,
-            started_at=_time(last.get("started_at")),
-            finished_at=datetime.now(UTC),
-            node=last.get("node"),
-            device=last.get("device"),
-            gpu_ids=last.get("gpu_ids"),
-            status=status,
-            error=_error_text(trial) if failed else None,
-            final_error=last.get("error"),
-            best_error=last.get("best_error"),
-            episodes_to_solve=last.get("episodes_to_solve"),
-            episodes=last.get("episodes"),
-            num_parameters=last.get("num_parameters"),
-            train_seconds=last.get("wall_s"),
-            episodes_per_second=_mean_rate(last),
-        )
+        row: dict[str, Any] = {
+            "sweep": self.sweep,
+            "trial_id": trial.trial_id,
+            "phase": config.phase,
+            "task": config.task,
+            "difficulty": config.difficulty,
+            "model": config.model,
+            "family": config.family,
+            "cell": config.cell,
+            "seed": config.seed,
+            "optuna_trial": config.number,
+            **{k: v for k, v in hp.items() if k in TRIALS_SCHEMA.names},
+            **{f"task.{k}": v for k, v in config.task_settings.items()},
+            "metric": config.metric,
+            "chance": config.chance,
+            "solved_threshold": config.solved_threshold,
+            "git_commit": self.commit,
+            "schema_version": SCHEMA_VERSION,
+            "finished_at": datetime.now(UTC),
+            "status": status,
+            "error": _error_text(trial) if failed else None,
+        }
+        if last is not None:
+            row.update(
+                started_at=_time(last.started_at),
+                node=last.node,
+                device=last.device,
+                gpu_ids=last.gpu_ids,
+                final_error=last.error,
+                best_error=last.best_error,
+                episodes_to_solve=last.episodes_to_solve,
+                episodes=last.episodes,
+                num_parameters=last.num_parameters,
+                train_seconds=last.wall_s,
+                episodes_per_second=last.episodes / last.wall_s
+                if last.episodes and last.wall_s
+                else None,
+            )
         return row
 
 
 def _time(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
-
-
-def _mean_rate(last: dict[str, Any]) -> float | None:
-    episodes, seconds = last.get("episodes"), last.get("wall_s")
-    return episodes / seconds if episodes and seconds else None
 
 
 def _error_text(trial: TuneTrial) -> str:

@@ -11,12 +11,12 @@ import pyarrow.fs as pafs
 
 from sweep.plan import make_cells
 from sweep.progress import LiveCells, budget, counts_from_storage, render
-from sweep.results import ResultsWriter, compact, filesystem, read_table
+from sweep.results import ResultsWriter, compact, read_table
 from sweep.scheduling import CellScheduler
 from sweep.search import CellSearcher
 from sweep.spec import SweepSpec, parse_spec_text
+from sweep.store import SPEC_FILE, filesystem
 
-SPEC_FILE = "spec.yaml"
 TUNE_DIR = "tune"
 # Tune's own CSV/JSON/TensorBoard loggers duplicate what the Parquet tables hold.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -198,6 +198,7 @@ def run(
             fs.delete_dir(created)  # nothing ran: leave nothing behind, not even folders
         raise
     _allow_pending_trials(spec)
+    cells = make_cells(spec)  # the sweep's plan, resolved once
     callbacks: list[Any] = [ResultsWriter(spec, folder)]
     if live:
         callbacks.append(LiveCells(spec))
@@ -205,9 +206,9 @@ def run(
     tuner = tune.Tuner(
         _trainable(spec),
         tune_config=tune.TuneConfig(
-            search_alg=CellSearcher(spec, _journal(folder)),
+            search_alg=CellSearcher(spec, cells, _journal(folder)),
             scheduler=None if asha is None else CellScheduler(asha, spec.train_config().episodes),
-            num_samples=len(make_cells(spec)) * budget(spec),
+            num_samples=len(cells) * budget(spec),
             max_concurrent_trials=spec.max_concurrent,
             reuse_actors=True,
             trial_dirname_creator=_trial_dirname,

@@ -8,6 +8,7 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
+from sweep.records import TrialConfig, TrialResult
 from sweep.search import METRIC
 from sweep.spec import EarlyStop
 
@@ -20,9 +21,10 @@ class CellScheduler(FIFOScheduler):
         self.cells: dict[str, AsyncHyperBandScheduler] = {}
 
     def _asha(self, trial: Trial) -> AsyncHyperBandScheduler | None:
-        if trial.config.get("phase") != "search":
+        config = TrialConfig.from_dict(trial.config)
+        if not config.is_search:
             return None
-        cell = trial.config["cell"]
+        cell = config.cell
         if cell not in self.cells:
             self.cells[cell] = AsyncHyperBandScheduler(
                 time_attr="episodes",
@@ -45,13 +47,15 @@ class CellScheduler(FIFOScheduler):
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
         asha = self._known(trial)
-        if asha is None or result.get("diverged"):
+        report = TrialResult.from_dict(result)
+        if asha is None or report is None or report.diverged:
             return TrialScheduler.CONTINUE
         return str(asha.on_trial_result(tune_controller, trial, result))
 
     def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> None:
         asha = self._known(trial)
-        if asha is not None and not result.get("diverged"):
+        report = TrialResult.from_dict(result)
+        if asha is not None and report is not None and not report.diverged:
             asha.on_trial_complete(tune_controller, trial, result)
         elif asha is not None:
             asha.on_trial_remove(tune_controller, trial)

@@ -23,7 +23,8 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from sweep.plan import Cell, confirm_seed, make_cells, search_seed
+from sweep.plan import Cell, confirm_seed, search_seed, trial_config
+from sweep.records import TrialResult
 from sweep.spec import Distribution, SweepSpec
 
 METRIC = "error"
@@ -63,11 +64,11 @@ def journal_storage(path: Path) -> optuna.storages.JournalStorage:
 class CellSearcher(Searcher):
     """Ray Tune Searcher: suggest() picks the cell with the fewest trials handed out."""
 
-    def __init__(self, spec: SweepSpec, journal: Path):
+    def __init__(self, spec: SweepSpec, cells: list[Cell], journal: Path):
         super().__init__(metric=METRIC, mode="min")
         self.spec = spec
         self.journal = journal
-        self.cells = make_cells(spec)
+        self.cells = cells
         # Ray trial id -> (cell id, phase, Optuna trial number or confirmation index)
         self.trials: dict[str, tuple[str, str, int]] = {}
         self._studies: dict[str, optuna.Study] | None = None
@@ -120,9 +121,10 @@ class CellSearcher(Searcher):
                 assert best is not None
                 k = len(confirmed)
                 self.trials[trial_id] = (cell.id, "confirm", k)
-                return self._config(
-                    cell, "confirm", confirm_seed(self.spec, k), best.number, best.params
+                config = trial_config(
+                    self.spec, cell, "confirm", best.number, confirm_seed(self.spec, k), best.params
                 )
+                return config.to_dict()
         return None if waiting or self._running() else Searcher.FINISHED
 
     def on_trial_complete(
@@ -134,25 +136,19 @@ class CellSearcher(Searcher):
         study = self.studies[cell_id]
         if study.trials[number].state.is_finished():
             return
-        value = None if result is None else result.get(METRIC)
-        diverged = result is not None and result.get("diverged")
-        if error or diverged or value is None or value != value:  # no result to learn from
+        report = TrialResult.from_dict(result)
+        if error or report is None or not report.usable:  # no result to learn from
             study.tell(number, state=TrialState.FAIL)
         else:
-            study.tell(number, float(value))
+            study.tell(number, float(report.error))
 
     # -- helpers -----------------------------------------------------------------------
     def _search_trial(self, trial_id: str, cell: Cell, trial: optuna.Trial | int) -> dict[str, Any]:
         number = trial if isinstance(trial, int) else trial.number
         params = self.studies[cell.id].trials[number].params
         self.trials[trial_id] = (cell.id, "search", number)
-        return self._config(cell, "search", search_seed(self.spec, cell, number), number, params)
-
-    @staticmethod
-    def _config(
-        cell: Cell, phase: str, seed: int, number: int, hp: dict[str, Any]
-    ) -> dict[str, Any]:
-        return {"cell": cell.id, "phase": phase, "seed": seed, "number": number, "hp": dict(hp)}
+        seed = search_seed(self.spec, cell, number)
+        return trial_config(self.spec, cell, "search", number, seed, params).to_dict()
 
     def _mine(self, cell: Cell, phase: str) -> list[int]:
         return [n for c, p, n in self.trials.values() if c == cell.id and p == phase]

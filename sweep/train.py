@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 import torch
@@ -13,6 +12,7 @@ from pydantic import ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveI
 from pydantic.dataclasses import dataclass as config_dataclass
 
 from sweep.models import Model, build_model
+from sweep.records import Report
 from sweep.tasks import Task
 
 
@@ -34,29 +34,6 @@ class TrainConfig:
     eval_episodes: PositiveInt = 64
     seed: NonNegativeInt = 0
     device: str = "cpu"
-
-
-@dataclass
-class Report:
-    """One evaluation, with the trial's summary so far (a trial stopped early by a
-    scheduler ends on any report). The last report of a trial that ran its course, or
-    diverged, has done=True and final_error set."""
-
-    step: int  # 1 for the first evaluation, 2 for the next, ...
-    episodes: int  # training episodes so far
-    loss: float  # mean training loss since the previous report
-    error: float  # the task's metric on fresh evaluation episodes (last finite one if diverged)
-    wall_s: float  # seconds of training and evaluation since the start, across restores
-    episodes_per_second: float  # training throughput since the previous report
-    best_error: float  # lowest `error` so far
-    episodes_to_solve: int | None  # first evaluation at or under the threshold, so far
-    num_parameters: int
-    done: bool = False
-    diverged: bool = False  # the loss became NaN or infinite; training stopped there
-    final_error: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # A finished trial of a picture task records its outputs on this many evaluation episodes,
@@ -183,7 +160,8 @@ class Trial:
                 self.solved_at = self.episodes
         self.step += 1
         self.wall_s += time.perf_counter() - since
-        report = Report(
+        done = self.finished or diverged
+        return Report(
             step=self.step,
             episodes=self.episodes,
             loss=loss,
@@ -193,11 +171,10 @@ class Trial:
             best_error=self.best if math.isfinite(self.best) else math.nan,
             episodes_to_solve=self.solved_at,
             num_parameters=self.model.num_parameters,
+            done=done,
+            diverged=diverged,
+            final_error=self.last_error if done else None,
         )
-        if self.finished or diverged:
-            report.done, report.diverged = True, diverged
-            report.final_error = self.last_error
-        return report
 
 
 def train_trial(

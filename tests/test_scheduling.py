@@ -5,12 +5,33 @@ from __future__ import annotations
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
+from sweep.records import TrialConfig, TrialResult
 from sweep.scheduling import CellScheduler
 from sweep.spec import EarlyStop
 
 
 def _trial(cell: str, phase: str = "search") -> Trial:
-    return Trial("sweep_trainable", config={"cell": cell, "phase": phase}, stub=True)
+    difficulty, model = cell.split("/")
+    config = TrialConfig(
+        cell=cell,
+        difficulty=difficulty,
+        model=model,
+        family=model,
+        phase=phase,
+        number=0,
+        seed=0,
+        task="patterns",
+        level=difficulty,
+        overrides={},
+        task_settings={},
+        metric="bit_error",
+        chance=0.5,
+        solved_threshold=0.02,
+        hp={},
+        model_params={},
+        train={"episodes": 400},
+    )
+    return Trial("sweep_trainable", config=config.to_dict(), stub=True)
 
 
 def _scheduler() -> CellScheduler:
@@ -18,7 +39,18 @@ def _scheduler() -> CellScheduler:
 
 
 def _report(s: CellScheduler, trial: Trial, episodes: int, error: float) -> str:
-    return s.on_trial_result(None, trial, {"episodes": episodes, "error": error})
+    result = TrialResult(
+        step=episodes // 100,
+        episodes=episodes,
+        loss=error,
+        error=error,
+        wall_s=1.0,
+        episodes_per_second=100.0,
+        best_error=error,
+        episodes_to_solve=None,
+        num_parameters=1,
+    )
+    return s.on_trial_result(None, trial, result.to_dict())
 
 
 def test_a_poor_trial_is_stopped_by_a_better_one_of_its_own_cell() -> None:

@@ -1,0 +1,143 @@
+"""The two records that cross the Ray boundary: what a trial runs with (`TrialConfig`, Ray's
+trial config) and what it reports at each evaluation (`TrialResult`, Ray's result dict).
+
+Ray Tune carries both as plain dicts; `to_dict` and `from_dict` are the only places that
+touch their keys. Everything on the driver (results writer, searcher, scheduler, live view)
+reads these types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+R = TypeVar("R")
+
+
+def _from_dict(cls: type[R], data: dict[str, Any]) -> R:
+    """The dataclass's fields from a dict that may hold more (Ray adds its own keys)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one trial runs with, resolved on the driver when the searcher hands it
+    out: the trial builds only its own task and model from it, and the driver writes its
+    row from it without rebuilding anything."""
+
+    cell: str  # "<difficulty>/<model>"
+    difficulty: str
+    model: str
+    family: str
+    phase: str  # "search" or "confirm"
+    number: int  # Optuna trial number (confirm: the number of the configuration confirmed)
+    seed: int
+    task: str
+    level: str | None  # the ladder level the difficulty starts from (None: task defaults)
+    overrides: dict[str, Any]  # task parameters set directly
+    task_settings: dict[str, Any]  # every protocol parameter in effect
+    metric: str  # what the task's error measures; lower is better
+    chance: float  # the metric of a network that learned nothing
+    solved_threshold: float
+    hp: dict[str, Any]  # what the search chose (Optuna's params; confirm: the best's)
+    model_params: dict[str, Any]  # every model hyperparameter in effect, `hidden` resolved
+    train: dict[str, Any]  # every training setting in effect but seed and device
+
+    @property
+    def is_search(self) -> bool:
+        return self.phase == "search"
+
+    @property
+    def episodes(self) -> int:
+        """The trial's training budget."""
+        return int(self.train["episodes"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrialConfig:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class Reconstructions:
+    """A finished picture-task trial's outputs on the fixed held-out episodes: `shape`
+    (rows, cols) of a picture; per episode the target, the last-step output (rows * cols
+    floats, row-major) and the erased part (True where the metric scores)."""
+
+    shape: tuple[int, int]
+    target: list[list[float]]
+    output: list[list[float]]
+    erased: list[list[bool]]
+
+
+@dataclass(frozen=True)
+class Report:
+    """One evaluation, with the trial's summary so far (a trial stopped early by a
+    scheduler ends on any report). The last report of a trial that ran its course, or
+    diverged, has done=True and final_error set."""
+
+    step: int  # 1 for the first evaluation, 2 for the next, ...
+    episodes: int  # training episodes so far
+    loss: float  # mean training loss since the previous report
+    error: float  # the task's metric on fresh evaluation episodes (last finite one if diverged)
+    wall_s: float  # seconds of training and evaluation since the start, across restores
+    episodes_per_second: float  # training throughput since the previous report
+    best_error: float  # lowest `error` so far
+    episodes_to_solve: int | None  # first evaluation at or under the threshold, so far
+    num_parameters: int
+    done: bool = False
+    diverged: bool = False  # the loss became NaN or infinite; training stopped there
+    final_error: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrialResult(Report):
+    """What a trial reports to Ray Tune: an evaluation `Report`, where the trial runs, and
+    whether a checkpoint came with it."""
+
+    node: str | None = None  # Ray node id
+    device: str | None = None
+    gpu_ids: str | None = None
+    started_at: str | None = None  # ISO time the trial first started (kept across restores)
+    checkpointed: bool = False  # a checkpoint was saved with this report
+    # Picture tasks, on the final report only: the trial's outputs on the fixed held-out
+    # episodes. The driver's results writer takes them out of the result before Tune keeps
+    # it (they belong in their own table, not in Tune's experiment state).
+    reconstructions: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def usable(self) -> bool:
+        """Ended with a value a search can learn from."""
+        return not self.diverged and self.error == self.error
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if data["reconstructions"] is None:
+            del data["reconstructions"]
+        return data
+
+    @staticmethod
+    def take_reconstructions(data: dict[str, Any]) -> Reconstructions | None:
+        """Remove the pictures from a raw result (before Tune keeps it) and return them."""
+        pictures = data.pop("reconstructions", None)
+        if pictures is None:
+            return None
+        rows, cols = pictures["shape"]
+        return Reconstructions(
+            (rows, cols), pictures["target"], pictures["output"], pictures["erased"]
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> TrialResult | None:
+        """None for a result that is not a report of ours (a trial that failed before its
+        first evaluation has none)."""
+        if not data or "step" not in data:
+            return None
+        return _from_dict(cls, data)

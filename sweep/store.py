@@ -1,0 +1,186 @@
+"""The results store: the one definition of every table, shared by the writer
+(`sweep.results`, on the driver) and the reader (`analysis`).
+
+    <sweep>/spec.yaml                        the resolved spec that ran
+    <sweep>/trials/part-*.parquet            one row per trial (identity, config, outcome,
+                                             provenance)
+    <sweep>/curves/part-*.parquet            one row per report (trial_id, step, metrics)
+    <sweep>/reconstructions/part-*.parquet   picture tasks only: one row per recorded
+                                             episode of a finished trial (target, output,
+                                             erased part), for the reconstruction figure
+
+Part files are written atomically under hidden `.part-*.tmp` names, then renamed; names start
+with a nanosecond time, so name order is write order. Resumed or retried trials may repeat
+rows; readers keep the last row per key.
+
+This module imports pyarrow and pandas only: `analysis` reads with it where neither Ray nor
+torch is installed. The trials table's config columns (`hp.*`, `task.*`) depend on the model
+families and tasks registered, so the writer passes them to `trials_schema`; everything
+else is fixed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+
+SCHEMA_VERSION = 1
+SPEC_FILE = "spec.yaml"
+TABLES = ("trials", "curves", "reconstructions")
+KEYS = {
+    "trials": ["sweep", "trial_id"],
+    "curves": ["sweep", "trial_id", "step"],
+    "reconstructions": ["sweep", "trial_id", "sample"],
+}
+_TIME = pa.timestamp("us", tz="UTC")
+
+# -- trials: identity, then config (`hp.*`, `task.*`, from the registries), provenance, outcome
+TRIALS_IDENTITY = {
+    "sweep": pa.string(),
+    "trial_id": pa.string(),
+    "phase": pa.string(),  # search | confirm
+    "task": pa.string(),
+    "difficulty": pa.string(),
+    "model": pa.string(),
+    "family": pa.string(),
+    "cell": pa.string(),  # "<difficulty>/<model>", the name of the cell's Optuna study
+    "seed": pa.int64(),
+    "optuna_trial": pa.int64(),
+}
+TRIALS_PROVENANCE = {
+    "git_commit": pa.string(),
+    "schema_version": pa.int32(),
+    "started_at": _TIME,
+    "finished_at": _TIME,
+    "node": pa.string(),  # Ray node id
+    "device": pa.string(),
+    "gpu_ids": pa.string(),
+}
+TRIALS_OUTCOME = {
+    "metric": pa.string(),  # what the *_error columns measure: bit_error, erased_mse, ...
+    "chance": pa.float64(),  # the metric of a network that learned nothing
+    "solved_threshold": pa.float64(),  # the task counts as solved at or under this
+    "status": pa.string(),  # completed | stopped_early | failed | diverged
+    "error": pa.string(),  # what went wrong, for failed trials
+    "final_error": pa.float64(),
+    "best_error": pa.float64(),
+    "episodes_to_solve": pa.int64(),  # null when never solved
+    "episodes": pa.int64(),
+    "num_parameters": pa.int64(),
+    "train_seconds": pa.float64(),
+    "episodes_per_second": pa.float64(),
+}
+TRIALS_FIXED = {**TRIALS_IDENTITY, **TRIALS_PROVENANCE, **TRIALS_OUTCOME}
+
+# The identity columns that start a curves or reconstructions row.
+_ROW_IDENTITY = {
+    **{k: TRIALS_IDENTITY[k] for k in ("sweep", "trial_id", "phase", "difficulty", "model")},
+    "cell": pa.string(),
+    "seed": pa.int64(),
+}
+CURVES = {
+    **_ROW_IDENTITY,
+    "step": pa.int64(),  # the trial's n-th evaluation report, from 1
+    "episodes": pa.int64(),  # training episodes done at that report
+    "wall_s": pa.float64(),
+    "loss": pa.float64(),
+    "error": pa.float64(),  # the task's metric on fresh evaluation episodes
+    "episodes_per_second": pa.float64(),
+    "node": pa.string(),
+    "schema_version": pa.int32(),
+}
+RECONSTRUCTIONS = {
+    **_ROW_IDENTITY,
+    "sample": pa.int64(),  # which of the fixed evaluation episodes (the same per level)
+    "rows": pa.int64(),  # the picture's shape: target and output are rows * cols, row-major
+    "cols": pa.int64(),
+    "target": pa.list_(pa.float32()),  # the whole image
+    "output": pa.list_(pa.float32()),  # the network's output at the last step
+    "erased": pa.list_(pa.bool_()),  # True on the part the cue hid (what the metric scores)
+    "schema_version": pa.int32(),
+}
+
+
+def _schema(columns: Mapping[str, pa.DataType]) -> pa.Schema:
+    return pa.schema(columns.items(), metadata={"schema_version": str(SCHEMA_VERSION)})
+
+
+def trials_schema(config: Mapping[str, pa.DataType]) -> pa.Schema:
+    """The trials table with these config columns (`hp.*`, `task.*`) after the identity."""
+    return _schema({**TRIALS_IDENTITY, **config, **TRIALS_PROVENANCE, **TRIALS_OUTCOME})
+
+
+CURVES_SCHEMA = _schema(CURVES)
+RECONSTRUCTIONS_SCHEMA = _schema(RECONSTRUCTIONS)
+
+
+def pandas_dtype(arrow: pa.DataType) -> str:
+    """The dtype a column of this Arrow type loads as in pandas: nullable integers and
+    booleans (a missing value keeps the column's type), pandas' string dtype, UTC times,
+    numpy arrays (object) for lists."""
+    if pa.types.is_integer(arrow):
+        return "Int32" if arrow.bit_width <= 32 else "Int64"
+    if pa.types.is_boolean(arrow):
+        return "boolean"
+    if pa.types.is_string(arrow):
+        return "str"
+    if pa.types.is_timestamp(arrow):
+        return f"datetime64[{arrow.unit}, {arrow.tz}]"
+    if pa.types.is_list(arrow):
+        return "object"
+    return str(arrow.to_pandas_dtype().__name__)
+
+
+def pandas_columns(columns: Mapping[str, pa.DataType]) -> dict[str, str]:
+    return {name: pandas_dtype(arrow) for name, arrow in columns.items()}
+
+
+# -- files ----------------------------------------------------------------------------------
+def filesystem(path: str | Path) -> tuple[pafs.FileSystem, str]:
+    """A local folder or a pyarrow filesystem URI (s3://, gs://, file://...)."""
+    text = str(path)
+    if "://" in text:
+        return pafs.FileSystem.from_uri(text)
+    return pafs.LocalFileSystem(), str(Path(text).resolve())
+
+
+def part_files(fs: pafs.FileSystem, folder: str) -> list[str]:
+    """A table folder's part files in name (= write) order. Hidden temporary files (a write
+    in progress) are not part files."""
+    selector = pafs.FileSelector(folder, allow_not_found=True)
+    return sorted(
+        info.path
+        for info in fs.get_file_info(selector)
+        if info.base_name.startswith("part-") and info.base_name.endswith(".parquet")
+    )
+
+
+def part_name(time_ns: int, token: str) -> str:
+    return f"part-{time_ns:020d}-{token}.parquet"
+
+
+def last_per_key(data: pa.Table, keys: Sequence[str]) -> pa.Table:
+    """The last row of each key, rows kept in their order: a resumed trial re-reports
+    steps and the later report wins."""
+    rows = pa.array(np.arange(data.num_rows))
+    grouped = data.select(list(keys)).append_column("_row", rows).group_by(list(keys))
+    last = grouped.aggregate([("_row", "max")])["_row_max"]
+    if len(last) == data.num_rows:  # no key twice: a compacted, finished sweep
+        return data
+    return data.take(pc.take(last, pc.sort_indices(last)))  # the kept rows, in order
+
+
+def arrow_to_pandas(arrow: pa.DataType) -> Any:
+    """`types_mapper` for `Table.to_pandas`: nullable integers and booleans."""
+    if pa.types.is_integer(arrow):
+        return pd.Int32Dtype() if arrow.bit_width <= 32 else pd.Int64Dtype()
+    if pa.types.is_boolean(arrow):
+        return pd.BooleanDtype()
+    return None
