@@ -10,9 +10,11 @@ files taken in name order.
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from sweep.store import (
     CURVES,
+    JOURNAL,
     KEYS,
     RECONSTRUCTIONS,
     SPEC_FILE,
@@ -37,8 +40,6 @@ from sweep.store import (
     pandas_columns,
     part_files,
 )
-
-JOURNAL = ("optuna", "journal.log")
 
 # The columns analysis relies on, with the pandas dtype each loads as (`sweep.store` defines
 # them once for the writer and this reader). Config columns (`hp.*`, `task.*`) depend on the
@@ -95,13 +96,23 @@ class Sweep:
         """The parameters of the spec's search space."""
         return tuple((self.spec.get("search") or {}).get("space") or {})
 
-    @property
+    @cached_property
     def journal(self) -> Path | None:
-        """The sweep's Optuna journal, when the folder is local and has one."""
-        if "://" in self.path:
+        """The sweep's Optuna journal as a local file, if it has one: in place for a local
+        folder; for object storage (s3://...), the sweep's copy fetched into a temporary
+        file (Optuna reads journals from local files only)."""
+        if "://" not in self.path:
+            path = Path(self.path, JOURNAL)
+            return path if path.is_file() else None
+        fs, root = filesystem(self.path)
+        try:
+            with fs.open_input_stream(f"{root}/{JOURNAL}") as f:
+                data = f.read()
+        except OSError:  # none there (FileNotFoundError), or unreadable: no studies
             return None
-        path = Path(self.path).joinpath(*JOURNAL)
-        return path if path.is_file() else None
+        copy = Path(tempfile.mkdtemp(prefix="sweep-journal-"), "journal.log")
+        copy.write_bytes(data)
+        return copy
 
 
 @dataclass(frozen=True, eq=False)  # frames do not compare to one bool

@@ -10,11 +10,12 @@ import json
 import sys
 import time
 import typing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 if TYPE_CHECKING:
+    from sweep import runner
     from sweep.spec import SweepSpec
     from sweep.tasks import Task
     from sweep.train import Report, TrainConfig
@@ -290,7 +291,10 @@ def _finished(folder: str, started: float) -> None:
 
     Console().print(runner.status(folder))
     minutes, seconds = divmod(round(time.monotonic() - started), 60)
-    click.echo(f"finished in {minutes} min {seconds} s; next: python -m analysis report {folder}")
+    out = " --out DIR" if "://" in folder else ""  # the report is written to a local folder
+    click.echo(
+        f"finished in {minutes} min {seconds} s; next: python -m analysis report {folder}{out}"
+    )
 
 
 @cli.command(name="run")
@@ -311,7 +315,20 @@ def run_command(
         folder = runner.run(spec, address, num_cpus, num_gpus)
     except runner.SweepError as e:
         raise BadInput(str(e)) from None
+    except runner.SweepFailed as e:
+        _failed(e)
     _finished(folder, started)
+
+
+def _failed(e: runner.SweepFailed) -> NoReturn:
+    """What the sweep wrote, then one line naming what went wrong; exit status 1."""
+    from rich.console import Console
+
+    from sweep import runner
+
+    Console().print(runner.status(e.folder))
+    click.echo(f"sweep: error: {e}", err=True)
+    sys.exit(1)
 
 
 @cli.command()
@@ -329,6 +346,8 @@ def resume(folder: str, address: str | None, num_cpus: int | None, num_gpus: int
         runner.resume(folder, address, num_cpus, num_gpus)
     except (runner.SweepError, SpecError) as e:
         raise BadInput(str(e)) from None
+    except runner.SweepFailed as e:
+        _failed(e)
     _finished(folder, started)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
+import uuid
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -15,6 +15,7 @@ from sweep.results import ResultsWriter, compact, read_table
 from sweep.scheduling import CellScheduler
 from sweep.search import CellSearcher
 from sweep.spec import SweepSpec, parse_spec_text
+from sweep.storage import download_journal, is_local, sees, upload_journal
 from sweep.store import SPEC_FILE, filesystem
 
 TUNE_DIR = "tune"
@@ -30,6 +31,14 @@ class SweepError(RuntimeError):
     """A sweep that cannot start or resume; the message says why."""
 
 
+class SweepFailed(RuntimeError):
+    """A sweep that ran but produced nothing for some cells; its results are written."""
+
+    def __init__(self, folder: str, message: str):
+        super().__init__(message)
+        self.folder = folder
+
+
 def sweep_dir(spec: SweepSpec) -> str:
     fs, root = filesystem(spec.storage)
     return (
@@ -37,18 +46,6 @@ def sweep_dir(spec: SweepSpec) -> str:
         if isinstance(fs, pafs.LocalFileSystem)
         else (f"{spec.storage.rstrip('/')}/{spec.name}")
     )
-
-
-def local_path(path: str) -> Path | None:
-    fs, root = filesystem(path)
-    return Path(root) if isinstance(fs, pafs.LocalFileSystem) else None
-
-
-def _journal(folder: str) -> Path:
-    local = local_path(folder)
-    if local is None:
-        raise SweepError(f"{folder}: the Optuna journal needs a local storage folder")
-    return local / "optuna" / "journal.log"
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -108,6 +105,63 @@ def _check_resources(spec: SweepSpec, address: str | None) -> None:
     logging.getLogger(__name__).warning("%s; waiting for the autoscaler to add one", message)
 
 
+def _check_storage(folder: str) -> None:
+    """On a cluster, every node must see the sweep's storage: Ray Tune persists each
+    checkpoint from the node its trial runs on. Like Ray's own check, a marker written by
+    the driver is looked for from every node, but here before anything runs."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    fs, root = filesystem(folder)
+    marker = f"{root}/.storage-check-{uuid.uuid4().hex[:8]}"
+    with fs.open_output_stream(marker):
+        pass
+    uri = marker if is_local(folder) else f"{folder.rstrip('/')}/{marker.rsplit('/', 1)[1]}"
+    try:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        look = ray.remote(num_cpus=0, max_retries=0)(sees)
+        answers = ray.get(
+            [
+                look.options(
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+                ).remote(uri)
+                for n in nodes
+            ],
+            timeout=120,
+        )
+    finally:
+        fs.delete_file(marker)
+    blind = [
+        f"{n['NodeManagerAddress']} ({why})" for n, why in zip(nodes, answers, strict=True) if why
+    ]
+    if blind:
+        kind = "a local folder of this machine" if is_local(folder) else "storage"
+        raise SweepError(
+            f"storage: {folder} is {kind} that node(s) {', '.join(blind)} cannot see; trials "
+            "checkpoint from the node they run on, so use object storage every node can reach "
+            "(storage: s3://BUCKET/PATH) or a folder every node mounts (NFS, EFS)"
+        )
+
+
+def _check_outcome(folder: str) -> None:
+    """A sweep that produced nothing says so: when every trial of a cell failed, name the
+    cells and the most common error. Some failed trials are results, not a failure."""
+    trials = read_table(folder, "trials")
+    if trials.empty:
+        raise SweepFailed(folder, f"{folder}: no trial finished")
+    failed = trials["status"] == "failed"
+    dead = sorted(c for c, f in failed.groupby(trials["cell"]) if f.all())
+    if not dead:
+        return
+    errors = trials.loc[failed, "error"].fillna("unknown error").value_counts()
+    raise SweepFailed(
+        folder,
+        f"every trial of {len(dead)} cell(s) failed ({', '.join(dead)}); "
+        f"{int(failed.sum())} of {len(trials)} trials failed, most often ({errors.iloc[0]}x) "
+        f"with: {errors.index[0]}",
+    )
+
+
 def _allow_pending_trials(spec: SweepSpec) -> None:
     """Tune keeps only one trial pending when a custom searcher drives it, which leaves all
     but one slot idle while the next trial is set up; allow one pending trial per slot."""
@@ -123,13 +177,14 @@ def _allow_pending_trials(spec: SweepSpec) -> None:
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(pending)
 
 
-def _trainable(spec: SweepSpec) -> Any:
+def _trainable(spec: SweepSpec, folder: str) -> Any:
     from ray import tune
 
     from sweep.trainable import sweep_trainable
 
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    return tune.with_resources(tune.with_parameters(sweep_trainable, spec=spec), resources)
+    trainable = tune.with_parameters(sweep_trainable, spec=spec, folder=folder)
+    return tune.with_resources(trainable, resources)
 
 
 def _write_spec(folder: str, spec: SweepSpec) -> None:
@@ -191,6 +246,8 @@ def run(
     try:
         _init_ray(address, num_cpus, num_gpus)
         _check_resources(spec, address)
+        if address:
+            _check_storage(folder)
         _write_spec(folder, spec)
     except BaseException:
         inside = fs.get_file_info(pafs.FileSelector(created, recursive=True)) if created else []
@@ -204,9 +261,9 @@ def run(
         callbacks.append(LiveCells(spec))
     asha = spec.asha
     tuner = tune.Tuner(
-        _trainable(spec),
+        _trainable(spec, folder),
         tune_config=tune.TuneConfig(
-            search_alg=CellSearcher(spec, cells, _journal(folder)),
+            search_alg=CellSearcher(spec, cells, folder),
             scheduler=None if asha is None else CellScheduler(asha, spec.train_config().episodes),
             num_samples=len(cells) * budget(spec),
             max_concurrent_trials=spec.max_concurrent,
@@ -218,13 +275,18 @@ def run(
             storage_path=folder,
             callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=spec.fault_tolerance.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             verbose=0,
         ),
     )
     tuner.fit()
-    compact(folder)
+    _finish(folder)
     return folder
+
+
+def _finish(folder: str) -> None:
+    compact(folder)
+    upload_journal(folder)
+    _check_outcome(folder)
 
 
 def resume(
@@ -244,15 +306,18 @@ def resume(
         raise SweepError(f"{folder}: the sweep never started (no {TUNE_DIR}/); run it again")
     _init_ray(address, num_cpus, num_gpus)
     _check_resources(spec, address)
+    if address:
+        _check_storage(folder)
+    download_journal(folder)
     _allow_pending_trials(spec)
     tuner = tune.Tuner.restore(
         folder.rstrip("/") + f"/{TUNE_DIR}",
-        trainable=_trainable(spec),
+        trainable=_trainable(spec, folder),
         resume_unfinished=True,
         resume_errored=True,
     )
     tuner.fit()
-    compact(folder)
+    _finish(folder)
     return folder
 
 
@@ -263,4 +328,4 @@ def status(folder: str) -> Any:
     return render(counts_from_storage(spec, trials, curves), f"sweep {spec.name}: {folder}")
 
 
-__all__ = ["SweepError", "read_spec", "resume", "run", "status"]
+__all__ = ["SweepError", "SweepFailed", "read_spec", "resume", "run", "status"]

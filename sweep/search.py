@@ -26,6 +26,7 @@ from ray.tune.search import Searcher
 from sweep.plan import Cell, confirm_seed, search_seed, trial_config
 from sweep.records import TrialResult
 from sweep.spec import Distribution, SweepSpec
+from sweep.storage import local_journal, upload_journal
 
 METRIC = "error"
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live view says what happens
@@ -64,10 +65,10 @@ def journal_storage(path: Path) -> optuna.storages.JournalStorage:
 class CellSearcher(Searcher):
     """Ray Tune Searcher: suggest() picks the cell with the fewest trials handed out."""
 
-    def __init__(self, spec: SweepSpec, cells: list[Cell], journal: Path):
+    def __init__(self, spec: SweepSpec, cells: list[Cell], folder: str):
         super().__init__(metric=METRIC, mode="min")
         self.spec = spec
-        self.journal = journal
+        self.folder = folder  # the sweep's storage; the journal's place follows from it
         self.cells = cells
         # Ray trial id -> (cell id, phase, Optuna trial number or confirmation index)
         self.trials: dict[str, tuple[str, str, int]] = {}
@@ -80,7 +81,7 @@ class CellSearcher(Searcher):
     @property
     def studies(self) -> dict[str, optuna.Study]:
         if self._studies is None:
-            storage = journal_storage(self.journal)
+            storage = journal_storage(local_journal(self.folder))
             self._studies = {
                 c.id: optuna.create_study(
                     study_name=c.id,
@@ -94,6 +95,9 @@ class CellSearcher(Searcher):
         return self._studies
 
     def save(self, checkpoint_path: str) -> None:
+        # Tune saves this with its experiment state; the journal copy in storage must hold
+        # every Optuna trial that state refers to.
+        upload_journal(self.folder)
         Path(checkpoint_path).write_bytes(pickle.dumps(self.trials))
 
     def restore(self, checkpoint_path: str) -> None:
@@ -141,6 +145,7 @@ class CellSearcher(Searcher):
             study.tell(number, state=TrialState.FAIL)
         else:
             study.tell(number, float(report.error))
+        upload_journal(self.folder)
 
     # -- helpers -----------------------------------------------------------------------
     def _search_trial(self, trial_id: str, cell: Cell, trial: optuna.Trial | int) -> dict[str, Any]:

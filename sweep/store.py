@@ -33,6 +33,8 @@ import pyarrow.fs as pafs
 
 SCHEMA_VERSION = 1
 SPEC_FILE = "spec.yaml"
+JOURNAL = "optuna/journal.log"  # one Optuna study per cell
+CHECKPOINTS = "checkpoints"  # <trial id>.pt: each trial's latest checkpoint
 TABLES = ("trials", "curves", "reconstructions")
 KEYS = {
     "trials": ["sweep", "trial_id"],

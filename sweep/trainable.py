@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import tempfile
+import io
 import time
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import ray
 import torch
 from ray import tune
 
 from sweep.records import TrialConfig, TrialResult
 from sweep.spec import SweepSpec
+from sweep.store import CHECKPOINTS, filesystem
 from sweep.tasks import make_task
 from sweep.train import TrainConfig, Trial
-
-CHECKPOINT_FILE = "trial.pt"
 
 
 def trial_device(spec: SweepSpec) -> str:
@@ -34,10 +33,16 @@ def build_trial(config: TrialConfig, device: str = "cpu") -> Trial:
     return Trial(task, config.family, config.model_params, train)
 
 
-def sweep_trainable(ray_config: dict[str, Any], spec: SweepSpec) -> None:
+def sweep_trainable(ray_config: dict[str, Any], spec: SweepSpec, folder: str) -> None:
     """Train one trial, reporting every evaluation; checkpoint (model, optimizer, generator
     states, counters) at the first report after `checkpoint_every_s` and at the end. The
-    final report of a picture task carries the trial's reconstructions."""
+    final report of a picture task carries the trial's reconstructions.
+
+    A trial keeps one checkpoint, `<sweep>/checkpoints/<trial id>.pt`, replaced atomically,
+    rather than Ray Tune's checkpoints: whenever Tune starts the trial again (a retry after
+    its node died, or `sweep resume`), it continues from the latest one. Tune's own record of
+    a trial's latest checkpoint lives in its experiment state, which reaches object storage
+    only every few seconds; the checkpoint it names may already have been rotated away."""
     torch.set_num_threads(max(1, int(spec.resources.cpu)))
     trial = build_trial(TrialConfig.from_dict(ray_config), trial_device(spec))
     context = ray.get_runtime_context()
@@ -50,28 +55,53 @@ def sweep_trainable(ray_config: dict[str, Any], spec: SweepSpec) -> None:
         "gpu_ids": ",".join(map(str, context.get_accelerator_ids().get("GPU", []))),
         "started_at": datetime.now(UTC).isoformat(),
     }
-    restored = tune.get_checkpoint()
-    if restored is not None:
-        with restored.as_directory() as folder:
-            state = torch.load(Path(folder, CHECKPOINT_FILE), weights_only=False)
+    checkpoint = checkpoint_path(folder, tune.get_context().get_trial_id())
+    state = load_checkpoint(checkpoint)
+    if state is not None:
         trial.load_state_dict(state["trial"])
         where["started_at"] = state["started_at"]
         last = TrialResult.from_dict(state["last"])
-        if last is not None and (trial.finished or last.diverged):  # ended before the driver knew
+        if last is not None:
+            # Again: the trial may have stopped between saving and reporting (readers keep
+            # one row per step). A trial that had ended ends here.
             tune.report(last.to_dict())
-            return
+            if trial.finished or last.diverged:
+                return
     last_checkpoint = time.monotonic()
     for report in trial.reports():
         result = TrialResult(**asdict(report), **where)
         if report.done and not report.diverged:
             result = replace(result, reconstructions=trial.reconstructions())
         every = spec.fault_tolerance.checkpoint_every_s
-        if not report.done and time.monotonic() - last_checkpoint < every:
-            tune.report(result.to_dict())
-            continue
-        result = replace(result, checkpointed=True)
-        with tempfile.TemporaryDirectory() as folder:
+        if report.done or time.monotonic() - last_checkpoint >= every:
+            result = replace(result, checkpointed=True)
             state = {"trial": trial.state_dict(), "last": result.to_dict(), **where}
-            torch.save(state, Path(folder, CHECKPOINT_FILE))
-            tune.report(result.to_dict(), checkpoint=tune.Checkpoint.from_directory(folder))
-        last_checkpoint = time.monotonic()
+            save_checkpoint(checkpoint, state)
+            last_checkpoint = time.monotonic()
+        tune.report(result.to_dict())
+
+
+def checkpoint_path(folder: str, trial_id: str) -> str:
+    return f"{folder.rstrip('/')}/{CHECKPOINTS}/{trial_id}.pt"
+
+
+def save_checkpoint(path: str, state: dict[str, Any]) -> None:
+    """Written under a temporary name, then moved over the last one: a reader (the trial
+    started again) finds a whole checkpoint, the newest or the one before."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    fs, where = filesystem(path)
+    fs.create_dir(where.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(f"{where}.tmp") as out:
+        out.write(buffer.getvalue())
+    fs.move(f"{where}.tmp", where)
+
+
+def load_checkpoint(path: str) -> dict[str, Any] | None:
+    fs, where = filesystem(path)
+    if fs.get_file_info(where).type == pafs.FileType.NotFound:
+        return None
+    with fs.open_input_stream(where) as f:
+        data = f.read()
+    state: dict[str, Any] = torch.load(io.BytesIO(data), weights_only=False)
+    return state

@@ -91,9 +91,17 @@ class LocalCluster:
 
         self.address = f"{services.get_node_ip_address()}:{self.port}"
 
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, *args: str, hide: Path | None = None) -> subprocess.Popen[bytes]:
+        """A node; with `hide`, in its own mount namespace with an empty tmpfs over that
+        folder, so the node cannot see the files there (as on another machine)."""
+        command = [RAY, "start", "--block", "--disable-usage-stats", "--num-cpus=1", *args]
+        if hide is not None:
+            mount = 'mount -t tmpfs tmpfs "$0" && exec "$@"'
+            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount]
+            command += [str(hide), *[RAY, "start", "--block", "--disable-usage-stats"]]
+            command += ["--num-cpus=1", *args]
         node = subprocess.Popen(
-            [RAY, "start", "--block", "--disable-usage-stats", "--num-cpus=1", *args],
+            command,
             env=self.env,
             start_new_session=True,
             stdout=subprocess.DEVNULL,
@@ -154,3 +162,49 @@ class LocalCluster:
                     return
             time.sleep(0.2)
         raise RuntimeError("the head node did not start")
+
+
+class S3Server:
+    """moto's standalone S3 server on loopback: the S3 HTTP API, spoken to by pyarrow's real
+    S3 client (and so by Ray Tune's storage); `env` points a process at it."""
+
+    def __init__(self, bucket: str = "sweeps") -> None:
+        self.port = _free_port()
+        self.bucket = bucket
+        self.env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.port}",
+        }
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1"]
+            + ["-p", str(self.port)],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    break
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("the S3 server did not start")
+            time.sleep(0.2)
+        import pyarrow.fs as pafs
+
+        pafs.S3FileSystem(
+            access_key="testing",
+            secret_key="testing",
+            region="us-east-1",
+            endpoint_override=self.env["AWS_ENDPOINT_URL"],
+            allow_bucket_creation=True,
+        ).create_dir(bucket)
+
+    def uri(self, path: str) -> str:
+        return f"s3://{self.bucket}/{path}"
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()

@@ -1,0 +1,244 @@
+"""Sweeps across machines that share no disk. Worker nodes run in their own mount namespace
+with an empty tmpfs over the head's folders, so they really cannot see the head's files;
+object storage is moto's S3 server on loopback, spoken to by pyarrow's real S3 client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import psutil
+import pytest
+
+import analysis
+from sweep.results import read_table
+from tests.sweeps import SWEEP, LocalCluster, S3Server, sweep, tiny_spec, write_spec
+
+pytestmark = pytest.mark.slow
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="a mount namespace per node needs root (CI runs as root)"
+)
+FAST_DEATH = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "4"}
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    server = S3Server()
+    saved = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)  # this process reads the sweeps back (analysis, tables)
+    try:
+        yield server
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+
+
+def _cluster(hidden: Path, env: dict[str, str]) -> LocalCluster:
+    """A head (1 CPU) and a worker (1 CPU, resource `victim`) that cannot see `hidden`."""
+    hidden.mkdir(parents=True, exist_ok=True)
+    cluster = LocalCluster(env={**FAST_DEATH, **env})
+    cluster.start_head()
+    cluster.start(f"--address={cluster.address}", '--resources={"victim": 1}', hide=hidden)
+    cluster.wait_for(alive=2)
+    return cluster
+
+
+@needs_root
+def test_a_local_folder_the_workers_cannot_see_is_refused_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    results = tmp_path / "results"
+    cluster = _cluster(results, {})
+    try:
+        spec = write_spec(tmp_path, tiny_spec(tmp_path, name="blind"))
+        done = sweep("run", str(spec), "--address", cluster.address, env=cluster.env)
+    finally:
+        cluster.stop()
+    assert done.returncode == 2, done.stderr[-3000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert str(results / "blind") in lines[0] and "cannot see" in lines[0]
+    assert "s3://" in lines[0] and "NFS" in lines[0]  # what to use instead
+    assert list(results.iterdir()) == []  # nothing written
+
+
+@needs_root
+def test_an_s3_sweep_on_nodes_that_share_no_disk_survives_losing_a_worker(
+    s3: S3Server, tmp_path: Path
+) -> None:
+    """The worker sees none of the head's files (spec, driver cache, anything in tmp_path):
+    everything it needs goes through S3. Killing it mid-trial, the trial continues on the head
+    from its last checkpoint in S3, no step lost or run twice."""
+    cluster = _cluster(tmp_path, {**s3.env, "SWEEP_CACHE": str(tmp_path / "cache")})
+    storage = s3.uri("lossy")
+    folder = f"{storage}/nodeloss"
+    try:
+        spec = tiny_spec(
+            tmp_path,
+            name="nodeloss",
+            storage=storage,
+            difficulties=["paper-simplified"],
+            models={"plastic": {"family": "plastic"}},
+            train={"episodes": 9000, "batch_size": 8, "eval_every": 1500, "eval_episodes": 16},
+            search={"trials_per_cell": 3, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
+            confirm={"seeds": 0},
+            fault_tolerance={"max_failures": 3, "checkpoint_every_s": 0},
+        )
+        driver = subprocess.Popen(
+            [SWEEP, "run", str(write_spec(tmp_path, spec)), "--address", cluster.address],
+            env=cluster.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        victim = cluster.node_with("victim")
+        killed = None
+        deadline = time.monotonic() + 300
+        while killed is None and time.monotonic() < deadline and driver.poll() is None:
+            curves = read_table(folder, "curves")
+            there = curves[(curves["node"] == victim) & (curves["step"] < 4)]
+            if len(there):  # a trial that runs there, not about to finish
+                killed = there["trial_id"].iloc[0]
+                cluster.kill(cluster.nodes[1])
+            time.sleep(0.5)
+        assert killed is not None, "no trial ran on the worker"
+        _, stderr = driver.communicate(timeout=600)
+        assert driver.returncode == 0, stderr.decode()[-3000:]
+    finally:
+        cluster.stop()
+    trials, curves = read_table(folder, "trials"), read_table(folder, "curves")
+    assert len(trials) == 3 and set(trials["status"]) == {"completed"}
+    assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 3).all()
+    resumed = curves[curves["trial_id"] == killed].sort_values("step")
+    assert resumed["node"].iloc[0] == victim and resumed["node"].iloc[-1] != victim
+    other = curves[curves["trial_id"] != killed].groupby("trial_id")["episodes"].apply(sorted)
+    assert resumed["episodes"].tolist() == other.iloc[0]  # the same evaluations, none twice
+    assert trials.loc[trials["trial_id"] == killed, "episodes"].item() == 9000
+
+
+def test_a_killed_driver_resumes_from_s3_on_a_fresh_disk_and_analysis_reads_it(
+    s3: S3Server, tmp_path: Path
+) -> None:
+    storage = s3.uri("resumable")
+    folder = f"{storage}/killed"
+    spec = tiny_spec(
+        tmp_path,
+        name="killed",
+        storage=storage,
+        difficulties=["trivial", "small"],
+        models={"plastic": {"family": "plastic"}, "lstm": {"family": "lstm", "hidden": 32}},
+        train={"episodes": 1200, "batch_size": 8, "eval_every": 200, "eval_episodes": 16},
+        search={"trials_per_cell": 3, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
+        confirm={"seeds": 1},
+        fault_tolerance={"checkpoint_every_s": 0},
+    )
+    first_cache = tmp_path / "first-driver-cache"
+    driver = subprocess.Popen(
+        [SWEEP, "run", str(write_spec(tmp_path, spec))],
+        env={**os.environ, "SWEEP_CACHE": str(first_cache)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and driver.poll() is None:
+            if len(read_table(folder, "trials")) >= 3:
+                break
+            time.sleep(0.5)
+        assert driver.poll() is None, "the sweep finished before it could be killed"
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and its embedded Ray
+        driver.wait()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    before = read_table(folder, "trials")
+    assert 3 <= len(before) < 16
+    assert (first_cache.exists()) and not (tmp_path / "results").exists()  # all of it in S3
+
+    fresh = tmp_path / "fresh-head-cache"  # a new head: nothing on its disk
+    done = sweep("resume", folder, env={**os.environ, "SWEEP_CACHE": str(fresh)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = read_table(folder, "trials")
+    assert len(trials) == 4 * (3 + 1)
+    assert set(trials["status"]) == {"completed"}, trials["error"].dropna().tolist()
+    assert set(before["trial_id"]) <= set(trials["trial_id"])
+    curves = read_table(folder, "curves")
+    assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 16).all()
+
+    results = analysis.load(folder)  # straight from S3, studies included
+    assert len(results.trials) == 16
+    studies = results.studies()
+    assert len(studies) == 4
+    for study in studies.values():
+        assert len(study.trials) == 3
+        assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    out = tmp_path / "report"
+    report = subprocess.run(
+        [sys.executable, "-m", "analysis", "report", folder, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (out / "report.html").stat().st_size > 10_000
+
+
+def _kill_trial_workers(driver: subprocess.Popen[bytes]) -> int:
+    """SIGKILL every Ray worker process running a trial under this driver."""
+    killed = 0
+    for proc in psutil.Process(driver.pid).children(recursive=True):
+        try:
+            if proc.name().startswith("ray::ImplicitFunc"):  # a function trainable's actor
+                proc.kill()
+                killed += 1
+        except psutil.NoSuchProcess:
+            continue
+    return killed
+
+
+def test_a_sweep_whose_trials_all_fail_exits_non_zero_naming_the_error(tmp_path: Path) -> None:
+    """Every trial's worker process is killed (a real fault, no retries): the sweep writes
+    what it has, exits 1 and names the most common error in one line."""
+    spec = tiny_spec(
+        tmp_path,
+        name="doomed",
+        difficulties=["small"],
+        models={"plastic": {"family": "plastic"}},
+        train={"episodes": 100_000, "batch_size": 8, "eval_every": 500, "eval_episodes": 16},
+        search={"trials_per_cell": 2, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
+        confirm={"seeds": 1},
+        fault_tolerance={"max_failures": 0},
+    )
+    driver = subprocess.Popen(
+        [SWEEP, "run", str(write_spec(tmp_path, spec))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while driver.poll() is None and time.monotonic() < deadline:
+            _kill_trial_workers(driver)
+            time.sleep(0.5)
+        stdout, stderr = driver.communicate(timeout=60)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 1, stderr.decode()[-3000:]
+    last = stderr.decode().strip().splitlines()[-1]
+    assert last.startswith("sweep: error: every trial of 1 cell(s) failed (small/plastic)")
+    assert "most often (2x) with: " in last
+    trials = pd.read_parquet(tmp_path / "results" / "doomed" / "trials")
+    assert len(trials) == 2 and set(trials["status"]) == {"failed"}
+    assert "small/plastic" in stdout.decode()  # the cells table, printed before the error
