@@ -105,7 +105,7 @@ def qualified(cls: type) -> str:
 def unknown(kind: str, name: str, known: list[str]) -> str:
     """One line: the bad name, the valid ones, and a close match if there is one."""
     close = difflib.get_close_matches(name, known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = f"; did you mean {close[0]!r}?" if close else ""  # as sweep.errors.unknown words it
     return f"unknown {kind} {name!r}; valid: {', '.join(known)}{hint}"
 
 

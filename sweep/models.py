@@ -13,8 +13,8 @@ from torch import nn
 
 from baselines import BaselineConfig, RecurrentBaseline
 from plastic_models import PlasticConfig, PlasticLSTM, PlasticLSTMConfig, PlasticNetwork
-from plastic_models.rules import qualified, unknown
-from sweep.errors import describe
+from plastic_models.rules import qualified
+from sweep.errors import describe, did_you_mean, unknown
 
 
 class Model(Protocol):
@@ -97,16 +97,16 @@ def make_config(family: str, params: Mapping[str, Any] | None = None) -> Any:
     """Validated config of `family` from plain values; bad or unknown keys raise ValueError."""
     fam = get_family(family)
     params = dict(params or {})
-    unknown = sorted(set(params) - set(fam.parameters))
-    if unknown:
+    extra = sorted(set(params) - set(fam.parameters))
+    if extra:
         raise ValueError(
-            f"model family {family!r} has no parameter {', '.join(map(repr, unknown))}; "
-            f"valid: {', '.join(fam.parameters)}"
+            f"model family {family!r} has no parameter {', '.join(map(repr, extra))}; "
+            f"valid: {', '.join(fam.parameters)}{did_you_mean(extra[0], fam.parameters)}"
         )
     try:
         return fam.config(**params)
     except ValidationError as e:
-        raise ValueError(f"{family} {describe(e)[0]}") from None
+        raise ValueError(f"{family} {describe(e, schema=fam.config)[0]}") from None
 
 
 def build_model(

@@ -15,7 +15,7 @@ from sweep.progress import LiveCells, budget, counts_from_storage, render
 from sweep.results import ResultsWriter, compact, read_table
 from sweep.scheduling import CellScheduler
 from sweep.search import CellSearcher
-from sweep.spec import SweepSpec, parse_spec
+from sweep.spec import SweepSpec, parse_spec_text
 from sweep.storage import download_journal, is_local, sees, upload_journal
 from sweep.store import SPEC_FILE, filesystem
 
@@ -73,6 +73,15 @@ def _init_ray(
 
         os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
         ray_constants.ENABLE_RAY_CLUSTER = False
+        # A new local instance gets token authentication by default (Ray >= 2.5x), with a
+        # notice meant for cluster users unless the mode is set; setting it to that same
+        # default keeps the protection and drops the notice. The user's own setting wins.
+        # Ray read the mode when it was imported: refresh its copy, as ray.init does.
+        if "RAY_AUTH_MODE" not in os.environ:
+            from ray._raylet import Config  # type: ignore[attr-defined]  # not in its stubs
+
+            os.environ["RAY_AUTH_MODE"] = "token"
+            Config.initialize("")
         ray.init(
             address="local",
             num_cpus=num_cpus,
@@ -212,9 +221,7 @@ def read_spec(folder: str) -> SweepSpec:
             text = f.read().decode()
     except (FileNotFoundError, OSError):
         raise SweepError(f"{folder}: no sweep here (no {SPEC_FILE})") from None
-    import yaml
-
-    return parse_spec(yaml.safe_load(text))
+    return parse_spec_text(text, f"{folder}/{SPEC_FILE}")
 
 
 def run(
