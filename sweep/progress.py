@@ -153,10 +153,11 @@ class LiveCells(Callback):
         table = render(counts, f"sweep {self.spec.name}")
         table.caption = eta(counts, time.monotonic() - self._started)
         if self._live is None:
+            # rich redraws from its own thread: a slow terminal never holds up Tune's loop
             console = Console(stderr=True)
-            self._live = Live(table, console=console, auto_refresh=False, transient=True)
+            self._live = Live(table, console=console, refresh_per_second=2, transient=True)
             self._live.start()
-        self._live.update(table, refresh=True)
+        self._live.update(table)
 
     def on_experiment_end(self, trials: list[TuneTrial], **info: Any) -> None:
         if self._live is not None:
