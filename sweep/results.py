@@ -10,7 +10,6 @@ steps are dropped by readers, which keep the last row per key.
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import time
 import types
 import typing
@@ -30,6 +29,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial as TuneTrial
 
 from sweep.models import FAMILIES
+from sweep.provenance import git_commit
 from sweep.records import Reconstructions, TrialConfig, TrialResult
 from sweep.spec import SweepSpec
 from sweep.store import (
@@ -95,19 +95,6 @@ def schema(table: str) -> pa.Schema:
     """A table's schema now: the trials table gains the columns of families a plugin
     registered after this module was imported."""
     return trials_schema(config_columns()) if table == "trials" else SCHEMAS[table]
-
-
-def git_commit() -> str:
-    """The commit of the code that runs, '+dirty' when it has uncommitted changes."""
-    here = Path(__file__).resolve().parent
-    try:
-        run = lambda *a: subprocess.run(  # noqa: E731
-            ["git", "-C", str(here), *a], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        commit = run("rev-parse", "HEAD")
-        return commit + ("+dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def write_part(
