@@ -244,13 +244,12 @@ class RetroactiveEpisode:
                 gy.addcmul_(self.rule.shrink_slope(y), col, value=-eta)
                 g_eta -= (self.rule.shrink(y) * col).sum()
             elif self.rule.constant != 0:
-                g_eta -= self.rule.constant * torch.mul(e, g_e, out=tmp).sum()
-            col_m = torch.mul(g_p, e, out=tmp).sum(1)  # (b, N): dL/dM per postsynaptic j
-            if self.fanout is None:
-                torch.sum(col_m, 1, keepdim=True, out=g_m)
+                g_eta -= self.rule.constant * dot(e, g_e).sum()
+            if self.fanout is None:  # dL/dM = sum_ij G_P E
+                g_m.copy_(dot(g_p, e))
                 g_m0 = g_m
-            else:
-                g_m.copy_(col_m)
+            else:  # dL/dM_j = sum_i G_P_ij E_ij
+                torch.sum(torch.mul(g_p, e, out=tmp), 1, out=g_m)
                 g_m0 = g_m @ self.fanout[0]  # (b, 1)
             torch.mul(g_m0, 1 - m0 * m0, out=g_s)  # dL/ds
             gy.addmm_(g_s, self.v)
@@ -280,6 +279,13 @@ class RetroactiveEpisode:
         torch.mul(gy, 1 - y * y, out=g_pre)
         if free is not None:
             g_pre.mul_(free)
+
+
+def dot(a: Tensor, b: Tensor) -> Tensor:
+    """sum_ij a_ij b_ij per batch element of (b, N, N) tensors, (b, 1): one read of each,
+    no (b, N, N) temporary."""
+    batch = a.shape[0]
+    return torch.bmm(a.reshape(batch, 1, -1), b.reshape(batch, -1, 1)).squeeze(2)
 
 
 class RetroactiveFunction(torch.autograd.Function):
