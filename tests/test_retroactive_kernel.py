@@ -170,3 +170,17 @@ def test_kernel_memory_grows_as_sqrt_of_episode_length() -> None:
     trace = 2 * 24 * 24 * 4  # (B, N, N) float32
     assert long == 2 * 19 * trace  # (400 - 1) // 20 snapshots of (PW, E)
     assert long / short <= 2.5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_kernel_on_gpu_matches_reference(alpha: str) -> None:
+    """The whole batch as one chunk on the GPU, against the reference on the CPU."""
+    net = _net(torch.float64, rule="oja", alpha=alpha, fanout=True, clip=0.3)
+    x = _inputs(60, 3, torch.float64, seed=7)
+    g_ref = _grads(net, reference_forward(net, x))
+    gpu = net.cuda()
+    assert gpu.fast
+    g_gpu = _grads(gpu, gpu(x.cuda()))
+    for name in g_ref:
+        assert _max_rel(g_gpu[name].cpu(), g_ref[name]) <= 1e-8, name
