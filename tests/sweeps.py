@@ -178,10 +178,8 @@ class S3Server:
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.port}",
         }
         self.process = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("moto_server")),
-                *("-H", "127.0.0.1", "-p", str(self.port)),
-            ],
+            [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1"]
+            + ["-p", str(self.port)],
             start_new_session=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
