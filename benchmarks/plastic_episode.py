@@ -12,10 +12,12 @@ each (case, path) in a fresh subprocess, and measures its memory two ways:
 A path whose estimated memory does not fit in the available memory is skipped, with the reason.
 The clamp case is the image task's input mode (`input_mode="clamp"`) on its paper protocol.
 The modulation cases are Backpropamine's variants at the full pattern level (N = 1001, T = 106,
-batch 1): "fast" is `forward` (the hand-derived kernels without modulation, the generic
-checkpointed path with it); the summary compares each with the non-modulated fast path.
+batch 1): "fast" is `forward` (the hand-derived kernels without modulation and for retroactive
+modulation, the generic checkpointed path for simple modulation), "generic" the generic
+checkpointed path for every variant; the summary compares each with the non-modulated fast path.
 
     .venv/bin/python benchmarks/plastic_episode.py --cases modulation  # the three variants
+    .venv/bin/python benchmarks/plastic_episode.py --cases modulation --paths fast generic
 
     .venv/bin/python benchmarks/plastic_episode.py [--repeats 5] [--threads 2] [--json out.json]
     .venv/bin/python benchmarks/plastic_episode.py --cases image  # the cases named "image..."
@@ -46,13 +48,14 @@ import torch
 from machine import cpu_model  # benchmarks/machine.py, beside this script
 
 from plastic_models import PlasticConfig, PlasticNetwork, reference_forward
+from plastic_models.checkpointed import unroll
 from plastic_models.config import InputMode, ModulationName
 from sweep.tasks import make_task
 from sweep.tasks.base import show_sequence
 from sweep.tasks.images import LEVELS as IMAGE_LEVELS
 from sweep.train import TrainConfig, Trial
 
-PATHS = ("reference", "plain", "fast")
+PATHS = ("reference", "plain", "generic", "fast")
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ def machine() -> str:
 
 def estimated_gib(case: Case, path: str) -> float:
     """Memory the path keeps for its backward pass: N x N tensors per step and batch element."""
-    per_step = {"reference": 4, "plain": 3, "fast": 0}[path]
+    per_step = {"reference": 4, "plain": 3, "generic": 0, "fast": 0}[path]
     if case.modulation == "retroactive":  # two traces, each kept per step
         per_step *= 2
     return (per_step * case.steps + 24) * case.batch * case.n**2 * 4 / 2**30
@@ -149,6 +152,7 @@ def worker(case: Case, path: str, repeats: int, threads: int) -> dict[str, Any]:
     forwards: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
         "fast": net,
         "plain": net.forward_autograd,
+        "generic": lambda v: generic_forward(net, v),
         "reference": lambda v: reference_forward(net, v),
     }
     forward = forwards[path]
@@ -186,6 +190,13 @@ def worker(case: Case, path: str, repeats: int, threads: int) -> dict[str, Any]:
         "rss_growth_mib": rss_growth,
         "peak_rss_mib": peak_rss,
     }
+
+
+def generic_forward(net: PlasticNetwork, inputs: torch.Tensor) -> torch.Tensor:
+    """`forward` on the generic checkpointed path, whatever kernel the network has."""
+    drive = net.drive(inputs)
+    state = net.initial_state(drive.shape[1], drive.device, drive.dtype)
+    return net.readout(unroll(net.cell, drive, state, list(net.parameters())))
 
 
 def run_case(case: Case, path: str, repeats: int, threads: int) -> dict[str, Any]:
@@ -242,21 +253,22 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def modulation_summary(rows: list[dict[str, Any]]) -> str:
-    """Each modulated variant's `forward` against the non-modulated fast path, same run."""
-    by_name = {r["name"]: r for r in rows if r["path"] == "fast" and "skipped" not in r}
-    base = by_name.get("modulation: none")
+    """Each modulated variant's `forward` (and generic path) against the non-modulated fast
+    path, same run."""
+    done = [r for r in rows if r["path"] in ("fast", "generic") and "skipped" not in r]
+    base = next((r for r in done if r["name"] == "modulation: none" and r["path"] == "fast"), None)
     if base is None:
         return ""
     lines = [
-        "| variant | s / step | vs none | peak RSS MiB | tensor peak MiB |",
-        "|---|---|---|---|---|",
+        "| variant | path | s / step | vs none | peak RSS MiB | tensor peak MiB |",
+        "|---|---|---|---|---|---|",
     ]
-    for name, row in by_name.items():
-        if name.startswith("modulation: "):
+    for row in done:
+        if row["name"].startswith("modulation: "):
             lines.append(
-                f"| {name.removeprefix('modulation: ')} | {row['median_s']:.3f} "
-                f"| {row['median_s'] / base['median_s']:.2f}× | {row['peak_rss_mib']:.0f} "
-                f"| {row['tensor_peak_mib']:.0f} |"
+                f"| {row['name'].removeprefix('modulation: ')} | {row['path']} "
+                f"| {row['median_s']:.3f} | {row['median_s'] / base['median_s']:.2f}× "
+                f"| {row['peak_rss_mib']:.0f} | {row['tensor_peak_mib']:.0f} |"
             )
     return "\n".join(lines)
 
@@ -306,6 +318,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--cases", nargs="+", help="only cases whose name contains one of these")
+    parser.add_argument(
+        "--paths",
+        nargs="+",
+        choices=PATHS,
+        default=["reference", "plain", "fast"],
+        help="the paths to time (default: all but generic)",
+    )
     parser.add_argument("--time-to-solution", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--path", choices=("fast", "plain"), default="fast")
@@ -332,7 +351,7 @@ def main() -> None:
         rows = []
         cases = [c for c in CASES if not args.cases or any(p in c.name for p in args.cases)]
         for case in cases:
-            for path in PATHS:
+            for path in [p for p in PATHS if p in args.paths]:
                 rows.append(run_case(case, path, args.repeats, args.threads))
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "seconds"}), flush=True)
         record["episodes"] = rows

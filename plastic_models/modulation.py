@@ -46,7 +46,8 @@ class Modulation:
     uses_eta: whether the learned eta (or eta_E) enters the update.
     uses_modulator: whether M(t) is computed.
     default_clip: the clip of the traces when neither the network nor the rule sets one.
-    fast_kernels: whether the hand-derived kernels (one trace at rate eta) apply.
+    fast_kernels: whether a hand-derived kernel runs it (for a rule the kernels know):
+        episode.py without modulation, retroactive.py for retroactive modulation.
     """
 
     name: str
@@ -91,6 +92,13 @@ MODULATIONS: dict[str, Modulation] = {
     for m in (
         Modulation("none", traces=1, uses_eta=True, uses_modulator=False, fast_kernels=True),
         Modulation("simple", traces=1, uses_eta=False, uses_modulator=True, default_clip=1.0),
-        Modulation("retroactive", traces=2, uses_eta=True, uses_modulator=True, default_clip=1.0),
+        Modulation(
+            "retroactive",
+            traces=2,
+            uses_eta=True,
+            uses_modulator=True,
+            default_clip=1.0,
+            fast_kernels=True,
+        ),
     )
 }

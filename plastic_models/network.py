@@ -6,9 +6,10 @@ The traces are (B, N, N), indexed [batch, presynaptic i, postsynaptic j]; they a
 at the start of every forward pass (one episode) and never stored on the module, so the
 trained network keeps learning inside each episode and forgets between them.
 
-`forward` runs the whole episode memory-flat: without modulation, a rule the fast kernels know
-(a `DecayRule`) runs as one hand-derived autograd Function (plastic_models.episode); every other
-rule or modulation runs on the generic checkpointed path (plastic_models.checkpointed). Both
+`forward` runs the whole episode memory-flat: a rule the fast kernels know (a `DecayRule`) runs
+as one hand-derived autograd Function without modulation (plastic_models.episode) and under
+retroactive modulation (plastic_models.retroactive); every other rule or modulation runs on the
+generic checkpointed path (plastic_models.checkpointed). Both
 keep O(T B N + sqrt(T) B N^2) memory instead of plain autograd's ~3 T B N^2.
 `forward_autograd` is `step` unrolled under plain autograd, kept as a baseline.
 """
@@ -25,6 +26,7 @@ from plastic_models.checkpointed import unroll
 from plastic_models.config import PlasticConfig
 from plastic_models.episode import has_fast_kernel, plastic_episode
 from plastic_models.modulation import MODULATIONS, Neuromodulator
+from plastic_models.retroactive import retroactive_episode
 from plastic_models.rules import DecayRule, get_rule
 
 State = tuple[Tensor, ...]
@@ -149,9 +151,15 @@ class PlasticNetwork(nn.Module):
         if self.fast:
             assert self.eta is not None and isinstance(self.rule, DecayRule)
             clamp = self.config.input_mode == "clamp"
-            activations = plastic_episode(
-                drive, self.w, self.alpha, self.eta, self.rule, self.clip, clamp
-            )
+            if self.modulator is None:
+                activations = plastic_episode(
+                    drive, self.w, self.alpha, self.eta, self.rule, self.clip, clamp
+                )
+            else:  # retroactive: its clip is always set (1 unless given)
+                assert self.clip is not None
+                activations = retroactive_episode(
+                    drive, self.w, self.alpha, self.eta, self.modulator, self.rule, self.clip, clamp
+                )
         else:
             state = self.initial_state(drive.shape[1], drive.device, drive.dtype)
             activations = unroll(self.cell, drive, state, list(self.parameters()))
