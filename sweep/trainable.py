@@ -121,6 +121,8 @@ def data_parallel(ray_config: dict[str, Any], spec: SweepSpec, trial: Trial) -> 
         return
     rendezvous = Rendezvous.at(ray.util.get_node_ip_address(), world, trial.device)
     group = ray.util.get_current_placement_group()
+    if group is None:  # started outside `sweep.runner`, which gives it one bundle per rank
+        raise RuntimeError(f"a trial of {world} workers needs its own placement group")
     actors = [
         TrialWorker.options(  # type: ignore[attr-defined]
             num_cpus=spec.resources.cpu,
