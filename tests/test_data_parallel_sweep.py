@@ -57,19 +57,17 @@ def _workers_of(pid: int) -> list[psutil.Process]:
 
 
 def _spec(tmp_path: Path, name: str, **changes: Any) -> dict[str, Any]:
-    return tiny_spec(
-        tmp_path,
-        name=name,
-        difficulties=["small"],
-        models={"plastic": {"family": "plastic"}},
+    settings: dict[str, Any] = {
+        "difficulties": ["small"],
+        "models": {"plastic": {"family": "plastic"}},
         # about a second per evaluation, so that a kill lands between two of them
-        train={"episodes": 24000, "batch_size": 16, "eval_every": 4000, "eval_episodes": 16},
-        confirm={"seeds": 0},
-        resources=TWO_WORKERS,
-        fault_tolerance={"max_failures": 2, "checkpoint_every_s": 0},
-        max_concurrent=None,
-        **changes,
-    )
+        "train": {"episodes": 24000, "batch_size": 16, "eval_every": 4000, "eval_episodes": 16},
+        "confirm": {"seeds": 0},
+        "resources": TWO_WORKERS,
+        "fault_tolerance": {"max_failures": 2, "checkpoint_every_s": 0},
+        "max_concurrent": None,
+    }
+    return tiny_spec(tmp_path, name=name, **{**settings, **changes})
 
 
 def test_a_killed_worker_is_retried_from_its_checkpoint_and_asha_frees_every_cpu(
