@@ -177,9 +177,9 @@ class S3Server:
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.port}",
         }
+        server = str(Path(sys.executable).with_name("moto_server"))
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1"]
-            + ["-p", str(self.port)],
+            [server, "-H", "127.0.0.1", "-p", str(self.port)],
             start_new_session=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
