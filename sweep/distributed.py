@@ -11,9 +11,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-# A collective that waits this long for a peer raises: a worker whose process or node died
-# (without closing its connection) fails the trial, which Tune retries from its checkpoint.
-COLLECTIVE_TIMEOUT = timedelta(seconds=120)
+# A collective that waits this long for a peer raises: a worker whose node died (without
+# closing its connection) fails the trial, which Tune retries from its checkpoint. (A dead
+# process closes its connections: its peers fail at once.) It must exceed the longest time
+# ranks 1..W-1 wait for rank 0 between two steps: an evaluation and a checkpoint upload.
+COLLECTIVE_TIMEOUT = timedelta(minutes=10)
 BACKENDS = {"cpu": "gloo", "cuda": "nccl"}
 
 
