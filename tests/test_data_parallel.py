@@ -12,8 +12,10 @@ import torch
 import torch.multiprocessing as mp
 
 from sweep.distributed import Rendezvous, broadcast, free_port, leave
+from sweep.spec import SpecError, parse_spec
 from sweep.tasks import make_task
 from sweep.train import Ranks, TrainConfig, Trial
+from tests.sweeps import tiny_spec
 
 # 45 episodes in batches of 7: the last batch has 3, fewer than 4 ranks (an empty shard)
 SETTINGS: dict[str, Any] = {
@@ -82,3 +84,23 @@ def test_w_workers_train_the_same_experiment_as_one(
             torch.testing.assert_close(rank["model"][name], value, rtol=1e-4, atol=1e-6)
     # only rank 0 evaluates
     assert all(math.isnan(e) for rank in ranks[1:] for e in rank["error"])
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ({"workers": 0}, "resources.workers"),
+        ({"workers": 2, "gpu": 2}, "more than one GPU per worker"),
+        ({"workers": 2, "one_node": "maybe"}, "resources.one_node"),
+    ],
+)
+def test_bad_worker_resources_are_named(
+    tmp_path: Path, resources: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_spec(tiny_spec(tmp_path, resources=resources))
+
+
+def test_one_worker_is_a_plain_trial(tmp_path: Path) -> None:
+    resources = parse_spec(tiny_spec(tmp_path)).resources
+    assert (resources.workers, resources.one_node) == (1, False)
