@@ -1,9 +1,11 @@
 """The analysis command line: `python -m analysis report DIR` and `python -m analysis summary
 DIR`. A folder that holds no sweep, or no finished trials, is one line on stderr and exit
-status 2, like the `sweep` command's bad input."""
+status 2, like the `sweep` command's bad input; what cannot be read (a folder, a spec that
+is not YAML, a part file) is named in one warning line each."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import NoReturn
@@ -24,23 +26,49 @@ def _fail(message: str) -> NoReturn:
 
 
 def _warn(message: Warning | str, *args: object, **kwargs: object) -> None:
-    """Warnings (an unreadable part file, say) as one line each on stderr."""
-    click.echo(f"analysis: warning: {message}", err=True)
+    """Warnings (an unreadable part file, say) as one line each on stderr: a parser's
+    multi-line account of where a file went wrong is cut to its first line."""
+    first = str(message).strip().splitlines()[0] if str(message).strip() else ""
+    click.echo(f"analysis: warning: {first}", err=True)
+
+
+def _unreadable(folder: str) -> list[str]:
+    """A local folder, or the folders in it, that this user may not read."""
+    path = Path(folder)
+    if "://" in folder or not path.is_dir():
+        return []
+    if not os.access(path, os.R_OK | os.X_OK):
+        return [folder]
+    return [
+        str(child)
+        for child in sorted(path.iterdir())
+        if child.is_dir()
+        and not child.name.startswith(".")
+        and not os.access(child, os.R_OK | os.X_OK)
+    ]
 
 
 def _finished(folder: str) -> Results:
     """The folder's results, with at least one finished trial."""
+    unreadable = _unreadable(folder)
+    if unreadable == [folder]:
+        _fail(f"{folder}: cannot be read (permission denied)")
+    for path in unreadable:
+        _warn(f"{path}: cannot be read (permission denied); left out")
     try:
         results = load(folder)
     except (NoSweepError, ValueError, OSError) as e:
-        _fail(str(e))
+        _fail(" ".join(str(e).split()))
     if results.trials.empty:
         running = results.curves["trial_id"].nunique()
+        if not running and not any("name" in s.spec for s in results.sweeps):
+            where = ", ".join(s.path for s in results.sweeps)
+            _fail(f"{folder}: no sweep here ({where}: no sweep's spec.yaml, no trials)")
         _fail(f"{folder}: no finished trials yet ({running} running or interrupted)")
     return results
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Summaries, figures and reports of sweep results."""
     warnings.showwarning = _warn

@@ -1,7 +1,8 @@
 """Non-plastic recurrent baselines with the plastic network's sequence-level interface.
 
 `forward(inputs[T, B, I]) -> outputs[T, B, O]`: a whole-sequence torch RNN core (cuDNN on a
-GPU) followed by a linear readout of the hidden state at every step.
+GPU) followed by a linear readout of the hidden state at every step. The step interface
+(`initial_state`, `step`) runs the same core one step at a time, for closed-loop tasks.
 """
 
 from __future__ import annotations
@@ -61,3 +62,17 @@ class RecurrentBaseline(nn.Module):
     def forward(self, inputs: Tensor) -> Tensor:
         hidden, _ = self.core(inputs)  # (T, B, H)
         return self.head(hidden)  # (T, B, O)
+
+    def initial_state(
+        self, batch_size: int, device: torch.device | str, dtype: torch.dtype | None = None
+    ) -> tuple[Tensor, ...]:
+        """Zero hidden state (1, B, H); the LSTM's is (h, c)."""
+        dtype = dtype or self.head.weight.dtype
+        zero = torch.zeros(1, batch_size, self.config.hidden, device=device, dtype=dtype)
+        return (zero, zero) if isinstance(self.core, nn.LSTM) else (zero,)
+
+    def step(self, x_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """One time step: x_t (B, I) -> y_t (B, O) and the next state."""
+        carried = state if isinstance(self.core, nn.LSTM) else state[0]
+        hidden, after = self.core(x_t.unsqueeze(0), carried)  # (1, B, H)
+        return self.head(hidden[0]), tuple(after) if isinstance(after, tuple) else (after,)

@@ -11,6 +11,11 @@ each (case, path) in a fresh subprocess, and measures its memory two ways:
   the process included), after the timed steps, before the profiled one.
 A path whose estimated memory does not fit in the available memory is skipped, with the reason.
 The clamp case is the image task's input mode (`input_mode="clamp"`) on its paper protocol.
+The modulation cases are Backpropamine's variants at the full pattern level (N = 1001, T = 106,
+batch 1): "fast" is `forward` (the hand-derived kernels without modulation, the generic
+checkpointed path with it); the summary compares each with the non-modulated fast path.
+
+    .venv/bin/python benchmarks/plastic_episode.py --cases modulation  # the three variants
 
     .venv/bin/python benchmarks/plastic_episode.py [--repeats 5] [--threads 2] [--json out.json]
     .venv/bin/python benchmarks/plastic_episode.py --cases image  # the cases named "image..."
@@ -41,7 +46,7 @@ import torch
 from machine import cpu_model  # benchmarks/machine.py, beside this script
 
 from plastic_models import PlasticConfig, PlasticNetwork, reference_forward
-from plastic_models.config import InputMode
+from plastic_models.config import InputMode, ModulationName
 from sweep.tasks import make_task
 from sweep.tasks.base import show_sequence
 from sweep.tasks.images import LEVELS as IMAGE_LEVELS
@@ -57,6 +62,7 @@ class Case:
     steps: int
     batch: int
     input_mode: InputMode = "add"
+    modulation: ModulationName = "none"
 
 
 CASES = [
@@ -65,6 +71,9 @@ CASES = [
     Case("patterns, first quarter", 1001, 26, 16),  # where plain autograd fits at B = 16
     Case("image size", 1025, 201, 1),
     Case("image task, clamp", 1025, 201, 1, "clamp"),
+    Case("modulation: none", 1001, 106, 1),
+    Case("modulation: simple", 1001, 106, 1, modulation="simple"),
+    Case("modulation: retroactive", 1001, 106, 1, modulation="retroactive"),
 ]
 
 
@@ -109,6 +118,8 @@ def machine() -> str:
 def estimated_gib(case: Case, path: str) -> float:
     """Memory the path keeps for its backward pass: N x N tensors per step and batch element."""
     per_step = {"reference": 4, "plain": 3, "fast": 0}[path]
+    if case.modulation == "retroactive":  # two traces, each kept per step
+        per_step *= 2
     return (per_step * case.steps + 24) * case.batch * case.n**2 * 4 / 2**30
 
 
@@ -130,7 +141,8 @@ def worker(case: Case, path: str, repeats: int, threads: int) -> dict[str, Any]:
     """Run in the subprocess: time `repeats` training steps after a warm-up, then profile one."""
     torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(0)
-    net = PlasticNetwork(case.n, case.n - 1, PlasticConfig(input_mode=case.input_mode))
+    config = PlasticConfig(input_mode=case.input_mode, modulation=case.modulation)
+    net = PlasticNetwork(case.n, case.n - 1, config)
     net.reset_parameters(generator)
     x, targets = inputs(case, generator)
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-4)
@@ -229,6 +241,26 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def modulation_summary(rows: list[dict[str, Any]]) -> str:
+    """Each modulated variant's `forward` against the non-modulated fast path, same run."""
+    by_name = {r["name"]: r for r in rows if r["path"] == "fast" and "skipped" not in r}
+    base = by_name.get("modulation: none")
+    if base is None:
+        return ""
+    lines = [
+        "| variant | s / step | vs none | peak RSS MiB | tensor peak MiB |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in by_name.items():
+        if name.startswith("modulation: "):
+            lines.append(
+                f"| {name.removeprefix('modulation: ')} | {row['median_s']:.3f} "
+                f"| {row['median_s'] / base['median_s']:.2f}× | {row['peak_rss_mib']:.0f} "
+                f"| {row['tensor_peak_mib']:.0f} |"
+            )
+    return "\n".join(lines)
+
+
 def time_to_solution(
     seed: int, path: str, lr: float, batch: int, budget_s: float
 ) -> dict[str, Any]:
@@ -305,6 +337,9 @@ def main() -> None:
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "seconds"}), flush=True)
         record["episodes"] = rows
         print(f"\n{record['machine']}, {args.threads} threads\n\n{table(rows)}")
+        summary = modulation_summary(rows)
+        if summary:
+            print(f"\n{summary}")
     if args.json:
         args.json.write_text(json.dumps(record, indent=2))
 

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from plastic_models.rules import DecayRule
+
 
 class ClippedEpisode:
     """One episode's parameters and the steps of its forward and backward passes."""
@@ -33,7 +35,7 @@ class ClippedEpisode:
         w: Tensor,
         alpha: Tensor,
         eta: Tensor,
-        rule: str,
+        rule: DecayRule,
         clip: float,
         clamp: bool,
         interval: int,
@@ -44,10 +46,10 @@ class ClippedEpisode:
         self.interval = interval  # K: steps per segment
 
     def decay(self, y: Tensor) -> float | Tensor:
-        """d(t): a float (hebb) or (b, 1, N) (oja)."""
-        if self.rule == "hebb":
-            return 1.0 - self.eta
-        return (1.0 - self.eta * y * y).unsqueeze(1)
+        """d(t): a float when the rule's shrink is a constant, else (b, 1, N)."""
+        if self.rule.constant is not None:
+            return 1.0 - self.eta * self.rule.constant
+        return (1.0 - self.eta * self.rule.shrink(y)).unsqueeze(1)
 
     def advance(self, h: Tensor, out: Tensor, x: Tensor, y: Tensor) -> None:
         """out = U(t+1) from h = H(t). The same ops in the forward pass and the replay."""
@@ -147,11 +149,11 @@ class ClippedEpisode:
             g_x_update = torch.bmm(g_u, y.unsqueeze(2)).squeeze(2)  # (b, N): sum_j G_ij y_j
             col = torch.mul(h, g_u, out=tmp).sum(1)  # (b, N): sum_i H_ij G_ij
             gy.add_(v, alpha=eta)
-            if self.rule == "hebb":  # dU/deta = x ⊗ y - H
-                g_eta += (y * v).sum() - col.sum()
-            else:  # dU/deta = x ⊗ y - H diag(y^2), dU/dy_j = eta x - 2 eta y_j H[:, j]
-                gy.addcmul_(y, col, value=-2 * eta)
-                g_eta += (y * v).sum() - (y * y * col).sum()
+            if self.rule.constant is not None:  # dU/deta = x ⊗ y - s H
+                g_eta += (y * v).sum() - self.rule.constant * col.sum()
+            else:  # dU/deta = x ⊗ y - H diag(s(y)), dU/dy_j = eta x - eta s'(y_j) H[:, j]
+                gy.addcmul_(self.rule.shrink_slope(y), col, value=-eta)
+                g_eta += (y * v).sum() - (self.rule.shrink(y) * col).sum()
         self.tanh_backward(gy, y, free, g_pre)
         g_x = g_pre @ self.w.T  # (b, N)
         if update:
@@ -203,7 +205,7 @@ class ClippedFunction(torch.autograd.Function):
         w: Tensor,
         alpha: Tensor,
         eta: Tensor,
-        rule: str,
+        rule: DecayRule,
         clip: float,
         clamp: bool,
         interval: int,

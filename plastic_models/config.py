@@ -1,13 +1,24 @@
-"""Settings of a plastic recurrent network (Miconi, Clune & Stanley, ICML 2018, §2)."""
+"""Settings of a plastic recurrent network (Miconi, Clune & Stanley, ICML 2018, §2; Miconi et
+al., "Backpropamine", ICLR 2019)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import (
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+)
 from pydantic.dataclasses import dataclass
 
-Rule = Literal["hebb", "oja"]
+from plastic_models.rules import get_rule
+
+ModulationName = Literal["none", "simple", "retroactive"]
+InitDistribution = Literal["normal", "uniform"]
 InputMode = Literal["add", "clamp"]
 AlphaGranularity = Literal["connection", "neuron", "scalar"]
 
@@ -20,15 +31,27 @@ class PlasticConfig:
         (one neuron per input channel, input added to the pre-activation, the first
         `output_size` activations are the output). A number selects the general form with
         a linear input layer (I -> N) and a linear readout (N -> O).
-    rule: "hebb" is the paper's decay rule, Hebb <- (1 - eta) Hebb + eta x_pre x_post;
-        "oja" is Hebb <- Hebb + eta x_post (x_pre - x_post Hebb).
+    rule: a name in the rule registry (plastic_models.rules): "hebb" is the paper's decay
+        rule, Hebb <- (1 - eta) Hebb + eta x_pre x_post; "oja" is
+        Hebb <- Hebb + eta x_post (x_pre - x_post Hebb); "additive" is Backpropamine's
+        Hebb <- clip(Hebb + eta x_pre x_post); plugins may register more.
     alpha: plasticity coefficient per connection (N x N), per postsynaptic neuron (N) or
         one scalar for the whole network.
-    eta: initial (or fixed, see learn_eta) plasticity rate.
+    eta: initial (or fixed, see learn_eta) plasticity rate; under retroactive modulation the
+        eligibility trace's rate eta_E; unused (no parameter) under simple modulation.
     learn_eta: train eta by gradient descent (the paper) or keep it fixed.
-    clip: if set, the trace is clamped to [-clip, clip] after every update.
-    init_scale: w is drawn from init_scale * N(0, 1) (0.01 in the reference).
-    alpha_scale: alpha is drawn from alpha_scale * N(0, 1) (0.01 in the reference).
+    clip: if set, the trace is clamped to [-clip, clip] after every update. Unset: 1 under
+        modulation (the plastic weights, as in the Backpropamine code), else the rule's own
+        clip ("additive": 1; none for "hebb" and "oja").
+    modulation: "none" (eta drives the rule), "simple" (M(t) = tanh(v . y(t) + b) replaces
+        eta) or "retroactive" (M(t) turns an eligibility trace into plastic weights).
+    fanout: under modulation, M(t) goes through a learned Linear(1 -> N): one value per
+        postsynaptic neuron instead of one per batch element (ignored without modulation, so
+        a search may cross the two freely).
+    init: w and alpha are drawn from init_scale * N(0, 1) ("normal", the 2018 code) or
+        init_scale * U[0, 1) ("uniform", the Backpropamine code).
+    init_scale: scale of w's initial values (0.01 in both reference codes).
+    alpha_scale: scale of alpha's initial values (0.01 in both reference codes).
     input_mode: "add" adds the input to the pre-activation (the paper's pattern task);
         "clamp" sets a neuron that receives a non-zero input to that input (the paper's
         image task). Clamping needs the direct architecture; both modes run on the fast
@@ -36,11 +59,20 @@ class PlasticConfig:
     """
 
     hidden: PositiveInt | None = None
-    rule: Rule = "hebb"
+    rule: str = "hebb"
     alpha: AlphaGranularity = "connection"
     eta: Annotated[float, Field(gt=0, le=1)] = 0.01
     learn_eta: bool = True
     clip: PositiveFloat | None = None
+    modulation: ModulationName = "none"
+    fanout: bool = False
+    init: InitDistribution = "normal"
     init_scale: NonNegativeFloat = 0.01
     alpha_scale: NonNegativeFloat = 0.01
     input_mode: InputMode = "add"
+
+    @field_validator("rule")
+    @classmethod
+    def _known_rule(cls, name: str) -> str:
+        get_rule(name)  # one line naming the known rules (and a close match)
+        return name

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from plastic_models.clipped import ClippedFunction
 from plastic_models.linear import LinearFunction
+from plastic_models.rules import DecayRule, Rule
 
 # On the CPU the batch runs in chunks whose traces fit this size: with the other N x N tensors
 # of a step (alpha, w, a snapshot, the gradient buffers) they stay in a 32 MiB last-level cache,
@@ -53,12 +54,18 @@ def segment_length(steps: int, clip: float | None) -> int:
     return math.ceil(math.sqrt(steps if clip is not None else 2 * steps))
 
 
+def has_fast_kernel(rule: Rule) -> bool:
+    """The kernels run a `DecayRule` whose trace starts at zero and is read as it is."""
+    kind = type(rule)
+    return isinstance(rule, DecayRule) and kind.initial is Rule.initial and kind.read is Rule.read
+
+
 def plastic_episode(
     drive: Tensor,
     w: Tensor,
     alpha: Tensor,
     eta: Tensor,
-    rule: str,
+    rule: DecayRule,
     clip: float | None,
     clamp: bool = False,
 ) -> Tensor:

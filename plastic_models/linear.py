@@ -34,6 +34,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from plastic_models.rules import DecayRule
+
 
 def products(d: Tensor) -> Tensor:
     """d (L, ...) -> F (L+1, L+1, ...) with F[i, j] = d[i] * ... * d[j-1] (1 if j <= i)."""
@@ -51,7 +53,7 @@ class LinearEpisode:
         w: Tensor,
         alpha: Tensor,
         eta: Tensor,
-        rule: str,
+        rule: DecayRule,
         clamp: bool,
         steps: int,
         interval: int,
@@ -66,10 +68,11 @@ class LinearEpisode:
         return seg * self.interval, min(steps, (seg + 1) * self.interval)
 
     def decay(self, y: Tensor) -> Tensor:
-        """d for activations y (L, b, N): (L, b, N) (oja) or (L, 1, 1) (hebb)."""
-        if self.rule == "hebb":
-            return y.new_full((y.shape[0], 1, 1), 1 - self.eta)
-        return 1 - self.eta * y * y
+        """d for activations y (L, b, N): (L, b, N), or (L, 1, 1) when the rule's shrink is a
+        constant."""
+        if self.rule.constant is not None:
+            return y.new_full((y.shape[0], 1, 1), 1 - self.eta * self.rule.constant)
+        return 1 - self.eta * self.rule.shrink(y)
 
     def plastic(self, trace: Tensor, out: Tensor | None) -> Tensor:
         """A ∘ H: alpha * H into out per connection, else H itself (alpha factors out)."""
@@ -89,7 +92,8 @@ class LinearEpisode:
             start, stop = self.bounds(seg, steps)
             known = None if trace is None else self.plastic(trace, scaled)  # (b, N, N)
             xs = states[start:stop]  # (L, b, N)
-            f0 = drive.new_ones(1, 1) if self.rule == "hebb" else drive.new_ones(batch, n)
+            constant = self.rule.constant is not None
+            f0 = drive.new_ones(1, 1) if constant else drive.new_ones(batch, n)  # F[0, k]
             for k, t in enumerate(range(start, stop)):
                 x = xs[k]
                 pre = torch.addmm(drive[t], x, self.w)  # (b, N)
@@ -109,7 +113,8 @@ class LinearEpisode:
                 y = torch.tanh(pre, out=states[t + 1])
                 if self.clamp:  # where(drive != 0, drive, y) = y * (drive == 0) + drive
                     y.mul_(drive[t] == 0).add_(drive[t])
-                d = 1 - self.eta if self.rule == "hebb" else 1 - self.eta * y * y
+                c = self.rule.constant
+                d = 1 - self.eta * c if c is not None else 1 - self.eta * self.rule.shrink(y)
                 later[:k] *= d
                 torch.mul(y, self.eta, out=later[k])
                 f0 = f0 * d
@@ -209,9 +214,9 @@ class Segment:
             return torch.zeros_like(gy)
         seen = torch.linalg.vecdot(self.early[k, :k], self.v[:k], dim=0)
         col = torch.addcmul(seen, self.hg, f[0, k], out=self.col[k])
-        gy = gy.add_(self.v[k], alpha=eta)  # dU/dy_j = eta x - 2 eta y_j H[:, j] (oja)
-        if ep.rule == "oja":
-            gy.addcmul_(self.ys[k], col, value=-2 * eta)
+        gy = gy.add_(self.v[k], alpha=eta)  # dU/dy_j = eta x - eta s'(y_j) H[:, j]
+        if ep.rule.constant is None:
+            gy.addcmul_(ep.rule.shrink_slope(self.ys[k]), col, value=-eta)
         gp = torch.mul(gy, self.slope[k], out=g_pre)
         a = gp if ep.connection else torch.mul(gp, ep.alpha, out=self.a[k])
         if self.gy_known is not None:  # + eta G(c+L) (F[k+1, L] * y)
@@ -240,10 +245,10 @@ class Segment:
         """After the segment's steps: dL/deta, dL/dalpha from its traces, and, if carry, G at
         the segment's end -> G at its start."""
         ep, f, length, y = self.ep, self.f, self.ys.shape[0], self.ys
-        if ep.rule == "hebb":  # dU/deta = x ⊗ y - H
-            g_eta += (y * self.v).sum() - self.col.sum()
-        else:  # dU/deta = x ⊗ y - H diag(y^2)
-            g_eta += (y * self.v).sum() - (y * y * self.col).sum()
+        if ep.rule.constant is not None:  # dU/deta = x ⊗ y - s H
+            g_eta += (y * self.v).sum() - ep.rule.constant * self.col.sum()
+        else:  # dU/deta = x ⊗ y - H diag(s(y))
+            g_eta += (y * self.v).sum() - (ep.rule.shrink(y) * self.col).sum()
         x_cols = self.xs.permute(1, 2, 0)  # (b, N, L)
         if ep.connection:
             if self.trace is not None:  # H(c) ∘ sum_k x(k) ⊗ F[0, k] a(k)
@@ -270,7 +275,7 @@ class LinearFunction(torch.autograd.Function):
         w: Tensor,
         alpha: Tensor,
         eta: Tensor,
-        rule: str,
+        rule: DecayRule,
         clamp: bool,
         interval: int,
         chunk: int,

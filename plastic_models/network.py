@@ -1,28 +1,77 @@
-"""Plastic recurrent network: every connection is `w + alpha * Hebb` (Miconi et al. 2018).
+"""Plastic recurrent network: every connection is `w + alpha * Hebb` (Miconi et al. 2018),
+optionally neuromodulated (Backpropamine, Miconi et al. 2019).
 
 Shapes: T time steps, B batch elements, I input channels, N neurons, O outputs.
-The Hebbian trace is (B, N, N), indexed [batch, presynaptic i, postsynaptic j]; it is
-created at zero at the start of every forward pass (one episode) and never stored on the
-module, so the trained network keeps learning inside each episode and forgets between them.
+The traces are (B, N, N), indexed [batch, presynaptic i, postsynaptic j]; they are created
+at the start of every forward pass (one episode) and never stored on the module, so the
+trained network keeps learning inside each episode and forgets between them.
 
-`forward` runs the whole episode as one autograd Function (plastic_models.episode): memory
-O(T B N + sqrt(T) B N^2) instead of plain autograd's 3 T B N^2. `forward_autograd` is the plain
-batched autograd path through `step`, kept as a baseline; both give the same gradients.
+`forward` runs the whole episode memory-flat: without modulation, a rule the fast kernels know
+(a `DecayRule`) runs as one hand-derived autograd Function (plastic_models.episode); every other
+rule or modulation runs on the generic checkpointed path (plastic_models.checkpointed). Both
+keep O(T B N + sqrt(T) B N^2) memory instead of plain autograd's ~3 T B N^2.
+`forward_autograd` is `step` unrolled under plain autograd, kept as a baseline.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
+from plastic_models.checkpointed import unroll
 from plastic_models.config import PlasticConfig
-from plastic_models.episode import plastic_episode
+from plastic_models.episode import has_fast_kernel, plastic_episode
+from plastic_models.modulation import MODULATIONS, Neuromodulator
+from plastic_models.rules import DecayRule, get_rule
+
+State = tuple[Tensor, ...]
+
+
+def alpha_shape(granularity: str, pre: int, post: int) -> tuple[int, ...]:
+    """Per connection (pre, post), per postsynaptic neuron (post,) or one scalar ()."""
+    return {"connection": (pre, post), "neuron": (post,), "scalar": ()}[granularity]
+
+
+def plastic_product(x: Tensor, w: Tensor, alpha: Tensor, trace: Tensor) -> Tensor:
+    """x @ (w + alpha * trace) for x (B, N_pre), trace (B, N_pre, N_post): (B, N_post)."""
+    fixed = x @ w
+    # a per-neuron or scalar alpha factors out of the product, so only per-connection alpha
+    # pays for an elementwise (B, N, N) multiply.
+    if alpha.dim() == 2:
+        return fixed + torch.bmm(x.unsqueeze(1), alpha * trace).squeeze(1)
+    return fixed + torch.bmm(x.unsqueeze(1), trace).squeeze(1) * alpha
+
+
+def draw(
+    tensor: Tensor, distribution: str, scale: float, generator: torch.Generator | None
+) -> None:
+    """tensor <- scale * N(0, 1) or scale * U[0, 1), in place."""
+    if distribution == "uniform":
+        tensor.uniform_(0.0, 1.0, generator=generator)
+    else:
+        tensor.normal_(0.0, 1.0, generator=generator)
+    tensor.mul_(scale)
+
+
+def reset_linear(layer: nn.Linear, generator: torch.Generator | None) -> None:
+    """PyTorch's default Linear init, U(-1/sqrt(in), 1/sqrt(in)), from `generator`."""
+    bound = 1.0 / math.sqrt(layer.in_features)
+    layer.weight.uniform_(-bound, bound, generator=generator)
+    layer.bias.uniform_(-bound, bound, generator=generator)
 
 
 class PlasticNetwork(nn.Module):
-    """Sequence-level plastic RNN: `forward(inputs[T, B, I]) -> outputs[T, B, O]`."""
+    """Sequence-level plastic RNN: `forward(inputs[T, B, I]) -> outputs[T, B, O]`, and the step
+    interface `initial_state(B, device)`, `step(x_t (B, I), state) -> (y_t (B, O), state)`.
+
+    The state is (x (B, N), *traces): the activations of the last step, then the
+    modulation's traces (B, N, N) — (Hebb,) or, retroactive, (PW, E).
+    """
+
+    eta: Tensor | None
 
     def __init__(self, input_size: int, output_size: int, config: PlasticConfig | None = None):
         super().__init__()
@@ -40,14 +89,21 @@ class PlasticNetwork(nn.Module):
             )
         n = input_size if config.hidden is None else config.hidden
         self.neurons = n
+        self.rule = get_rule(config.rule)
+        self.modulation = MODULATIONS[config.modulation]
+        self.clip = self.modulation.clip(self.rule, config.clip)
         self.w = nn.Parameter(torch.empty(n, n))  # [pre, post]
-        alpha_shape = {"connection": (n, n), "neuron": (n,), "scalar": ()}[config.alpha]
-        self.alpha = nn.Parameter(torch.empty(alpha_shape))
+        self.alpha = nn.Parameter(torch.empty(alpha_shape(config.alpha, n, n)))
         eta = torch.tensor(float(config.eta))
-        if config.learn_eta:
+        if not self.modulation.uses_eta:  # simple modulation: M(t) is the rate
+            self.register_parameter("eta", None)
+        elif config.learn_eta:
             self.eta = nn.Parameter(eta)
         else:
             self.register_buffer("eta", eta)
+        self.modulator = (
+            Neuromodulator(n, n, config.fanout) if self.modulation.uses_modulator else None
+        )
         self.encoder = None if self.direct else nn.Linear(input_size, n)
         self.decoder = None if self.direct else nn.Linear(n, output_size)
         self.reset_parameters()
@@ -56,67 +112,82 @@ class PlasticNetwork(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    @property
+    def fast(self) -> bool:
+        """Whether `forward` runs on the hand-derived fast kernels."""
+        return self.modulation.fast_kernels and has_fast_kernel(self.rule)
+
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """w, alpha ~ scale * N(0, 1) as in the reference; eta back to its initial value."""
+        """w, alpha ~ scale * N(0, 1) or U[0, 1) as in the references; eta back to its initial
+        value; linear layers PyTorch's default."""
+        cfg = self.config
         with torch.no_grad():
-            self.w.normal_(0.0, 1.0, generator=generator).mul_(self.config.init_scale)
-            self.alpha.normal_(0.0, 1.0, generator=generator).mul_(self.config.alpha_scale)
-            self.eta.fill_(self.config.eta)
-            for layer in (self.encoder, self.decoder):
+            draw(self.w, cfg.init, cfg.init_scale, generator)
+            draw(self.alpha, cfg.init, cfg.alpha_scale, generator)
+            if self.eta is not None:
+                self.eta.fill_(cfg.eta)
+            layers: list[nn.Linear | None] = [self.encoder, self.decoder]
+            if self.modulator is not None:
+                layers += [self.modulator.source, self.modulator.fanout]
+            for layer in layers:
                 if layer is not None:
-                    bound = 1.0 / math.sqrt(layer.in_features)
-                    layer.weight.uniform_(-bound, bound, generator=generator)
-                    layer.bias.uniform_(-bound, bound, generator=generator)
+                    reset_linear(layer, generator)
 
     def drive(self, inputs: Tensor) -> Tensor:
-        """What each neuron receives from outside, added to its pre-activation: (T, B, N)."""
+        """What each neuron receives from outside, added to its pre-activation: (..., N)."""
         return inputs if self.encoder is None else self.encoder(inputs)
 
     def readout(self, activations: Tensor) -> Tensor:
-        """(T, B, N) activations -> (T, B, O) outputs."""
+        """(..., N) activations -> (..., O) outputs."""
         if self.decoder is None:
             return activations[..., : self.output_size]
         return self.decoder(activations)
 
     def forward(self, inputs: Tensor) -> Tensor:
-        """(T, B, I) inputs -> (T, B, O) outputs, by the fast episode (either input mode)."""
+        """(T, B, I) inputs -> (T, B, O) outputs, memory-flat (either input mode)."""
         drive = self.drive(inputs)  # (T, B, N)
-        cfg = self.config
-        clamp = cfg.input_mode == "clamp"
-        activations = plastic_episode(
-            drive, self.w, self.alpha, self.eta, cfg.rule, cfg.clip, clamp
-        )
+        if self.fast:
+            assert self.eta is not None and isinstance(self.rule, DecayRule)
+            clamp = self.config.input_mode == "clamp"
+            activations = plastic_episode(
+                drive, self.w, self.alpha, self.eta, self.rule, self.clip, clamp
+            )
+        else:
+            state = self.initial_state(drive.shape[1], drive.device, drive.dtype)
+            activations = unroll(self.cell, drive, state, list(self.parameters()))
         return self.readout(activations)  # (T, B, O)
 
     def forward_autograd(self, inputs: Tensor) -> Tensor:
-        """Plain batched autograd through `step`: keeps three (B, N, N) tensors per step."""
-        drive = self.drive(inputs)  # (T, B, N)
-        steps, batch, n = drive.shape
-        x = drive.new_zeros(batch, n)
-        hebb = drive.new_zeros(batch, n, n)
-        activations = []
-        for t in range(steps):
-            x, hebb = self.step(x, hebb, drive[t])
-            activations.append(x)
-        return self.readout(torch.stack(activations))  # (T, B, O)
+        """`step` unrolled under plain autograd: keeps several (B, N, N) tensors per step."""
+        state = self.initial_state(inputs.shape[1], inputs.device, inputs.dtype)
+        outputs = []
+        for x_t in inputs:
+            y, state = self.step(x_t, state)
+            outputs.append(y)
+        return torch.stack(outputs)  # (T, B, O)
 
-    def step(self, x: Tensor, hebb: Tensor, drive: Tensor) -> tuple[Tensor, Tensor]:
-        """One time step. x: (B, N) previous activations, hebb: (B, N, N), drive: (B, N)."""
-        fixed = torch.addmm(drive, x, self.w)  # (B, N)
-        # x @ (alpha * Hebb): a per-neuron or scalar alpha factors out of the product, so only
-        # per-connection alpha pays for an elementwise (B, N, N) multiply.
-        if self.alpha.dim() == 2:
-            plastic = torch.bmm(x.unsqueeze(1), self.alpha * hebb).squeeze(1)
-        else:
-            plastic = torch.bmm(x.unsqueeze(1), hebb).squeeze(1) * self.alpha
-        y = torch.tanh(fixed + plastic)  # (B, N)
-        if self.config.input_mode == "clamp":
+    def initial_state(
+        self, batch_size: int, device: torch.device | str, dtype: torch.dtype | None = None
+    ) -> State:
+        """Zero activations (B, N) and the rule's initial traces (B, N, N) of an episode."""
+        n = self.neurons
+        like = torch.empty((), device=device, dtype=dtype or self.w.dtype)
+        x = like.new_zeros(batch_size, n)
+        return (x, *self.modulation.initial(self.rule, batch_size, n, n, like))
+
+    def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+        """One time step of the episode: x_t (B, I) -> y_t (B, O) and the next state."""
+        y, state = self.cell(self.drive(x_t), state)
+        return self.readout(y), state
+
+    def cell(self, drive: Tensor, state: Sequence[Tensor]) -> tuple[Tensor, State]:
+        """One step on the neurons: drive (B, N) -> activations y (B, N), next state.
+        Order (Backpropamine's): y from the current traces, M(t) from y, then the traces."""
+        x, *traces = state
+        pre = drive + plastic_product(x, self.w, self.alpha, self.rule.read(traces[0]))
+        y = torch.tanh(pre)  # (B, N)
+        if self.config.input_mode == "clamp":  # a neuron given a non-zero input takes it
             y = torch.where(drive != 0, drive, y)
-        outer = x.unsqueeze(2) * y.unsqueeze(1)  # (B, N, N): x_pre[i] * y_post[j]
-        if self.config.rule == "hebb":
-            hebb = torch.lerp(hebb, outer, self.eta)  # (1 - eta) Hebb + eta outer
-        else:
-            hebb = hebb + self.eta * (outer - y.square().unsqueeze(1) * hebb)
-        if self.config.clip is not None:
-            hebb = hebb.clamp(-self.config.clip, self.config.clip)
-        return y, hebb
+        m = None if self.modulator is None else self.modulator(y)
+        traces = self.modulation.update(self.rule, traces, x, y, self.eta, m, self.clip)
+        return y, (y, *traces)

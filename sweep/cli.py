@@ -1,26 +1,26 @@
-"""The `sweep` command line."""
+"""The `sweep` command line.
+
+Parsing comes first and the heavy libraries (torch, Ray, pandas) are imported inside the
+commands, so `sweep --help` and a usage error answer at once.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
+import time
+import typing
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-import yaml
-from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sweep import runner
-from sweep.models import FAMILIES, make_config
-from sweep.plan import make_cells
-from sweep.progress import budget
-from sweep.spec import SpecError, SweepSpec, load_spec
-from sweep.tasks import TASKS, Task, make_task
-from sweep.train import Report, TrainConfig, train_trial
+if TYPE_CHECKING:
+    from sweep import runner
+    from sweep.spec import SweepSpec
+    from sweep.tasks import Task
+    from sweep.train import Report, TrainConfig
 
-stderr = Console(stderr=True)
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 class BadInput(click.ClickException):
@@ -40,12 +40,92 @@ def main() -> None:
         sys.exit(2 if isinstance(e, click.UsageError) else e.exit_code)
 
 
-@click.group()
+def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    from sweep.provenance import git_commit
+
+    click.echo(f"sweep (plasticity-sweeps) {version('plasticity-sweeps')}, commit {git_commit()}")
+    ctx.exit()
+
+
+@click.group(context_settings=CONTEXT)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_version,
+    help="Show the version and git commit, and exit.",
+)
 def cli() -> None:
-    """Sweeps comparing plastic networks with RNNs and LSTMs on memory tasks."""
+    """Sweeps comparing plastic networks with RNNs and LSTMs on memory tasks.
+
+    \b
+    Shell completion (bash; zsh and fish alike, see the README):
+        eval "$(_SWEEP_COMPLETE=bash_source sweep)"
+    """
+
+
+def choices() -> list[tuple[str, str]]:
+    """(term, description) rows of every valid choice, read from the registries: each task
+    with its levels, each model family with its hyperparameters (and their choices)."""
+    from plastic_models.rules import REGISTRY as RULES
+    from sweep.errors import annotation_at
+    from sweep.models import FAMILIES
+    from sweep.tasks import TASKS, levels
+
+    def described(config: Any, param: str) -> str:
+        found = annotation_at(config, [param])
+        if typing.get_origin(found) is typing.Literal:
+            return f"{param} ({' | '.join(map(str, typing.get_args(found)))})"
+        return param
+
+    rows = [(f"task {task}", "levels: " + ", ".join(levels(task))) for task in TASKS]
+    for name, family in FAMILIES.items():
+        params = ", ".join(described(family.config, p) for p in family.parameters)
+        rows.append((f"model {name}", "hyperparameters: " + params))
+    rows.append(("rules", ", ".join(RULES)))  # the `rule` of the plastic families
+    return rows
+
+
+class _WithChoices(click.Command):
+    """A command whose help ends with the valid tasks, levels, families and their
+    hyperparameters; the registries (and torch) are imported only when that help is shown."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Valid choices"):
+            formatter.write_dl(choices())
+        super().format_epilog(ctx, formatter)
+
+
+def _complete_task(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from sweep.tasks import TASKS
+
+    return [t for t in TASKS if t.startswith(incomplete)]
+
+
+def _complete_level(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from sweep.tasks import levels
+
+    try:
+        found = levels(ctx.params.get("task") or "patterns")
+    except ValueError:
+        return []
+    return [level for level in found if level.startswith(incomplete)]
+
+
+def _complete_family(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from sweep.models import FAMILIES
+
+    return [f for f in FAMILIES if f.startswith(incomplete)]
 
 
 def _parse_params(items: tuple[str, ...], flag: str) -> dict[str, Any]:
+    import yaml
+
     params: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -64,6 +144,12 @@ def _resolve_trial(
     train: dict[str, Any],
 ) -> tuple[Task, TrainConfig]:
     """Validate everything a trial needs (datasets included) before any training starts."""
+    from pydantic import ValidationError
+
+    from sweep.models import make_config
+    from sweep.tasks import make_task
+    from sweep.train import TrainConfig
+
     try:
         made = make_task(task, difficulty, task_params)
         make_config(model, params)
@@ -79,6 +165,17 @@ def _resolve_trial(
 
 def run_with_progress(task: Task, model: str, params: dict[str, Any], train: TrainConfig) -> Report:
     """Train one trial with a progress bar on stderr; returns the final report."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from sweep.train import train_trial
+
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -86,17 +183,30 @@ def run_with_progress(task: Task, model: str, params: dict[str, Any], train: Tra
         TextColumn("error {task.fields[error]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=stderr, transient=True) as progress:
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         bar = progress.add_task(f"{model} on {task.level}", total=train.episodes, error="-")
         for report in train_trial(task, model, params, train):
             progress.update(bar, completed=report.episodes, error=f"{report.error:.4f}")
     return report
 
 
-@cli.command()
-@click.option("--task", default="patterns", show_default=True, help=f"One of: {', '.join(TASKS)}.")
-@click.option("--difficulty", required=True, help="A named level of the task's ladder.")
-@click.option("--model", required=True, help=f"Model family, one of: {', '.join(FAMILIES)}.")
+@cli.command(cls=_WithChoices)
+@click.option(
+    "--task",
+    default="patterns",
+    show_default=True,
+    shell_complete=_complete_task,
+    help="A task (valid choices below).",
+)
+@click.option(
+    "--difficulty",
+    required=True,
+    shell_complete=_complete_level,
+    help="A named level of the task's ladder (below).",
+)
+@click.option(
+    "--model", required=True, shell_complete=_complete_family, help="A model family (below)."
+)
 @click.option("--hidden", type=int, help="Neurons (plastic: omit for the direct architecture).")
 @click.option("--episodes", type=int, default=16_000, show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
@@ -143,6 +253,8 @@ def train(
 
 
 def _spec_or_exit(path: str) -> SweepSpec:
+    from sweep.spec import SpecError, load_spec
+
     try:
         return load_spec(path)
     except SpecError as e:
@@ -163,10 +275,28 @@ _num_gpus = click.option(
 @cli.command()
 @click.argument("spec_path", metavar="SPEC")
 def validate(spec_path: str) -> None:
-    """Validate a sweep spec; print every problem with its path in the spec."""
+    """Validate a sweep spec; print every problem with its path in the spec (the valid
+    tasks, levels and families: `sweep train -h`)."""
     spec = _spec_or_exit(spec_path)
+    from sweep.plan import make_cells
+    from sweep.progress import budget
+
     cells = make_cells(spec)
     click.echo(f"{spec_path}: ok: {len(cells)} cells x {budget(spec)} trials")
+
+
+def _finished(folder: str, started: float) -> None:
+    """The cells table from storage, once, then how long it took and what to run next."""
+    from rich.console import Console
+
+    from sweep import runner
+
+    Console().print(runner.status(folder))
+    minutes, seconds = divmod(round(time.monotonic() - started), 60)
+    out = " --out DIR" if "://" in folder else ""  # the report is written to a local folder
+    click.echo(
+        f"finished in {minutes} min {seconds} s; next: python -m analysis report {folder}{out}"
+    )
 
 
 @cli.command(name="run")
@@ -179,18 +309,25 @@ def run_command(
 ) -> None:
     """Run a sweep: every (difficulty, model) cell searched with the same budget, then each
     cell's best configuration confirmed on fresh seeds."""
+    started = time.monotonic()
     spec = _spec_or_exit(spec_path)
+    from sweep import runner
+
     try:
         folder = runner.run(spec, address, num_cpus, num_gpus)
     except runner.SweepError as e:
         raise BadInput(str(e)) from None
     except runner.SweepFailed as e:
         _failed(e)
-    Console().print(runner.status(folder))
+    _finished(folder, started)
 
 
 def _failed(e: runner.SweepFailed) -> NoReturn:
     """What the sweep wrote, then one line naming what went wrong; exit status 1."""
+    from rich.console import Console
+
+    from sweep import runner
+
     Console().print(runner.status(e.folder))
     click.echo(f"sweep: error: {e}", err=True)
     sys.exit(1)
@@ -203,19 +340,28 @@ def _failed(e: runner.SweepFailed) -> NoReturn:
 @_num_gpus
 def resume(folder: str, address: str | None, num_cpus: int | None, num_gpus: int | None) -> None:
     """Finish an interrupted sweep without re-running finished trials."""
+    started = time.monotonic()
+    from sweep import runner
+    from sweep.spec import SpecError
+
     try:
         runner.resume(folder, address, num_cpus, num_gpus)
     except (runner.SweepError, SpecError) as e:
         raise BadInput(str(e)) from None
     except runner.SweepFailed as e:
         _failed(e)
-    Console().print(runner.status(folder))
+    _finished(folder, started)
 
 
 @cli.command()
 @click.argument("folder", metavar="DIR")
 def status(folder: str) -> None:
     """Print the cells of a sweep from storage: done, running, pending, best error."""
+    from rich.console import Console
+
+    from sweep import runner
+    from sweep.spec import SpecError
+
     try:
         table = runner.status(folder)
     except (runner.SweepError, SpecError) as e:

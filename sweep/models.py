@@ -12,12 +12,14 @@ from pydantic import ValidationError
 from torch import nn
 
 from baselines import BaselineConfig, RecurrentBaseline
-from plastic_models import PlasticConfig, PlasticNetwork
-from sweep.errors import describe
+from plastic_models import PlasticConfig, PlasticLSTM, PlasticLSTMConfig, PlasticNetwork
+from plastic_models.rules import qualified
+from sweep.errors import describe, did_you_mean, unknown
 
 
 class Model(Protocol):
-    """What every family builds: a sequence model `(T, B, I) -> (T, B, O)`."""
+    """What every family builds: a sequence model `(T, B, I) -> (T, B, O)`, and the same
+    model one step at a time (`forward` equals `step` unrolled from `initial_state`)."""
 
     @property
     def num_parameters(self) -> int: ...
@@ -30,6 +32,14 @@ class Model(Protocol):
     def reset_parameters(self, generator: torch.Generator | None = None) -> None: ...
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor: ...
+
+    def initial_state(
+        self, batch_size: int, device: torch.device | str, dtype: torch.dtype | None = None
+    ) -> tuple[torch.Tensor, ...]: ...
+
+    def step(
+        self, x_t: torch.Tensor, state: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]: ...
 
     def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
 
@@ -59,12 +69,27 @@ FAMILIES: dict[str, Family] = {
     "rnn": Family("rnn", BaselineConfig, partial(RecurrentBaseline, "rnn")),
     "lstm": Family("lstm", BaselineConfig, partial(RecurrentBaseline, "lstm")),
     "gru": Family("gru", BaselineConfig, partial(RecurrentBaseline, "gru")),
+    "plastic_lstm": Family("plastic_lstm", PlasticLSTMConfig, PlasticLSTM),
 }
+
+
+def register_family(name: str, config: type, build: Callable[[int, int, Any], nn.Module]) -> None:
+    """Add a model family (a plugin's): `config` a frozen pydantic dataclass whose fields are
+    its hyperparameters (with `hidden` if it can be size-matched), `build(input_size,
+    output_size, config)` a model with the `Model` interface."""
+    if not name.isidentifier():
+        raise ValueError(f"family name {name!r} must be a Python identifier")
+    known = FAMILIES.get(name)
+    if known is not None and qualified(known.config) != qualified(config):  # not a re-import
+        raise ValueError(
+            f"model family {name!r} is already registered by {qualified(known.config)}"
+        )
+    FAMILIES[name] = Family(name, config, build)
 
 
 def get_family(name: str) -> Family:
     if name not in FAMILIES:
-        raise ValueError(f"unknown model family {name!r}; valid: {', '.join(FAMILIES)}")
+        raise ValueError(unknown("model family", name, list(FAMILIES)))
     return FAMILIES[name]
 
 
@@ -72,16 +97,16 @@ def make_config(family: str, params: Mapping[str, Any] | None = None) -> Any:
     """Validated config of `family` from plain values; bad or unknown keys raise ValueError."""
     fam = get_family(family)
     params = dict(params or {})
-    unknown = sorted(set(params) - set(fam.parameters))
-    if unknown:
+    extra = sorted(set(params) - set(fam.parameters))
+    if extra:
         raise ValueError(
-            f"model family {family!r} has no parameter {', '.join(map(repr, unknown))}; "
-            f"valid: {', '.join(fam.parameters)}"
+            f"model family {family!r} has no parameter {', '.join(map(repr, extra))}; "
+            f"valid: {', '.join(fam.parameters)}{did_you_mean(extra[0], fam.parameters)}"
         )
     try:
         return fam.config(**params)
     except ValidationError as e:
-        raise ValueError(f"{family} {describe(e)[0]}") from None
+        raise ValueError(f"{family} {describe(e, schema=fam.config)[0]}") from None
 
 
 def build_model(

@@ -9,7 +9,7 @@ from typing import Any
 
 from sweep.models import build_model, get_family, hidden_for_parameters, make_config, num_parameters
 from sweep.records import TrialConfig
-from sweep.spec import TRAIN_SEARCHABLE, Distribution, SweepSpec
+from sweep.spec import SEEDS_PER_CELL, SEEDS_PER_SWEEP, TRAIN_SEARCHABLE, Distribution, SweepSpec
 from sweep.tasks import Task, make_task
 
 _SET_PER_TRIAL = ("seed", "device")
@@ -123,10 +123,10 @@ def trial_config(
 
 def search_seed(spec: SweepSpec, cell: Cell, number: int) -> int:
     """Seed of search trial `number` of a cell: distinct across cells and trials."""
-    return spec.search.seed * 1_000_000 + cell.index * 1_000 + number
+    return spec.search.seed * SEEDS_PER_SWEEP + cell.index * SEEDS_PER_CELL + number
 
 
 def confirm_seed(spec: SweepSpec, k: int) -> int:
     """The k-th confirmation seed, the same for every cell (a paired comparison across models)
     and never used by a search trial."""
-    return (spec.search.seed + 1) * 1_000_000 - 1 - k
+    return (spec.search.seed + 1) * SEEDS_PER_SWEEP - 1 - k

@@ -87,13 +87,31 @@ def counts_from_storage(
     return out
 
 
+def eta(counts: list[CellCounts], elapsed_s: float) -> str:
+    """'elapsed 1:05, about 2:10 left (12 of 45 trials done)': the time left assumes the
+    trials still to finish take as long as the finished ones did on average."""
+    done = sum(c.done for c in counts)
+    total = done + sum(c.running + c.pending for c in counts)
+    left = f"about {_clock(elapsed_s * (total - done) / done)} left" if done else "time left: -"
+    return f"elapsed {_clock(elapsed_s)}, {left} ({done} of {total} trials done)"
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 class LiveCells(Callback):
-    """Redraws the cells table on stderr at most twice a second."""
+    """Redraws the cells table on stderr at most twice a second, with the elapsed time and
+    an estimate of the time left. It is transient: when the sweep ends the command prints
+    the final table from storage, once."""
 
     def __init__(self, spec: SweepSpec):
         self.spec = spec
         self._live: Live | None = None
         self._drawn = 0.0
+        self._started = time.monotonic()
         self._best: dict[str, float] = {}  # cell -> lowest search error reported so far
         self._cell_ids = cell_ids(spec)
 
@@ -131,14 +149,17 @@ class LiveCells(Callback):
         if time.monotonic() - self._drawn < 0.5:
             return
         self._drawn = time.monotonic()
-        table = render(self.counts(trials), f"sweep {self.spec.name}")
+        counts = self.counts(trials)
+        table = render(counts, f"sweep {self.spec.name}")
+        table.caption = eta(counts, time.monotonic() - self._started)
         if self._live is None:
-            self._live = Live(table, console=Console(stderr=True), auto_refresh=False)
+            # rich redraws from its own thread: a slow terminal never holds up Tune's loop
+            console = Console(stderr=True)
+            self._live = Live(table, console=console, refresh_per_second=2, transient=True)
             self._live.start()
-        self._live.update(table, refresh=True)
+        self._live.update(table)
 
     def on_experiment_end(self, trials: list[TuneTrial], **info: Any) -> None:
         if self._live is not None:
-            self._live.update(render(self.counts(trials), f"sweep {self.spec.name}"))
             self._live.stop()
             self._live = None

@@ -10,7 +10,6 @@ steps are dropped by readers, which keep the last row per key.
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import time
 import types
 import typing
@@ -30,6 +29,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial as TuneTrial
 
 from sweep.models import FAMILIES
+from sweep.provenance import git_commit
 from sweep.records import Reconstructions, TrialConfig, TrialResult
 from sweep.spec import SweepSpec
 from sweep.store import (
@@ -83,7 +83,7 @@ def config_columns() -> dict[str, pa.DataType]:
     }
 
 
-TRIALS_SCHEMA = trials_schema(config_columns())
+TRIALS_SCHEMA = trials_schema(config_columns())  # with the built-in families and tasks
 SCHEMAS = {
     "trials": TRIALS_SCHEMA,
     "curves": CURVES_SCHEMA,
@@ -91,17 +91,10 @@ SCHEMAS = {
 }
 
 
-def git_commit() -> str:
-    """The commit of the code that runs, '+dirty' when it has uncommitted changes."""
-    here = Path(__file__).resolve().parent
-    try:
-        run = lambda *a: subprocess.run(  # noqa: E731
-            ["git", "-C", str(here), *a], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        commit = run("rev-parse", "HEAD")
-        return commit + ("+dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+def schema(table: str) -> pa.Schema:
+    """A table's schema now: the trials table gains the columns of families a plugin
+    registered after this module was imported."""
+    return trials_schema(config_columns()) if table == "trials" else SCHEMAS[table]
 
 
 def write_part(
@@ -112,7 +105,7 @@ def write_part(
 ) -> str:
     """Write rows as a new part file of `table` (on `fs` when given, else the one the path
     names)."""
-    return _write(sweep_dir, table, pa.Table.from_pylist(rows, schema=SCHEMAS[table]), fs)
+    return _write(sweep_dir, table, pa.Table.from_pylist(rows, schema=schema(table)), fs)
 
 
 def _write(
@@ -151,12 +144,12 @@ def _read(sweep_dir: str | Path, table: str) -> tuple[pa.Table, list[str]]:
     tables, read = [], []
     for part in parts:
         try:
-            tables.append(pq.read_table(part, filesystem=fs, schema=SCHEMAS[table]))
+            tables.append(pq.read_table(part, filesystem=fs, schema=schema(table)))
             read.append(part)
         except (OSError, pa.ArrowException) as e:
             warnings.warn(f"skipping unreadable part file {part}: {e}", stacklevel=3)
     if not tables:
-        return SCHEMAS[table].empty_table(), read
+        return schema(table).empty_table(), read
     return last_per_key(pa.concat_tables(tables), KEYS[table]), read
 
 
@@ -201,6 +194,7 @@ class ResultsWriter(Callback):
         self.sweep_dir = sweep_dir
         self._buffer: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
         self._commit: str | None = None
+        self._columns = set(schema("trials").names)  # after the spec's plugins registered
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles callbacks with the experiment; a restored run starts empty and
@@ -323,7 +317,7 @@ class ResultsWriter(Callback):
             "cell": config.cell,
             "seed": config.seed,
             "optuna_trial": config.number,
-            **{k: v for k, v in hp.items() if k in TRIALS_SCHEMA.names},
+            **{k: v for k, v in hp.items() if k in self._columns},
             **{f"task.{k}": v for k, v in config.task_settings.items()},
             "metric": config.metric,
             "chance": config.chance,

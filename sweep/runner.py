@@ -9,12 +9,13 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from sweep import plugins
 from sweep.plan import make_cells
 from sweep.progress import LiveCells, budget, counts_from_storage, render
 from sweep.results import ResultsWriter, compact, read_table
 from sweep.scheduling import CellScheduler
 from sweep.search import CellSearcher
-from sweep.spec import Resources, SweepSpec, parse_spec
+from sweep.spec import Resources, SweepSpec, parse_spec_text
 from sweep.storage import download_journal, is_local, sees, upload_journal
 from sweep.store import SPEC_FILE, filesystem
 
@@ -52,13 +53,18 @@ def _trial_dirname(trial: Any) -> str:
     return str(trial.trial_id)
 
 
-def _init_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -> None:
+def _init_ray(
+    address: str | None, num_cpus: int | None, num_gpus: int | None, spec: SweepSpec
+) -> None:
     import ray
 
     if ray.is_initialized():  # the caller started Ray itself
         return
+    runtime_env = plugins.runtime_env(spec.plugins) or None  # ships the spec's plugins
     if address:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        ray.init(
+            address=address, log_to_driver=False, configure_logging=False, runtime_env=runtime_env
+        )
     else:  # embedded: a new local instance, never one that happens to run on this machine
         # Ray's "no cluster" mode (its default on macOS and Windows): every Ray process of
         # this instance listens on the loopback interface only, none on the network. Ray
@@ -67,6 +73,15 @@ def _init_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -
 
         os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
         ray_constants.ENABLE_RAY_CLUSTER = False
+        # A new local instance gets token authentication by default (Ray >= 2.5x), with a
+        # notice meant for cluster users unless the mode is set; setting it to that same
+        # default keeps the protection and drops the notice. The user's own setting wins.
+        # Ray read the mode when it was imported: refresh its copy, as ray.init does.
+        if "RAY_AUTH_MODE" not in os.environ:
+            from ray._raylet import Config  # type: ignore[attr-defined]  # not in its stubs
+
+            os.environ["RAY_AUTH_MODE"] = "token"
+            Config.initialize("")
         ray.init(
             address="local",
             num_cpus=num_cpus,
@@ -74,6 +89,7 @@ def _init_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
+            runtime_env=runtime_env,
         )
 
 
@@ -229,9 +245,7 @@ def read_spec(folder: str) -> SweepSpec:
             text = f.read().decode()
     except (FileNotFoundError, OSError):
         raise SweepError(f"{folder}: no sweep here (no {SPEC_FILE})") from None
-    import yaml
-
-    return parse_spec(yaml.safe_load(text))
+    return parse_spec_text(text, f"{folder}/{SPEC_FILE}")
 
 
 def run(
@@ -261,7 +275,7 @@ def run(
     except OSError as e:
         raise SweepError(f"{folder}: cannot write the sweep there: {e}") from None
     try:
-        _init_ray(address, num_cpus, num_gpus)
+        _init_ray(address, num_cpus, num_gpus, spec)
         _check_resources(spec, address)
         if address:
             _check_storage(folder)
@@ -323,7 +337,7 @@ def resume(
     tune_dir = f"{root}/{TUNE_DIR}"
     if fs.get_file_info(tune_dir).type == pafs.FileType.NotFound:
         raise SweepError(f"{folder}: the sweep never started (no {TUNE_DIR}/); run it again")
-    _init_ray(address, num_cpus, num_gpus)
+    _init_ray(address, num_cpus, num_gpus, spec)
     _check_resources(spec, address)
     if address:
         _check_storage(folder)

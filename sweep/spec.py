@@ -1,46 +1,63 @@
 """The sweep spec: a YAML file, validated in full before Ray starts or anything is written.
 
-Every error is reported with its path in the spec, all at once:
-`search.space.lr.loguniform: low must be > 0`.
+Every error is reported with its path in the spec, all at once, one line each:
+`search.space.lr.loguniform: low must be > 0`. Each top-level section is validated on its
+own and the cross-field checks run on every section that parsed, so one mistake never hides
+another; the choices (tasks, levels, families, hyperparameters) come from the registries.
 """
 
 from __future__ import annotations
 
 import builtins
+import math
+import re
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    FiniteFloat,
     NonNegativeFloat,
     NonNegativeInt,
+    PlainValidator,
     PositiveFloat,
     PositiveInt,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from sweep.errors import describe
-from sweep.models import FAMILIES, get_family, make_config
-from sweep.tasks import levels, make_task
+from sweep import plugins as plugin_modules
+from sweep.errors import describe, did_you_mean, path, quote, unknown
+from sweep.models import FAMILIES, build_model, get_family
+from sweep.tasks import TASKS, Task, levels, make_task
 from sweep.train import TrainConfig
 
 # Training settings a search may sample; everything else it samples is a model parameter.
 TRAIN_SEARCHABLE = ("lr", "batch_size", "grad_clip")
 _SET_BY_SWEEP = ("seed", "device")
+# sweep.plan gives each cell a block of SEEDS_PER_CELL search seeds and each sweep a block
+# of SEEDS_PER_SWEEP seeds, whose top end holds the confirmation seeds: budgets beyond
+# these blocks would give two trials the same seed.
+SEEDS_PER_CELL = 1_000
+SEEDS_PER_SWEEP = 1_000_000
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class SpecError(ValueError):
     """A spec that cannot run; `errors` holds one `path: message` line per problem."""
 
     def __init__(self, errors: list[str]):
-        super().__init__("\n".join(errors))
-        self.errors = errors
+        # One line per problem, whatever the user's values hold.
+        self.errors = [" ".join(str(e).split()) for e in errors]
+        super().__init__("\n".join(self.errors))
 
 
 class _Strict(BaseModel):
@@ -51,8 +68,8 @@ class Distribution(_Strict):
     """Exactly one of: uniform/loguniform [low, high] (floats), int/logint [low, high]
     (inclusive), or choice [values...]."""
 
-    uniform: tuple[float, float] | None = None
-    loguniform: tuple[float, float] | None = None
+    uniform: tuple[FiniteFloat, FiniteFloat] | None = None
+    loguniform: tuple[FiniteFloat, FiniteFloat] | None = None
     int: tuple[builtins.int, builtins.int] | None = None
     logint: tuple[builtins.int, builtins.int] | None = None
     choice: list[Any] | None = Field(default=None, min_length=1)
@@ -69,6 +86,15 @@ class Distribution(_Strict):
             raise ValueError(f"low ({low}) must be < high ({high})")
         return bounds
 
+    @field_validator("choice")
+    @classmethod
+    def _scalars(cls, choices: list[Any] | None) -> list[Any] | None:
+        """Optuna stores choices as numbers, strings, booleans or null."""
+        for value in choices or []:
+            if value is not None and not isinstance(value, str | builtins.int | float):
+                raise ValueError(f"{quote(value)}: a choice must be a number, string, bool or null")
+        return choices
+
     @model_validator(mode="after")
     def _exactly_one(self) -> Distribution:
         if len(self.kinds()) != 1:
@@ -82,9 +108,20 @@ class Distribution(_Strict):
         return self.kinds()[0]
 
     def values(self) -> list[Any]:
-        """Values that stand for the whole range in validation: the bounds or the choices."""
+        """The bounds, or the choices."""
         found = getattr(self, self.kind())
         return list(found)
+
+    def probes(self) -> list[Any]:
+        """Values that stand for the whole range in validation: the bounds or the choices,
+        and for a float range also a non-round point inside it (an integer parameter
+        searched with uniform fails there, not in the middle of the sweep)."""
+        found = self.values()
+        if self.kind() == "uniform":
+            found.append(found[0] + (found[1] - found[0]) / math.pi)
+        elif self.kind() == "loguniform":
+            found.append(found[0] * (found[1] / found[0]) ** (1 / math.pi))
+        return found
 
 
 class Search(_Strict):
@@ -92,7 +129,7 @@ class Search(_Strict):
     sampler: Optuna sampler. seed: seeds every cell's sampler and the trials' seeds.
     space: parameter name -> distribution; a model is sampled only the parameters it has."""
 
-    trials_per_cell: PositiveInt = 6
+    trials_per_cell: Annotated[int, Field(gt=0, le=SEEDS_PER_CELL)] = 6
     sampler: Literal["tpe", "random", "grid"] = "tpe"
     seed: NonNegativeInt = 0
     space: dict[str, Distribution] = Field(default_factory=dict)
@@ -128,7 +165,8 @@ class Resources(_Strict):
     def _one_gpu_at_most(cls, gpu: float) -> float:
         if gpu > 1:
             raise ValueError(
-                "more than one GPU per worker is not supported (use gpu <= 1 and more workers)"
+                f"{gpu:g}: more than one GPU per worker is not supported (use gpu <= 1 and "
+                "more workers)"
             )
         return gpu
 
@@ -167,23 +205,54 @@ class ModelEntry(BaseModel):
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
+def _difficulty(value: Any) -> str | dict[str, dict[str, Any]]:
+    """A ladder level's name, or {name: {level: LEVEL, PARAM: VALUE, ...}}."""
+    if isinstance(value, str) and _NAME.fullmatch(value):
+        return value
+    if isinstance(value, Mapping) and value:
+        entries = value.items()
+        if all(isinstance(k, str) and _NAME.fullmatch(k) for k, _ in entries) and all(
+            isinstance(v, Mapping) and all(isinstance(p, str) for p in v) for _, v in entries
+        ):
+            return {k: dict(v) for k, v in entries}
+    raise ValueError(
+        f"{quote(value)}: must be a level name or {{NAME: {{level: LEVEL, PARAM: VALUE}}}} "
+        "(names: letters, digits, _ . -)"
+    )
+
+
+def _none_is_off(value: Any) -> Any:
+    return None if isinstance(value, str) and value == "none" else value
+
+
+Difficulty = Annotated[str | dict[str, dict[str, Any]], PlainValidator(_difficulty)]
+
+
 class SweepSpec(_Strict):
     name: Name
-    storage: str = "results"
+    storage: Annotated[str, Field(min_length=1)] = "results"
     task: str = "patterns"
-    difficulties: list[Name | dict[Name, dict[str, Any]]] = Field(min_length=1)
+    difficulties: list[Difficulty] = Field(min_length=1)
     models: dict[Name, ModelEntry] = Field(min_length=1)
     train: dict[str, Any] = Field(default_factory=dict)
     search: Search = Field(default_factory=Search)
-    early_stop: EarlyStop | Literal["none"] | None = Field(default_factory=EarlyStop)
+    # `none` (or null): no early stopping.
+    early_stop: Annotated[EarlyStop | None, BeforeValidator(_none_is_off)] = Field(
+        default_factory=EarlyStop
+    )
     confirm: Confirm = Field(default_factory=Confirm)
     resources: Resources = Field(default_factory=Resources)
     max_concurrent: PositiveInt | None = None
     fault_tolerance: FaultTolerance = Field(default_factory=FaultTolerance)
+    # modules that register rules or families (sweep.plugins); plugin_root: the folder they
+    # are looked up in first, set to the spec's own folder when a spec file is loaded
+    plugins: list[str] = Field(default_factory=list)
+    plugin_root: str | None = None
 
     @property
     def asha(self) -> EarlyStop | None:
-        return self.early_stop if isinstance(self.early_stop, EarlyStop) else None
+        stop = self.early_stop
+        return stop if stop is not None and stop.scheduler == "asha" else None
 
     def train_config(self, **values: Any) -> TrainConfig:
         return TrainConfig(**{**self.train, **values})
@@ -194,123 +263,366 @@ class SweepSpec(_Strict):
         A custom difficulty `{name: {level: small, pattern_size: 40}}` starts from a ladder
         level (or from the task's defaults without `level`) and sets parameters directly.
         """
-        items: list[tuple[str, str | None, dict[str, Any]]] = []
-        for entry in self.difficulties:
-            if isinstance(entry, str):
-                items.append((entry, entry, {}))
-            else:
-                for name, params in entry.items():
-                    params = dict(params)
-                    items.append((name, params.pop("level", None), params))
-        return items
+        return _difficulty_items(self.difficulties)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _difficulty_items(
+    difficulties: list[str | dict[str, dict[str, Any]]],
+) -> list[tuple[str, str | None, dict[str, Any]]]:
+    items: list[tuple[str, str | None, dict[str, Any]]] = []
+    for entry in difficulties:
+        if isinstance(entry, str):
+            items.append((entry, entry, {}))
+        else:
+            for name, params in entry.items():
+                params = dict(params)
+                items.append((name, params.pop("level", None), params))
+    return items
 
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a spec file; raise SpecError listing every problem."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except OSError as e:
         raise SpecError([f"{path}: cannot read: {e.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise SpecError([f"{path}: not a text file (not UTF-8)"]) from None
+    return parse_spec_text(text, str(path), plugin_modules.spec_root(path))
+
+
+def parse_spec_text(text: str, where: str, root: str | None = None) -> SweepSpec:
+    """Validate a spec given as YAML text read from `where` (a file in folder `root`, where
+    its plugins are looked up first); raise SpecError listing every problem (a YAML syntax
+    error is one line with its position, not the parser's account)."""
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise SpecError([f"{path}: not valid YAML: {' '.join(str(e).split())}"]) from None
+        mark = getattr(e, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise SpecError([f"{where}: not valid YAML{at}: {problem}"]) from None
+    except RecursionError:
+        raise SpecError([f"{where}: nested too deeply to read"]) from None
+    if isinstance(raw, dict) and raw.get("plugins") and "plugin_root" not in raw and root:
+        raw = {**raw, "plugin_root": root}  # plugins are looked up beside the spec first
     return parse_spec(raw)
 
 
 def parse_spec(raw: Any) -> SweepSpec:
+    """Validate a spec given as plain data; raise SpecError listing every problem, in the
+    order of the spec's keys."""
     if not isinstance(raw, Mapping):
-        raise SpecError(["spec: must be a mapping of keys to values"])
-    try:
-        spec = SweepSpec.model_validate(raw)
-    except ValidationError as e:
-        raise SpecError(describe(e, first_only=False)) from None
-    errors = _semantic_errors(spec)
+        raise SpecError([f"spec: {quote(raw)}: must be a mapping of keys to values"])
+    errors = _load_plugins(raw)  # before anything reads the registries
     if errors:
         raise SpecError(errors)
-    return spec
+    values, errors = _validate_fields(raw)
+    errors += _cross_errors(values, raw)
+    if not errors:
+        try:
+            spec = SweepSpec.model_validate(raw)
+        except ValidationError as e:  # the sections passed one by one, so this is a bug
+            raise SpecError(describe(e, first_only=False, schema=SweepSpec)) from None
+        errors = _cell_errors(spec)
+        if not errors:
+            return spec
+    raise SpecError(sorted(errors, key=lambda line: _position(line, raw)))
 
 
-def _semantic_errors(spec: SweepSpec) -> list[str]:
-    """Checks that need the registries: tasks, levels, families, parameters."""
+def _load_plugins(raw: Mapping[Any, Any]) -> list[str]:
+    """Import the spec's plugins (one line per failure); a `plugins` value of the wrong shape
+    is left to the field check."""
+    entries, root = raw.get("plugins"), raw.get("plugin_root")
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        return []
+    return plugin_modules.load(entries, root if isinstance(root, str) else None)
+
+
+def _position(line: str, raw: Mapping[Any, Any]) -> tuple[int, int]:
+    """Where an error's path is in the spec: its top-level key, then its list position."""
+    order = {str(k): i for i, k in enumerate(raw)}
+    found = re.match(r"([^.\[:]*)(?:\[(\d+)\])?", line)
+    key, index = (found.group(1), found.group(2)) if found else ("", None)
+    return order.get(key, len(order)), int(index) if index else -1
+
+
+@cache
+def _adapter(tp: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(tp)
+
+
+@cache
+def _field_adapter(key: str) -> TypeAdapter[Any]:
+    field = SweepSpec.model_fields[key]
+    tp: Any = field.annotation
+    return TypeAdapter(Annotated[(tp, *field.metadata)] if field.metadata else tp)
+
+
+def _validate_fields(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Each top-level key on its own, so one bad section hides no error in another; returns
+    the values of the sections that passed (defaults for those not given)."""
+    fields = SweepSpec.model_fields
+    values: dict[str, Any] = {}
     errors: list[str] = []
-    try:
-        task_levels = levels(spec.task)
-    except ValueError as e:
-        return [f"task: {e}"]
-    for i, (name, level, params) in enumerate(spec.difficulty_items()):
-        where = f"difficulties[{i}]" + ("" if level == name and not params else f".{name}")
-        if level is not None and level not in task_levels:
-            errors.append(f"{where}: unknown level {level!r}; valid: {', '.join(task_levels)}")
+    for key, value in raw.items():
+        if key not in fields:
+            errors.append(f"{path([key])}: unknown key{did_you_mean(key, fields)}")
             continue
         try:
-            make_task(spec.task, level, params, name)
-        except ValueError as e:
-            errors.append(f"{where}: {e}")
-    names = [n for n, _, _ in spec.difficulty_items()]
-    if len(set(names)) != len(names):
-        errors.append(f"difficulties: names must be unique, got {names}")
-
-    families: dict[str, str] = {}
-    for name, entry in spec.models.items():
-        where = f"models.{name}"
-        if entry.family not in FAMILIES:
-            errors.append(
-                f"{where}.family: unknown family {entry.family!r}; valid: {', '.join(FAMILIES)}"
-            )
+            values[key] = _field_adapter(key).validate_python(value)
+        except ValidationError as e:
+            errors += describe(e, key, first_only=False, schema=fields[key].annotation)
+            kept = _salvage(fields[key].annotation, value)
+            if kept is not None:
+                values[key] = kept
+    for key, field in fields.items():
+        if key in raw:
             continue
-        families[name] = entry.family
-        try:
-            make_config(entry.family, entry.params())
-        except ValueError as e:
-            errors.append(f"{where}: {e}")
-        target = entry.match_parameters
-        if target is not None:
-            if target not in spec.models or target == name:
-                others = [m for m in spec.models if m != name]
-                errors.append(
-                    f"{where}.match_parameters: {target!r} is not another model; "
-                    f"valid: {', '.join(others)}"
-                )
-            elif "hidden" in entry.params():
-                errors.append(f"{where}: give either hidden or match_parameters, not both")
+        if field.is_required():
+            errors.append(f"{key}: missing (a required key)")
+        else:
+            values[key] = field.get_default(call_default_factory=True)
+    return values, errors
 
-    for key in _SET_BY_SWEEP:
-        if key in spec.train:
-            errors.append(
-                f"train.{key}: set by the sweep (seeds: search.seed, confirm.seeds; "
-                "device: resources.gpu)"
-            )
-    train = {k: v for k, v in spec.train.items() if k not in _SET_BY_SWEEP}
+
+def _salvage(model: Any, section: Any) -> Any:
+    """A section that failed, rebuilt from its keys that pass on their own (the others at
+    their defaults), so that the cross-field checks still see them; None if it cannot be."""
+    if not (isinstance(model, type) and issubclass(model, _Strict)):
+        return None
+    if not isinstance(section, Mapping):
+        return None
+    kept = {}
+    for key, value in section.items():
+        try:
+            model.model_validate({key: value})
+        except ValidationError:
+            continue
+        kept[key] = value
     try:
-        TrainConfig(**train)
+        return model.model_validate(kept)
+    except ValidationError:
+        return None
+
+
+def _valid_entries(models: Any) -> dict[str, ModelEntry]:
+    """The entries of a models section that failed which pass on their own."""
+    entries = {}
+    for name, entry in models.items() if isinstance(models, Mapping) else ():
+        try:
+            entries[name] = ModelEntry.model_validate(entry)
+        except ValidationError:
+            continue  # already reported
+    return entries
+
+
+def _valid_difficulties(difficulties: Any) -> list[tuple[int, Any]]:
+    """(position, entry) of the difficulties that pass on their own."""
+    entries = []
+    for i, entry in enumerate(difficulties if isinstance(difficulties, list) else []):
+        try:
+            entries.append((i, _difficulty(entry)))
+        except ValueError:
+            continue  # already reported
+    return entries
+
+
+def _cross_errors(values: dict[str, Any], raw: Mapping[Any, Any]) -> list[str]:
+    """Checks that need the registries or more than one section, on the sections that
+    passed on their own."""
+    errors: list[str] = []
+    if "task" in values:
+        difficulties = values.get("difficulties")
+        found = list(enumerate(difficulties or [])) or _valid_difficulties(raw.get("difficulties"))
+        errors += _task_errors(values["task"], found)
+    # A models section with a bad entry is still checked entry by entry; the search space
+    # needs them all (a parameter of the bad one only would look like no model's).
+    complete = "models" in values
+    models: dict[str, ModelEntry] = (
+        values["models"] if complete else _valid_entries(raw.get("models"))
+    )
+    names = [str(n) for n in raw["models"]] if isinstance(raw.get("models"), Mapping) else []
+    space: dict[str, Distribution] = values["search"].space if "search" in values else {}
+    for name, entry in models.items():
+        errors += _model_errors(name, entry, models, names, space)
+    if "train" in values:
+        errors += _train_errors(values["train"])
+    if "search" in values:
+        families = {e.family for e in models.values() if e.family in FAMILIES}
+        if complete:
+            errors += _space_errors(values["search"], sorted(families))
+        if "difficulties" in values and "confirm" in values and "models" in raw:
+            cells = len(_difficulty_items(values["difficulties"])) * len(names)
+            errors += _seed_errors(values["search"], values["confirm"], cells)
+    return errors
+
+
+def _task_errors(task: str, difficulties: list[tuple[int, Any]]) -> list[str]:
+    """The task and each (position, difficulty): a known level, parameters the task has."""
+    if task not in TASKS:
+        return [f"task: {unknown('task', task, list(TASKS))}"]
+    task_levels = levels(task)
+    errors: list[str] = []
+    names = []
+    for i, entry in difficulties:
+        for name, level, params in _difficulty_items([entry]):
+            names.append(name)
+            custom = not isinstance(entry, str)
+            where = f"difficulties[{i}]" + (f".{name}" if custom else "")
+            if level is not None and level not in task_levels:
+                at = f"{where}.level" if custom else where
+                errors.append(f"{at}: {unknown('level', level, task_levels)}")
+                continue
+            try:
+                make_task(task, level, params, name)
+            except (ValueError, TypeError) as e:
+                errors.append(f"{where}: {e}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        errors.append(f"difficulties: names must be unique; given twice: {', '.join(twice)}")
+    return errors
+
+
+def _model_errors(
+    name: str,
+    entry: ModelEntry,
+    models: Mapping[str, ModelEntry],
+    names: list[str],
+    space: Mapping[str, Distribution],
+) -> list[str]:
+    where = f"models.{name}"
+    if entry.family not in FAMILIES:
+        return [f"{where}.family: {unknown('family', entry.family, list(FAMILIES))}"]
+    family = get_family(entry.family)
+    params = entry.params()
+    errors = _param_errors(entry.family, params, ["models", name])
+    keys = [k for k in ("match_parameters", "match_neurons") if getattr(entry, k) is not None]
+    if len(keys) == 2:
+        errors.append(f"{where}: give either match_parameters or match_neurons, not both")
+    for key in keys:
+        if "hidden" in params:
+            errors.append(f"{where}: give either hidden or {key}, not both")
+        if "hidden" not in family.parameters:
+            errors.append(f"{where}.{key}: family {entry.family!r} has no hidden size to set")
+        if "hidden" in space:
+            errors.append(
+                f"{where}.{key}: hidden is also searched (search.space.hidden), which would "
+                "override the matched size; remove one"
+            )
+        target = getattr(entry, key)
+        others = [m for m in names if m != name]
+        if target not in others:
+            errors.append(
+                f"{where}.{key}: {quote(target)} is not another model; "
+                f"valid: {', '.join(others)}{did_you_mean(target, others)}"
+            )
+        elif target in models and models[target].match is not None:
+            errors.append(
+                f"{where}.{key}: {target!r} is itself sized by matching; match a model whose "
+                "size is fixed"
+            )
+    for param in sorted(set(params) & set(space)):
+        errors.append(
+            f"{where}.{param}: also searched (search.space.{param}), and the searched value "
+            "would replace it; remove one"
+        )
+    return errors
+
+
+def _param_errors(family: str, params: Mapping[str, Any], where: list[Any]) -> list[str]:
+    """Each unknown hyperparameter (with a close name) and each bad value, one line each."""
+    config = get_family(family).config
+    known = get_family(family).parameters
+    errors = [
+        f"{path([*where, key])}: family {family!r} has no such hyperparameter; "
+        f"valid: {', '.join(known)}{did_you_mean(key, known)}"
+        for key in params
+        if key not in known
+    ]
+    try:
+        _adapter(config).validate_python({k: v for k, v in params.items() if k in known})
     except ValidationError as e:
-        errors.extend(describe(e, "train", first_only=False))
+        errors += describe(e, where, first_only=False, schema=config)
+    return errors
 
-    for param, dist in spec.search.space.items():
+
+def _train_errors(train: dict[str, Any]) -> list[str]:
+    errors = [
+        f"train.{key}: set by the sweep (seeds: search.seed, confirm.seeds; device: resources.gpu)"
+        for key in _SET_BY_SWEEP
+        if key in train
+    ]
+    rest = {k: v for k, v in train.items() if k not in _SET_BY_SWEEP}
+    try:
+        _adapter(TrainConfig).validate_python(rest)
+    except ValidationError as e:
+        errors += describe(e, "train", first_only=False, schema=TrainConfig)
+    return errors
+
+
+def _space_errors(search: Search, families: list[str]) -> list[str]:
+    """Each searched parameter: some model (or training) has it, and every value of its
+    range is valid there."""
+    errors: list[str] = []
+    for param, dist in search.space.items():
         where = f"search.space.{param}"
-        having = [f for f in sorted(set(families.values())) if param in get_family(f).parameters]
+        having = [f for f in families if param in get_family(f).parameters]
+        schemas: list[Any] = [get_family(f).config for f in having]
         if param in TRAIN_SEARCHABLE:
-            for value in dist.values():
-                try:
-                    TrainConfig(**{param: value})
-                except ValidationError as e:
-                    errors.append(f"{where}.{dist.kind()}: {describe(e)[0]}")
+            schemas.append(TrainConfig)
         elif not having:
-            valid = sorted(
-                set(TRAIN_SEARCHABLE).union(
-                    *(get_family(f).parameters for f in set(families.values()))
-                )
+            known = (get_family(f).parameters for f in families)
+            valid = sorted(set(TRAIN_SEARCHABLE).union(*known))
+            errors.append(
+                f"{where}: no model in this sweep has it; valid: {', '.join(valid)}"
+                + did_you_mean(param, valid)
             )
-            errors.append(f"{where}: no model in this sweep has it; valid: {', '.join(valid)}")
-        for family in having:
-            for value in dist.values():
+        for schema in schemas:
+            for value in dist.probes():
                 try:
-                    make_config(family, {param: value})
-                except ValueError as e:
-                    errors.append(f"{where}.{dist.kind()}: {e}")
-        if spec.search.sampler == "grid" and dist.kind() not in ("choice", "int"):
+                    _adapter(schema).validate_python({param: value})
+                except ValidationError as e:
+                    line = describe(e, schema=schema)[0].removeprefix(f"{param}: ")
+                    errors.append(f"{where}.{dist.kind()}: {line}")
+        if search.sampler == "grid" and dist.kind() not in ("choice", "int"):
             errors.append(f"{where}: the grid sampler needs choice or int, not {dist.kind()}")
+    return list(dict.fromkeys(errors))  # families sharing a config report a bad value once
+
+
+def _seed_errors(search: Search, confirm: Confirm, cells: int) -> list[str]:
+    """Every trial of a sweep gets its own seed: search trials from their cell's block, the
+    confirmation seeds from the top of the sweep's block."""
+    used = (cells - 1) * SEEDS_PER_CELL + search.trials_per_cell
+    if cells <= 0 or used + confirm.seeds <= SEEDS_PER_SWEEP:
+        return []
+    room = max(0, SEEDS_PER_SWEEP - used)
+    return [
+        f"confirm.seeds: {confirm.seeds}: with {cells} cells of {search.trials_per_cell} search "
+        f"trials at most {room} confirmation seeds stay distinct from the search seeds"
+    ]
+
+
+def _cell_errors(spec: SweepSpec) -> list[str]:
+    """Every (difficulty, model) builds: some settings only conflict with a task's sizes."""
+    from sweep.plan import make_cells  # sweep.plan imports this module
+
+    errors = []
+    for name, level, params in spec.difficulty_items():
+        task: Task = make_task(spec.task, level, params, name)
+        for model, entry in spec.models.items():
+            if entry.match is None:
+                try:
+                    build_model(entry.family, task.input_size, task.output_size, entry.params())
+                except (ValueError, TypeError) as e:
+                    errors.append(f"models.{model}: {e} (difficulty {name})")
+    if not errors:
+        try:
+            make_cells(spec)
+        except (ValueError, TypeError) as e:
+            errors.append(f"models: {e}")
     return errors

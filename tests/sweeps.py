@@ -208,3 +208,26 @@ class S3Server:
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+
+
+def kill_node_mid_trial(
+    cluster: LocalCluster,
+    node: subprocess.Popen[bytes],
+    node_id: str,
+    folder: str | Path,
+    driver: subprocess.Popen[bytes],
+    timeout: float = 300,
+) -> str | None:
+    """Kill `node` as soon as the sweep at `folder` has curve rows of a trial running there
+    that is not about to finish (step < 4); the id of that trial, or None if none ran there."""
+    from sweep.results import read_table
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and driver.poll() is None:
+        curves = read_table(folder, "curves")
+        there = curves[(curves["node"] == node_id) & (curves["step"] < 4)]
+        if len(there):
+            cluster.kill(node)
+            return str(there["trial_id"].iloc[0])
+        time.sleep(0.3)
+    return None

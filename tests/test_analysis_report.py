@@ -3,6 +3,7 @@ output of a real tiny sweep."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -107,6 +108,39 @@ def test_no_sweep_or_no_finished_trials_is_one_line_and_status_2(tmp_path: Path)
         assert done.returncode == 2, done.stderr
         assert done.stdout == ""
         assert len(done.stderr.splitlines()) == 1 and message in done.stderr
+
+
+def test_a_folder_of_other_things_is_named_in_one_line_each(tmp_path: Path) -> None:
+    """A spec.yaml that is not YAML is one warning line, not the parser's account of it, and
+    a folder whose spec.yaml is not a sweep's holds no sweep."""
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "spec.yaml").write_text("a: [1,\n b: {\n")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "spec.yaml").write_text("x: 1\n")
+    (tmp_path / "plain").mkdir()
+    for command in ("report", "summary"):
+        done = analysis_cli(command, str(tmp_path))
+        assert done.returncode == 2 and done.stdout == ""
+        lines = done.stderr.splitlines()
+        assert len(lines) == 2, done.stderr
+        assert lines[0].startswith("analysis: warning: ") and "notes/spec.yaml" in lines[0]
+        assert "is not valid YAML" in lines[0]
+        assert lines[1].startswith(f"analysis: {tmp_path}: no sweep here")
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root reads anything")
+def test_a_folder_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        done = analysis_cli("summary", str(locked))
+        assert done.returncode == 2
+        assert done.stderr.splitlines() == [
+            f"analysis: {locked}: cannot be read (permission denied)"
+        ]
+    finally:
+        locked.chmod(0o755)
 
 
 # -- a real sweep ---------------------------------------------------------------------------

@@ -19,7 +19,15 @@ import pytest
 
 import analysis
 from sweep.results import read_table
-from tests.sweeps import SWEEP, LocalCluster, S3Server, sweep, tiny_spec, write_spec
+from tests.sweeps import (
+    SWEEP,
+    LocalCluster,
+    S3Server,
+    kill_node_mid_trial,
+    sweep,
+    tiny_spec,
+    write_spec,
+)
 
 pytestmark = pytest.mark.slow
 needs_root = pytest.mark.skipif(
@@ -102,15 +110,7 @@ def test_an_s3_sweep_on_nodes_that_share_no_disk_survives_losing_a_worker(
             stderr=subprocess.PIPE,
         )
         victim = cluster.node_with("victim")
-        killed = None
-        deadline = time.monotonic() + 300
-        while killed is None and time.monotonic() < deadline and driver.poll() is None:
-            curves = read_table(folder, "curves")
-            there = curves[(curves["node"] == victim) & (curves["step"] < 4)]
-            if len(there):  # a trial that runs there, not about to finish
-                killed = there["trial_id"].iloc[0]
-                cluster.kill(cluster.nodes[1])
-            time.sleep(0.5)
+        killed = kill_node_mid_trial(cluster, cluster.nodes[1], victim, folder, driver)
         assert killed is not None, "no trial ran on the worker"
         _, stderr = driver.communicate(timeout=600)
         assert driver.returncode == 0, stderr.decode()[-3000:]

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import pickle
+from typing import cast
 
 import pytest
 import torch
 
-from sweep.models import FAMILIES, build_model, get_family, hidden_for_parameters, num_parameters
+from sweep.models import (
+    FAMILIES,
+    Model,
+    build_model,
+    get_family,
+    hidden_for_parameters,
+    num_parameters,
+)
 from tests.conftest import make
 
 T, B, IN, OUT = 7, 3, 9, 8
+VARIANTS: list[dict[str, object]] = [
+    {"family": family, "rule": rule, "modulation": modulation, "fanout": fanout, "alpha": alpha}
+    for family in ["plastic", "plastic_lstm"]
+    for rule in ["hebb", "oja", "additive"]
+    for modulation, fanout in [("none", False), ("simple", True), ("retroactive", False)]
+    for alpha in ["connection", "neuron", "scalar"]
+]
 
 
 def inputs(seed: int = 1) -> torch.Tensor:
@@ -61,8 +76,47 @@ def test_batch_elements_are_independent(family: str) -> None:
     assert torch.allclose(model(x)[:, :1], alone, atol=1e-6)
 
 
+def _unrolled(model: Model, x: torch.Tensor) -> torch.Tensor:
+    state = model.initial_state(x.shape[1], x.device, x.dtype)
+    outputs = []
+    for x_t in x:
+        y, state = model.step(x_t, state)
+        outputs.append(y)
+    return torch.stack(outputs)
+
+
+def test_forward_equals_step_unrolled(family: str) -> None:
+    """The step interface (closed-loop tasks) is the same model: outputs and gradients."""
+    model = make(family)
+    x = torch.randn(40, B, IN, generator=torch.Generator().manual_seed(3))  # several segments
+    whole, stepped = model(x), _unrolled(model, x)
+    assert torch.allclose(whole, stepped, atol=1e-5), (whole - stepped).abs().max()
+    named = dict(model.named_parameters())
+    g_whole = torch.autograd.grad(whole.square().sum(), list(named.values()))
+    g_step = torch.autograd.grad(stepped.square().sum(), list(named.values()))
+    for name, a, b in zip(named, g_whole, g_step, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), name
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v.values())))
+def test_variants_forward_equals_step_unrolled(variant: dict[str, object]) -> None:
+    """Every plastic rule and modulation (the fast kernels and the generic path) and the
+    plastic LSTM's."""
+    params = {k: v for k, v in variant.items() if k != "family"}
+    if variant["family"] != "plastic":
+        params["hidden"] = 12
+    built = build_model(str(variant["family"]), IN, OUT, params, device="cpu")
+    built.reset_parameters(torch.Generator().manual_seed(0))
+    model = cast(Model, cast(torch.nn.Module, built).double())
+    x = torch.randn(30, B, IN, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    assert torch.allclose(model(x), _unrolled(model, x), rtol=1e-9, atol=1e-12)
+
+
 def test_unknown_family_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown model family 'transformer'; valid: plastic, rnn"):
+    with pytest.raises(
+        ValueError,
+        match="unknown model family 'transformer'; valid: plastic, rnn, lstm, gru, plastic_lstm",
+    ):
         get_family("transformer")
 
 

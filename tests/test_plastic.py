@@ -13,7 +13,7 @@ from sweep.models import num_parameters
 VARIANTS = [
     dict(rule=rule, alpha=alpha, clip=clip, hidden=hidden)
     for rule, alpha, clip, hidden in itertools.product(
-        ["hebb", "oja"], ["connection", "neuron", "scalar"], [None, 0.05], [None, 6]
+        ["hebb", "oja", "additive"], ["connection", "neuron", "scalar"], [None, 0.05], [None, 6]
     )
 ]
 
@@ -89,7 +89,7 @@ def test_eta_learned_or_fixed() -> None:
     assert "eta" in dict(PlasticNetwork(3, 2).named_parameters())
     fixed = PlasticNetwork(3, 2, PlasticConfig(learn_eta=False, eta=0.2))
     assert "eta" not in dict(fixed.named_parameters())
-    assert fixed.eta.item() == pytest.approx(0.2)
+    assert fixed.eta is not None and fixed.eta.item() == pytest.approx(0.2)
 
 
 def test_paper_parameter_counts() -> None:

@@ -11,6 +11,7 @@ import torch
 import plastic_models.episode as episode
 from plastic_models import PlasticConfig, PlasticNetwork, reference_forward
 from plastic_models.episode import plastic_episode
+from plastic_models.rules import DecayRule, get_rule
 from tests.test_plastic import VARIANTS, _grads, _max_rel, _net
 
 DTYPES = [torch.float32, torch.float64]
@@ -100,7 +101,9 @@ def _saved_traces(steps: int, n: int, clip: float | None) -> float:
     w = torch.zeros(n, n, requires_grad=True)
     alpha = torch.zeros(n, n, requires_grad=True)
     eta = torch.tensor(0.1, requires_grad=True)
-    out = plastic_episode(torch.randn(steps, batch, n), w, alpha, eta, "hebb", clip)
+    hebb = get_rule("hebb")
+    assert isinstance(hebb, DecayRule)
+    out = plastic_episode(torch.randn(steps, batch, n), w, alpha, eta, hebb, clip)
     assert out.grad_fn is not None
     saved = out.grad_fn.saved_tensors  # type: ignore[attr-defined]
     big = sum(t.numel() for t in saved if t.dim() == 4 and t.shape[-2:] == (n, n))

@@ -14,7 +14,15 @@ import pyarrow.fs as pafs
 import pytest
 
 from sweep.results import read_table, write_part
-from tests.sweeps import SWEEP, LocalCluster, status_rows, sweep, tiny_spec, write_spec
+from tests.sweeps import (
+    SWEEP,
+    LocalCluster,
+    kill_node_mid_trial,
+    status_rows,
+    sweep,
+    tiny_spec,
+    write_spec,
+)
 
 
 def _curve_row(trial: str, step: int) -> dict[str, Any]:
@@ -181,15 +189,7 @@ def test_node_loss_trials_resume_from_their_checkpoints(tmp_path: Path) -> None:
             stderr=subprocess.PIPE,
         )
         victim_node = cluster.node_with("victim")
-        killed_trial = None
-        deadline = time.monotonic() + 300
-        while killed_trial is None and time.monotonic() < deadline and driver.poll() is None:
-            curves = read_table(folder, "curves")
-            on_victim = curves[(curves["node"] == victim_node) & (curves["step"] < 4)]
-            if len(on_victim):  # a trial that is there, not about to finish
-                killed_trial = on_victim["trial_id"].iloc[0]
-                cluster.kill(victim)
-            time.sleep(0.2)
+        killed_trial = kill_node_mid_trial(cluster, victim, victim_node, folder, driver)
         assert killed_trial is not None, "no trial ran on the second node"
         _, stderr = driver.communicate(timeout=600)
         assert driver.returncode == 0, stderr.decode()[-3000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import subprocess
 import time
@@ -263,3 +264,15 @@ def test_early_stopping_stops_poor_trials_and_says_so(tmp_path: Path) -> None:
     assert stopped["final_error"].notna().all() and stopped["best_error"].notna().all()
     # stopped trials were worse at the rung where they stopped than the best survivor
     assert stopped["final_error"].min() >= completed["best_error"].min()
+
+
+def test_a_run_reads_clean(tiny: tuple[Path, Any]) -> None:
+    """No notice meant for cluster users, the cells table once, then the time it took and
+    the command to run next."""
+    folder, done = tiny
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Token authentication" not in done.stderr and "RAY_AUTH_MODE" not in done.stderr
+    assert (done.stdout + done.stderr).count("sweep tiny") == 1, done.stdout + done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    report = f"python -m analysis report {folder.resolve()}"
+    assert re.fullmatch(rf"finished in \d+ min \d+ s; next: {re.escape(report)}", last), last

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sweep.errors import unknown
 from sweep.tasks.base import Episode, Task
 from sweep.tasks.images import LEVELS as IMAGE_LEVELS
 from sweep.tasks.images import ImageTask
@@ -37,7 +38,7 @@ def make_task(
 
 def _entry(task: str) -> tuple[Any, dict[str, dict[str, Any]]]:
     if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
+        raise ValueError(unknown("task", task, list(TASKS)))
     return TASKS[task]
 
 

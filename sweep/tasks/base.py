@@ -10,7 +10,7 @@ import torch
 from pydantic import ValidationError
 from torch import Tensor
 
-from sweep.errors import describe
+from sweep.errors import describe, unknown
 
 S = TypeVar("S")
 
@@ -86,11 +86,11 @@ def resolve_settings(
     """A ladder level (None: the class defaults) with some parameters set directly; bad
     input is one ValueError line naming the value and the valid choices."""
     if level is not None and level not in levels:
-        raise ValueError(f"unknown {task} difficulty {level!r}; valid: {', '.join(levels)}")
+        raise ValueError(unknown(f"{task} difficulty", level, list(levels)))
     try:
         return settings_class(**{**levels.get(level or "", {}), **(overrides or {})})
     except ValidationError as e:
-        raise ValueError(describe(e)[0]) from None
+        raise ValueError(describe(e, schema=settings_class)[0]) from None
 
 
 def sequence_steps(cycles: int, items: int, prestime: int, delay: int, test_time: int) -> int:

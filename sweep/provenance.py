@@ -1,0 +1,20 @@
+"""Which code runs: the git commit, for results rows and `sweep --version`. Imports nothing
+heavy, so `sweep --version` answers at once."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+
+def git_commit() -> str:
+    """The commit of the code that runs, '+dirty' when it has uncommitted changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        run = lambda *a: subprocess.run(  # noqa: E731
+            ["git", "-C", str(here), *a], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        commit = run("rev-parse", "HEAD")
+        return commit + ("+dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
