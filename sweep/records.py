@@ -102,9 +102,12 @@ class TrialResult(Report):
     """What a trial reports to Ray Tune: an evaluation `Report`, where the trial runs, and
     whether a checkpoint came with it."""
 
-    node: str | None = None  # Ray node id
-    device: str | None = None
-    gpu_ids: str | None = None
+    node: str | None = None  # Ray node id (of rank 0)
+    device: str | None = None  # rank 0's
+    gpu_ids: str | None = None  # every rank's GPU ids, ";" between ranks
+    workers: int = 1  # the trial's world size (data-parallel processes)
+    devices: str | None = None  # every rank's device, ";" between ranks (rank 0 first)
+    nodes: str | None = None  # every rank's Ray node id, ";" between ranks
     started_at: str | None = None  # ISO time the trial first started (kept across restores)
     checkpointed: bool = False  # a checkpoint was saved with this report
     # Picture tasks, on the final report only: the trial's outputs on the fixed held-out

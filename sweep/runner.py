@@ -15,7 +15,7 @@ from sweep.progress import LiveCells, budget, counts_from_storage, render
 from sweep.results import ResultsWriter, compact, read_table
 from sweep.scheduling import CellScheduler
 from sweep.search import CellSearcher
-from sweep.spec import SweepSpec, parse_spec_text
+from sweep.spec import Resources, SweepSpec, parse_spec_text
 from sweep.storage import download_journal, is_local, sees, upload_journal
 from sweep.store import SPEC_FILE, filesystem
 
@@ -93,20 +93,36 @@ def _init_ray(
         )
 
 
+def _workers_fit(resources: Resources, node: dict[str, float]) -> int:
+    """How many of a trial's workers one node could hold at most."""
+    want = {"CPU": resources.cpu, "GPU": resources.gpu}
+    # (a hair over, so that 1 GPU holds ten 0.1s despite floating point)
+    return int(min((node.get(k, 0) + 1e-9) // v for k, v in want.items() if v > 0))
+
+
 def _check_resources(spec: SweepSpec, address: str | None) -> None:
-    """A trial that no node can hold would wait forever. On embedded Ray that is an error;
-    a cluster may have an autoscaler that adds such a node, so there it is a warning."""
+    """A trial that the cluster cannot hold would wait forever: its W workers need W bundles
+    of `cpu`/`gpu` each, on one node (`one_node`) or across nodes. On embedded Ray that is an
+    error; a cluster may have an autoscaler that adds nodes, so there it is a warning."""
     import ray
 
+    resources = spec.resources
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    want = {"CPU": spec.resources.cpu, "GPU": spec.resources.gpu}
-    if any(all(node.get(k, 0) >= v for k, v in want.items() if v > 0) for node in nodes):
+    fits = [_workers_fit(resources, node) for node in nodes]
+    room = max(fits, default=0) if resources.one_node else sum(fits)
+    if room >= resources.workers:
         return
     have = ", ".join(f"{n.get('CPU', 0):g} CPU / {n.get('GPU', 0):g} GPU" for n in nodes)
-    message = (
-        f"resources: a trial asks for {want['CPU']:g} CPU / {want['GPU']:g} GPU but no node "
-        f"has that much (nodes: {have})"
-    )
+    each = f"{resources.cpu:g} CPU / {resources.gpu:g} GPU"
+    if resources.workers == 1:
+        message = f"resources: a trial asks for {each} but no node has that much"
+    else:
+        where = "one node" if resources.one_node else "the nodes together"
+        message = (
+            f"resources: a trial asks for {resources.workers} workers x {each} but {where} "
+            f"can hold only {room} such workers"
+        )
+    message += f" (nodes: {have})"
     if address is None:
         raise SweepError(message)
     logging.getLogger(__name__).warning("%s; waiting for the autoscaler to add one", message)
@@ -176,22 +192,30 @@ def _allow_pending_trials(spec: SweepSpec) -> None:
 
     if "TUNE_MAX_PENDING_TRIALS_PG" in os.environ:
         return
-    have = ray.cluster_resources()
-    slots = have.get("CPU", 1) / spec.resources.cpu
-    if spec.resources.gpu > 0:
-        slots = min(slots, have.get("GPU", 0) / spec.resources.gpu)
+    have, resources = ray.cluster_resources(), spec.resources
+    slots = have.get("CPU", 1) / resources.cpu
+    if resources.gpu > 0:
+        slots = min(slots, have.get("GPU", 0) / resources.gpu)
+    slots /= resources.workers
     pending = spec.max_concurrent or max(1, int(slots))
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(pending)
 
 
 def _trainable(spec: SweepSpec, folder: str) -> Any:
+    """One bundle per worker (bundle 0 is the trainable itself, rank 0): Tune reserves, starts
+    and releases a trial's workers as one unit."""
     from ray import tune
 
     from sweep.trainable import sweep_trainable
 
-    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    res = spec.resources
     trainable = tune.with_parameters(sweep_trainable, spec=spec, folder=folder)
-    return tune.with_resources(trainable, resources)
+    if res.workers == 1:
+        return tune.with_resources(trainable, {"cpu": res.cpu, "gpu": res.gpu})
+    bundle = {"CPU": res.cpu, **({"GPU": res.gpu} if res.gpu > 0 else {})}
+    strategy = "STRICT_PACK" if res.one_node else "PACK"
+    group = tune.PlacementGroupFactory([bundle] * res.workers, strategy=strategy)
+    return tune.with_resources(trainable, group)
 
 
 def _write_spec(folder: str, spec: SweepSpec) -> None:
@@ -274,7 +298,9 @@ def run(
             scheduler=None if asha is None else CellScheduler(asha, spec.train_config().episodes),
             num_samples=len(cells) * budget(spec),
             max_concurrent_trials=spec.max_concurrent,
-            reuse_actors=True,
+            # A reused trainable would keep its placement group, and with it the workers of
+            # a trial the scheduler stopped: data-parallel trials get fresh ones.
+            reuse_actors=spec.resources.workers == 1,
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(

@@ -150,16 +150,24 @@ class Confirm(_Strict):
 
 
 class Resources(_Strict):
-    """Per trial. gpu: a fraction packs several trials on one GPU."""
+    """Per worker of a trial. workers: a trial trains data-parallel on this many processes
+    (1: one process, as a plain trial), each with `cpu` CPUs and `gpu` GPUs; gpu: a fraction
+    packs several trials on one GPU. one_node: all of a trial's workers on one node (Ray's
+    STRICT_PACK); otherwise packed onto as few nodes as will hold them (PACK)."""
 
+    workers: PositiveInt = 1
     cpu: PositiveFloat = 1.0
     gpu: NonNegativeFloat = 0.0
+    one_node: bool = False
 
     @field_validator("gpu")
     @classmethod
     def _one_gpu_at_most(cls, gpu: float) -> float:
         if gpu > 1:
-            raise ValueError(f"{gpu:g}: more than one GPU per trial is not supported (use <= 1)")
+            raise ValueError(
+                f"{gpu:g}: more than one GPU per worker is not supported (use gpu <= 1 and "
+                "more workers)"
+            )
         return gpu
 
 

@@ -61,9 +61,12 @@ TRIALS_PROVENANCE = {
     "schema_version": pa.int32(),
     "started_at": _TIME,
     "finished_at": _TIME,
-    "node": pa.string(),  # Ray node id
-    "device": pa.string(),
-    "gpu_ids": pa.string(),
+    "node": pa.string(),  # Ray node id (of rank 0, the process that reports)
+    "device": pa.string(),  # rank 0's
+    "gpu_ids": pa.string(),  # every rank's, ";" between ranks
+    "workers": pa.int64(),  # world size: the trial's data-parallel processes
+    "devices": pa.string(),  # every rank's device, ";" between ranks, rank 0 first
+    "nodes": pa.string(),  # every rank's Ray node id, ";" between ranks
 }
 TRIALS_OUTCOME = {
     "metric": pa.string(),  # what the *_error columns measure: bit_error, erased_mse, ...

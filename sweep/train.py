@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import torch
+import torch.distributed as dist
 from pydantic import ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic.dataclasses import dataclass as config_dataclass
 
 from sweep.models import Model, build_model
 from sweep.records import Report
-from sweep.tasks import Task
+from sweep.tasks import Episode, Task
 
 
 @config_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -42,6 +44,44 @@ class TrainConfig:
 RECONSTRUCTIONS = 3
 
 
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a data-parallel trial: rank `rank` of `world` processes,
+    joined in torch.distributed's default group by the caller when world > 1."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def lead(self) -> bool:
+        """Rank 0 evaluates and reports; the others only train."""
+        return self.rank == 0
+
+
+def shard(episode: Episode, ranks: Ranks) -> Episode:
+    """This rank's contiguous share of a batch (an empty one when the batch has fewer
+    episodes than there are ranks)."""
+    batch = episode.inputs.shape[1]
+    low, high = batch * ranks.rank // ranks.world, batch * (ranks.rank + 1) // ranks.world
+    return Episode(
+        episode.inputs[:, low:high],
+        episode.targets[low:high],
+        None if episode.mask is None else episode.mask[low:high],
+    )
+
+
+def all_reduce_gradients(parameters: list[torch.nn.Parameter]) -> None:
+    """Sum every parameter's gradient across ranks, in one flat collective (a parameter
+    this rank's shard did not reach counts as zero)."""
+    grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in parameters]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    offset = 0
+    for p in parameters:
+        p.grad = flat[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
+
+
 def seeded(seed: int, stream: int) -> torch.Generator:
     """A CPU generator for one random stream (0: init, 1: training, 2: evaluation,
     3: the reconstruction episodes) of a seed."""
@@ -57,9 +97,14 @@ class Trial:
     """
 
     def __init__(
-        self, task: Task, family: str, model_params: Mapping[str, Any], train: TrainConfig
+        self,
+        task: Task,
+        family: str,
+        model_params: Mapping[str, Any],
+        train: TrainConfig,
+        ranks: Ranks | None = None,
     ):
-        self.task, self.train = task, train
+        self.task, self.train, self.ranks = task, train, ranks or Ranks()
         self.device = torch.device(train.device)
         model = build_model(family, task.input_size, task.output_size, model_params, device="cpu")
         model.reset_parameters(seeded(train.seed, 0))
@@ -97,7 +142,12 @@ class Trial:
             setattr(self, name, state[name])
 
     def reports(self) -> Iterator[Report]:
-        """Train until the budget is spent; one Report per evaluation, the last done=True."""
+        """Train until the budget is spent; one Report per evaluation, the last done=True.
+
+        Data parallel (world > 1): every rank draws the whole batch from the same training
+        generator (the episodes of a seed do not depend on the world size), trains on its
+        share, and steps the same optimizer on the summed gradients, so every rank holds the
+        same model; only rank 0 evaluates (the other ranks' reports carry no error)."""
         train, task = self.train, self.task
         losses: list[float] = []
         since = time.perf_counter()
@@ -105,12 +155,13 @@ class Trial:
         while not self.finished:
             batch = min(train.batch_size, train.episodes - self.episodes)
             episode = task.sample(batch, self.train_gen, self.device)
-            loss = task.loss(self.model(episode.inputs), episode)
+            loss = self._gradients(episode) if self.ranks.world > 1 else self._loss(episode)
             if not torch.isfinite(loss):
                 yield self._report(math.nan, since, since_episodes, diverged=True)
                 return
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if self.ranks.world == 1:
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
             if train.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.grad_clip)
             self.optimizer.step()
@@ -122,6 +173,27 @@ class Trial:
             yield self._report(sum(losses) / len(losses), since, since_episodes)
             losses.clear()
             since, since_episodes = time.perf_counter(), self.episodes
+
+    def _loss(self, episode: Episode) -> torch.Tensor:
+        return self.task.loss(self.model(episode.inputs), episode)
+
+    def _gradients(self, episode: Episode) -> torch.Tensor:
+        """This rank's share of the batch loss (its shard's mean loss weighted by the shard's
+        share of the batch), backpropagated; gradients and loss summed across ranks, so both
+        are the whole batch's, as with one process. Returns the batch loss, the same on every
+        rank (a non-finite one stops every rank at the same step)."""
+        part = shard(episode, self.ranks)
+        share = part.inputs.shape[1] / episode.inputs.shape[1]
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self._loss(part) * share if share else torch.zeros((), device=self.device)
+        total = loss.detach().clone()
+        dist.all_reduce(total)
+        if not torch.isfinite(total):
+            return total
+        if share:
+            loss.backward()
+        all_reduce_gradients([p for p in self.model.parameters() if p.requires_grad])
+        return total
 
     @torch.no_grad()
     def reconstructions(self, count: int = RECONSTRUCTIONS) -> dict[str, Any] | None:
@@ -146,7 +218,7 @@ class Trial:
         self, loss: float, since: float, since_episodes: int, diverged: bool = False
     ) -> Report:
         trained = time.perf_counter() - since
-        if not diverged:
+        if not diverged and self.ranks.lead:
             self.last_error = evaluate(
                 self.model,
                 self.task,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import time
-from dataclasses import asdict, replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,12 +14,14 @@ import pyarrow.fs as pafs
 import ray
 import torch
 from ray import tune
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from sweep.distributed import COLLECTIVE_TIMEOUT, Rendezvous, broadcast, gather, leave
 from sweep.records import TrialConfig, TrialResult
 from sweep.spec import SweepSpec
 from sweep.store import CHECKPOINTS, filesystem
 from sweep.tasks import make_task
-from sweep.train import TrainConfig, Trial
+from sweep.train import Ranks, TrainConfig, Trial
 
 
 def trial_device(spec: SweepSpec) -> str:
@@ -26,11 +30,29 @@ def trial_device(spec: SweepSpec) -> str:
     return "cuda" if spec.resources.gpu > 0 and torch.cuda.is_available() else "cpu"
 
 
-def build_trial(config: TrialConfig, device: str = "cpu") -> Trial:
+def build_trial(config: TrialConfig, device: str = "cpu", ranks: Ranks | None = None) -> Trial:
     """The trial's own task and model, nothing else of the sweep."""
     task = make_task(config.task, config.level, config.overrides, config.difficulty)
     train = TrainConfig(**config.train, seed=config.seed, device=device)
-    return Trial(task, config.family, config.model_params, train)
+    return Trial(task, config.family, config.model_params, train, ranks)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where one rank of a trial runs."""
+
+    node: str  # Ray node id
+    device: str  # e.g. "cpu", "cuda:0 (NVIDIA H100 80GB HBM3)"
+    gpu_ids: str  # the GPUs Ray gave the process, "," between them
+
+    @classmethod
+    def here(cls, trial: Trial) -> Place:
+        context = ray.get_runtime_context()
+        device = str(trial.device)
+        if trial.device.type == "cuda":
+            device += f" ({torch.cuda.get_device_name(trial.device)})"
+        gpus = context.get_accelerator_ids().get("GPU", [])
+        return cls(context.get_node_id(), device, ",".join(map(str, gpus)))
 
 
 def sweep_trainable(ray_config: dict[str, Any], spec: SweepSpec, folder: str) -> None:
@@ -42,24 +64,20 @@ def sweep_trainable(ray_config: dict[str, Any], spec: SweepSpec, folder: str) ->
     rather than Ray Tune's checkpoints: whenever Tune starts the trial again (a retry after
     its node died, or `sweep resume`), it continues from the latest one. Tune's own record of
     a trial's latest checkpoint lives in its experiment state, which reaches object storage
-    only every few seconds; the checkpoint it names may already have been rotated away."""
+    only every few seconds; the checkpoint it names may already have been rotated away.
+
+    With `resources.workers` W > 1 this process is rank 0 of W data-parallel ranks; it starts
+    the others (`TrialWorker`s) in the trial's placement group and alone evaluates, reports
+    and checkpoints."""
     torch.set_num_threads(max(1, int(spec.resources.cpu)))
-    trial = build_trial(TrialConfig.from_dict(ray_config), trial_device(spec))
-    context = ray.get_runtime_context()
-    device = str(trial.device)
-    if trial.device.type == "cuda":
-        device += f" ({torch.cuda.get_device_name(trial.device)})"
-    where: dict[str, Any] = {
-        "node": context.get_node_id(),
-        "device": device,
-        "gpu_ids": ",".join(map(str, context.get_accelerator_ids().get("GPU", []))),
-        "started_at": datetime.now(UTC).isoformat(),
-    }
+    ranks = Ranks(0, spec.resources.workers)
+    trial = build_trial(TrialConfig.from_dict(ray_config), trial_device(spec), ranks)
+    started_at = datetime.now(UTC).isoformat()
     checkpoint = checkpoint_path(folder, tune.get_context().get_trial_id())
     state = load_checkpoint(checkpoint)
     if state is not None:
         trial.load_state_dict(state["trial"])
-        where["started_at"] = state["started_at"]
+        started_at = state["started_at"]
         last = TrialResult.from_dict(state["last"])
         if last is not None:
             # Again: the trial may have stopped between saving and reporting (readers keep
@@ -67,18 +85,84 @@ def sweep_trainable(ray_config: dict[str, Any], spec: SweepSpec, folder: str) ->
             tune.report(last.to_dict())
             if trial.finished or last.diverged:
                 return
-    last_checkpoint = time.monotonic()
-    for report in trial.reports():
-        result = TrialResult(**asdict(report), **where)
-        if report.done and not report.diverged:
-            result = replace(result, reconstructions=trial.reconstructions())
-        every = spec.fault_tolerance.checkpoint_every_s
-        if report.done or time.monotonic() - last_checkpoint >= every:
-            result = replace(result, checkpointed=True)
-            state = {"trial": trial.state_dict(), "last": result.to_dict(), **where}
-            save_checkpoint(checkpoint, state)
-            last_checkpoint = time.monotonic()
-        tune.report(result.to_dict())
+    with data_parallel(ray_config, spec, trial) as places:
+        where: dict[str, Any] = {
+            "node": places[0].node,
+            "device": places[0].device,
+            "gpu_ids": ";".join(p.gpu_ids for p in places),
+            "workers": len(places),
+            "devices": ";".join(p.device for p in places),
+            "nodes": ";".join(p.node for p in places),
+            "started_at": started_at,
+        }
+        last_checkpoint = time.monotonic()
+        for report in trial.reports():
+            result = TrialResult(**asdict(report), **where)
+            if report.done and not report.diverged:
+                result = replace(result, reconstructions=trial.reconstructions())
+            every = spec.fault_tolerance.checkpoint_every_s
+            if report.done or time.monotonic() - last_checkpoint >= every:
+                result = replace(result, checkpointed=True)
+                state = {"trial": trial.state_dict(), "last": result.to_dict(), **where}
+                save_checkpoint(checkpoint, state)
+                last_checkpoint = time.monotonic()
+            tune.report(result.to_dict())
+
+
+@contextmanager
+def data_parallel(ray_config: dict[str, Any], spec: SweepSpec, trial: Trial) -> Iterator[list]:
+    """Rank 0's side of a data-parallel trial: start ranks 1..W-1, one per bundle of this
+    trial's placement group (which Tune created and removes when the trial ends, is stopped
+    or fails, killing them with it), join them, and give them this trial's state (fresh or
+    restored). Yields every rank's `Place`; W = 1 starts nothing."""
+    world = trial.ranks.world
+    if world == 1:
+        yield [Place.here(trial)]
+        return
+    rendezvous = Rendezvous.at(ray.util.get_node_ip_address(), world, trial.device)
+    group = ray.util.get_current_placement_group()
+    if group is None:  # started outside `sweep.runner`, which gives it one bundle per rank
+        raise RuntimeError(f"a trial of {world} workers needs its own placement group")
+    actors = [
+        TrialWorker.options(  # type: ignore[attr-defined]
+            num_cpus=spec.resources.cpu,
+            num_gpus=spec.resources.gpu,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                group, placement_group_bundle_index=rank
+            ),
+        ).remote()
+        for rank in range(1, world)
+    ]
+    runs = [a.run.remote(ray_config, spec, rank, rendezvous) for rank, a in enumerate(actors, 1)]
+    try:
+        rendezvous.join(0, trial.device)
+        broadcast(trial.state_dict())
+        yield gather(Place.here(trial))
+        ray.get(runs, timeout=COLLECTIVE_TIMEOUT.total_seconds())  # their errors, if any
+    finally:
+        leave()
+        for actor in actors:
+            ray.kill(actor)
+
+
+@ray.remote(max_restarts=0)
+class TrialWorker:
+    """Rank 1..W-1 of a data-parallel trial: trains its share of every batch, nothing else."""
+
+    def run(
+        self, ray_config: dict[str, Any], spec: SweepSpec, rank: int, rendezvous: Rendezvous
+    ) -> None:
+        torch.set_num_threads(max(1, int(spec.resources.cpu)))
+        ranks = Ranks(rank, rendezvous.world)
+        trial = build_trial(TrialConfig.from_dict(ray_config), trial_device(spec), ranks)
+        rendezvous.join(rank, trial.device)
+        try:
+            trial.load_state_dict(broadcast(None))
+            gather(Place.here(trial))
+            for _ in trial.reports():
+                pass
+        finally:
+            leave()
 
 
 def checkpoint_path(folder: str, trial_id: str) -> str:

@@ -67,7 +67,8 @@ class Task(Protocol):
         ...
 
     def loss(self, outputs: Tensor, episode: Episode) -> Tensor:
-        """Differentiable training loss of outputs (T, B, O); a scalar."""
+        """Differentiable training loss of outputs (T, B, O); a scalar, the mean over the
+        batch (data-parallel trials weight each rank's share by its size)."""
         ...
 
     def score(self, outputs: Tensor, episode: Episode) -> float:

@@ -1,0 +1,212 @@
+"""Real sweeps of data-parallel trials (`resources.workers: 2`, gloo) on embedded Ray with
+2 CPUs: ASHA stops, a killed worker, a killed driver, a misfit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psutil
+import pyarrow.parquet as pq
+import pytest
+
+from tests.sweeps import SWEEP, sweep, tiny_spec, write_spec
+
+pytestmark = pytest.mark.slow
+
+TWO_WORKERS = {"workers": 2, "cpu": 1, "gpu": 0}
+# Runs a sweep in this process's own embedded Ray (2 CPUs), then prints the cluster's total
+# and free CPUs, waiting up to 10 s for the last trial's resources to come back.
+RUN_AND_COUNT = """
+import json, sys, time, yaml, ray
+from sweep.runner import run
+from sweep.spec import parse_spec
+run(parse_spec(yaml.safe_load(open(sys.argv[1]))), num_cpus=2, live=False)
+total, start = ray.cluster_resources()["CPU"], time.monotonic()
+while ray.available_resources().get("CPU", 0) < total and time.monotonic() - start < 10:
+    time.sleep(0.2)
+print(json.dumps({"total": total, "free": ray.available_resources().get("CPU", 0)}))
+"""
+
+
+def _raw(folder: Path, table: str) -> pd.DataFrame:
+    """Every row of every part file, without the readers' de-duplication."""
+    parts = sorted((folder / table).glob("part-*.parquet"))
+    if not parts:
+        return pd.DataFrame(columns=["trial_id", "step"])
+    return pd.concat(pq.read_table(p).to_pandas() for p in parts)
+
+
+def _workers_of(pid: int) -> list[psutil.Process]:
+    """The data-parallel worker actors (ranks 1..W-1) among a driver's descendants."""
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if "TrialWorker" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _spec(tmp_path: Path, name: str, **changes: Any) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        "difficulties": ["small"],
+        "models": {"plastic": {"family": "plastic"}},
+        # about a second per evaluation, so that a kill lands between two of them
+        "train": {"episodes": 24000, "batch_size": 16, "eval_every": 4000, "eval_episodes": 16},
+        "confirm": {"seeds": 0},
+        "resources": TWO_WORKERS,
+        "fault_tolerance": {"max_failures": 2, "checkpoint_every_s": 0},
+        "max_concurrent": None,
+    }
+    return tiny_spec(tmp_path, name=name, **{**settings, **changes})
+
+
+def test_a_killed_worker_is_retried_from_its_checkpoint_and_asha_frees_every_cpu(
+    tmp_path: Path,
+) -> None:
+    spec = _spec(
+        tmp_path,
+        "dp",
+        search={
+            "trials_per_cell": 4,
+            "sampler": "random",
+            "seed": 0,
+            "space": {"lr": {"loguniform": [1.0e-6, 1.0e-2]}},
+        },
+        early_stop={"scheduler": "asha", "grace_episodes": 4000, "reduction_factor": 2},
+    )
+    folder = tmp_path / "results" / "dp"
+    driver = subprocess.Popen(
+        [sys.executable, "-c", RUN_AND_COUNT, str(write_spec(tmp_path, spec))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    killed_trial, killed_pid, before = None, None, pd.DataFrame()
+    try:
+        deadline = time.monotonic() + 300
+        while killed_trial is None and time.monotonic() < deadline and driver.poll() is None:
+            curves = _raw(folder, "curves")
+            workers = _workers_of(driver.pid)
+            # the first trial (ASHA stops none at a rung it reaches first; trials run one at
+            # a time), with a checkpoint and steps still to go (6 in all)
+            first = (
+                curves[curves["trial_id"] == curves["trial_id"].iloc[0]] if len(curves) else curves
+            )
+            if len(first) == len(curves) and 1 <= len(first) <= 3 and len(workers) == 1:
+                killed_trial, before = first["trial_id"].iloc[0], first
+                killed_pid = workers[0].pid
+                os.kill(killed_pid, signal.SIGKILL)
+            time.sleep(0.1)
+        out, err = driver.communicate(timeout=600)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    assert killed_trial is not None, "no worker to kill"
+    assert driver.returncode == 0, err[-3000:]
+    resources = json.loads(out.strip().splitlines()[-1])
+    assert resources["free"] == resources["total"] == 2  # nothing left reserved
+
+    trials = pd.read_parquet(folder / "trials")
+    assert len(trials) == 4 and trials["trial_id"].is_unique
+    assert set(trials["status"]) == {"completed", "stopped_early"}  # ASHA stopped some
+    assert (trials["workers"] == 2).all()
+    assert (trials["devices"] == "cpu;cpu").all()
+    assert (trials["nodes"].str.split(";").map(len) == 2).all()
+    assert (trials["episodes_per_second"] > 0).all()
+
+    curves = pd.read_parquet(folder / "curves")
+    assert not curves.duplicated(["trial_id", "step"]).any()
+    for trial_id, steps in curves.groupby("trial_id")["step"]:  # none lost
+        assert sorted(steps) == list(range(1, len(steps) + 1)), trial_id
+    # the killed trial failed (rank 0's collective saw its peer die), was retried, and went
+    # on from its checkpoint: the steps reported before the kill are the ones kept (a restart
+    # from scratch would have replaced them with new runs, other timings)
+    assert (folder / "tune" / killed_trial / "error.txt").exists()
+    kept = curves[curves["trial_id"] == killed_trial].set_index("step")["wall_s"]
+    assert kept.loc[before["step"]].tolist() == before["wall_s"].tolist()
+    assert sorted(kept.index) == list(range(1, 7)) and kept.is_monotonic_increasing
+    killed = trials[trials["trial_id"] == killed_trial]
+    assert killed["status"].item() == "completed" and killed["episodes"].item() == 24000
+    assert not psutil.pid_exists(killed_pid) or psutil.Process(killed_pid).status() == "zombie"
+
+
+def test_resume_after_a_killed_driver_with_two_worker_trials(tmp_path: Path) -> None:
+    spec = _spec(
+        tmp_path,
+        "dpresume",
+        search={"trials_per_cell": 3, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
+        early_stop="none",
+        confirm={"seeds": 1},
+    )
+    folder = tmp_path / "results" / "dpresume"
+    driver = subprocess.Popen(
+        [SWEEP, "run", str(write_spec(tmp_path, spec)), "--num-cpus", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and driver.poll() is None:
+            if len(_raw(folder, "trials")) >= 1 and len(_workers_of(driver.pid)) == 1:
+                break
+            time.sleep(0.2)
+        assert driver.poll() is None, "the sweep finished before it could be killed"
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    before = _raw(folder, "trials")
+    assert 1 <= len(before) < 4
+
+    done = sweep("resume", str(folder), "--num-cpus", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    raw = _raw(folder, "trials")
+    trials = pd.read_parquet(folder / "trials")
+    assert len(trials) == 3 + 1 and trials["trial_id"].is_unique
+    assert set(trials["status"]) == {"completed"} and (trials["workers"] == 2).all()
+    # trials finished before the kill were not run again
+    assert (raw[raw["trial_id"].isin(before["trial_id"])].groupby("trial_id").size() == 1).all()
+    curves = pd.read_parquet(folder / "curves")
+    assert not curves.duplicated(["trial_id", "step"]).any()
+    assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 4).all()
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        (
+            {"workers": 3, "cpu": 1},
+            "a trial asks for 3 workers x 1 CPU / 0 GPU but the nodes together can hold "
+            "only 2 such workers",
+        ),
+        (
+            {"workers": 2, "cpu": 1, "gpu": 1},
+            "a trial asks for 2 workers x 1 CPU / 1 GPU but the nodes together can hold "
+            "only 0 such workers",
+        ),
+    ],
+)
+def test_more_workers_than_the_cluster_holds_is_one_line_exit_2(
+    tmp_path: Path, resources: dict[str, Any], message: str
+) -> None:
+    spec = tiny_spec(tmp_path, resources=resources)
+    done = sweep("run", str(write_spec(tmp_path, spec)), "--num-cpus", "2", timeout=120)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("sweep: error: ")]
+    assert len(errors) == 1 and message in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "results").exists()
