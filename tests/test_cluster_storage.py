@@ -98,7 +98,7 @@ def test_an_s3_sweep_on_nodes_that_share_no_disk_survives_losing_a_worker(
             storage=storage,
             difficulties=["paper-simplified"],
             models={"plastic": {"family": "plastic"}},
-            train={"episodes": 9000, "batch_size": 8, "eval_every": 1500, "eval_episodes": 16},
+            train={"episodes": 12000, "batch_size": 8, "eval_every": 2000, "eval_episodes": 16},
             search={"trials_per_cell": 3, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
             confirm={"seeds": 0},
             fault_tolerance={"max_failures": 3, "checkpoint_every_s": 0},
@@ -123,7 +123,7 @@ def test_an_s3_sweep_on_nodes_that_share_no_disk_survives_losing_a_worker(
     assert resumed["node"].iloc[0] == victim and resumed["node"].iloc[-1] != victim
     other = curves[curves["trial_id"] != killed].groupby("trial_id")["episodes"].apply(sorted)
     assert resumed["episodes"].tolist() == other.iloc[0]  # the same evaluations, none twice
-    assert trials.loc[trials["trial_id"] == killed, "episodes"].item() == 9000
+    assert trials.loc[trials["trial_id"] == killed, "episodes"].item() == 12000
 
 
 def test_a_killed_driver_resumes_from_s3_on_a_fresh_disk_and_analysis_reads_it(
