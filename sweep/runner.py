@@ -176,12 +176,16 @@ def _check_outcome(folder: str) -> None:
     dead = sorted(c for c, f in failed.groupby(trials["cell"]) if f.all())
     if not dead:
         return
-    errors = trials.loc[failed, "error"].fillna("unknown error").value_counts()
+    errors = trials.loc[failed, "error"].fillna("unknown error")
+    # the same error in different trials differs in ids, pids, addresses: count it as one
+    kinds = errors.str.replace(r"\b[0-9a-f]{8,}\b|\d+", "#", regex=True)
+    counts = kinds.value_counts()
+    example = errors[kinds == counts.index[0]].iloc[0]
     raise SweepFailed(
         folder,
         f"every trial of {len(dead)} cell(s) failed ({', '.join(dead)}); "
-        f"{int(failed.sum())} of {len(trials)} trials failed, most often ({errors.iloc[0]}x) "
-        f"with: {errors.index[0]}",
+        f"{int(failed.sum())} of {len(trials)} trials failed, most often ({counts.iloc[0]}x) "
+        f"with: {example}",
     )
 
 
