@@ -180,7 +180,7 @@ def run_with_progress(task: Task, model: str, params: dict[str, Any], train: Tra
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("error {task.fields[error]}"),
+        TextColumn(f"{task.metric} {{task.fields[error]}}"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
@@ -216,6 +216,9 @@ def run_with_progress(task: Task, model: str, params: dict[str, Any], train: Tra
 @click.option("--eval-episodes", type=int, default=256, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--gamma", type=float, help="Reward tasks: discount of the returns (0.9).")
+@click.option("--entropy-coef", type=float, help="Reward tasks: entropy bonus weight (0.03).")
+@click.option("--value-coef", type=float, help="Reward tasks: value loss weight (0.1).")
 @click.option(
     "--param", "params", multiple=True, help="Model hyperparameter KEY=VALUE, repeatable."
 )
@@ -241,15 +244,32 @@ def train(
     if hidden is not None:
         model_params["hidden"] = hidden
     protocol = _parse_params(task_params, "--task-param")
-    made, config = _resolve_trial(task, difficulty, protocol, model, model_params, train)
+    given = {k: v for k, v in train.items() if v is not None}  # unset: TrainConfig's default
+    made, config = _resolve_trial(task, difficulty, protocol, model, model_params, given)
     report = run_with_progress(made, model, model_params, config)
     record = {"task": task, "difficulty": difficulty, "model": model, "seed": config.seed}
+    record |= _metric_record(made, report)
     record |= report.to_dict()
     if as_json:  # NaN (a diverged trial's missing metrics) is not JSON: null
         click.echo(json.dumps({k: None if v != v else v for k, v in record.items()}))
     else:
         for key, value in record.items():
             click.echo(f"{key:>20}  {value}")
+
+
+def _metric_record(task: Task, report: Report) -> dict[str, Any]:
+    """What the numbers mean: the metric's name, its goal ("min" or "max"), the reference
+    levels, and the final and best values under the metric's own name."""
+    from sweep.train import goal_of
+
+    return {
+        "metric": task.metric,
+        "goal": goal_of(task),
+        "chance": task.chance,
+        "solved_threshold": task.solved_threshold,
+        f"final_{task.metric}": report.final_error,
+        f"best_{task.metric}": report.best_error,
+    }
 
 
 def _spec_or_exit(path: str) -> SweepSpec:

@@ -15,7 +15,8 @@ from pydantic.dataclasses import dataclass as config_dataclass
 
 from sweep.models import Model, build_model
 from sweep.records import Report
-from sweep.tasks import Episode, Task
+from sweep.tasks import Episode, RewardTask, Task
+from sweep.tasks.reward import A2C, play
 
 
 @config_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -26,6 +27,9 @@ class TrainConfig:
     eval_episodes: fresh episodes per evaluation, never used for training.
     seed: seeds model init, training episodes and evaluation episodes (separate streams).
     device: torch device to train on.
+    Reward tasks only (advantage actor-critic; Backpropamine's values as defaults):
+    gamma: discount of future rewards in the returns. entropy_coef: weight of the policy's
+    entropy bonus. value_coef: weight of the value estimate's squared error.
     """
 
     episodes: PositiveInt = 1000
@@ -36,6 +40,12 @@ class TrainConfig:
     eval_episodes: PositiveInt = 64
     seed: NonNegativeInt = 0
     device: str = "cpu"
+    gamma: Annotated[float, Field(ge=0, le=1)] = 0.9
+    entropy_coef: Annotated[float, Field(ge=0)] = 0.03
+    value_coef: Annotated[float, Field(ge=0)] = 0.1
+
+    def a2c(self) -> A2C:
+        return A2C(self.gamma, self.entropy_coef, self.value_coef)
 
 
 # A finished trial of a picture task records its outputs on this many evaluation episodes,
@@ -105,6 +115,14 @@ class Trial:
         ranks: Ranks | None = None,
     ):
         self.task, self.train, self.ranks = task, train, ranks or Ranks()
+        # a reward task trains by A2C on episodes the model plays, not on sampled batches
+        self.reward: RewardTask | None = task if isinstance(task, RewardTask) else None
+        if self.reward is not None and self.ranks.world > 1:
+            raise ValueError(
+                f"task {task.name!r} learns from reward: it trains with one worker, not "
+                f"{self.ranks.world} (data-parallel training is for the supervised tasks)"
+            )
+        self.goal = goal_of(task)
         self.device = torch.device(train.device)
         model = build_model(family, task.input_size, task.output_size, model_params, device="cpu")
         model.reset_parameters(seeded(train.seed, 0))
@@ -115,7 +133,7 @@ class Trial:
         self.episodes = 0
         self.step = 0
         self.wall_s = 0.0
-        self.best = math.inf
+        self.best = -math.inf if self.goal == "max" else math.inf
         self.last_error = math.nan
         self.solved_at: int | None = None
 
@@ -154,8 +172,7 @@ class Trial:
         since_episodes = self.episodes
         while not self.finished:
             batch = min(train.batch_size, train.episodes - self.episodes)
-            episode = task.sample(batch, self.train_gen, self.device)
-            loss = self._gradients(episode) if self.ranks.world > 1 else self._loss(episode)
+            loss = self._batch_loss(batch)
             if not torch.isfinite(loss):
                 yield self._report(math.nan, since, since_episodes, diverged=True)
                 return
@@ -173,6 +190,14 @@ class Trial:
             yield self._report(sum(losses) / len(losses), since, since_episodes)
             losses.clear()
             since, since_episodes = time.perf_counter(), self.episodes
+
+    def _batch_loss(self, batch: int) -> torch.Tensor:
+        """The loss of one fresh training batch (data parallel: gradients already summed)."""
+        if self.reward is not None:
+            rollout = play(self.model, self.reward, batch, self.train_gen, self.device)
+            return self.train.a2c().loss(rollout)
+        episode = self.task.sample(batch, self.train_gen, self.device)
+        return self._gradients(episode) if self.ranks.world > 1 else self._loss(episode)
 
     def _loss(self, episode: Episode) -> torch.Tensor:
         return self.task.loss(self.model(episode.inputs), episode)
@@ -219,7 +244,8 @@ class Trial:
     ) -> Report:
         trained = time.perf_counter() - since
         if not diverged and self.ranks.lead:
-            self.last_error = evaluate(
+            score = evaluate_reward if self.reward is not None else evaluate
+            self.last_error = score(
                 self.model,
                 self.task,
                 self.train.eval_episodes,
@@ -227,8 +253,10 @@ class Trial:
                 self.eval_gen,
                 self.device,
             )
-            self.best = min(self.best, self.last_error)
-            if self.solved_at is None and self.last_error <= self.task.solved_threshold:
+            if better(self.last_error, self.best, self.goal):
+                self.best = self.last_error
+            solved = reached(self.last_error, self.task.solved_threshold, self.goal)
+            if self.solved_at is None and solved:
                 self.solved_at = self.episodes
         self.step += 1
         self.wall_s += time.perf_counter() - since
@@ -247,6 +275,22 @@ class Trial:
             diverged=diverged,
             final_error=self.last_error if done else None,
         )
+
+
+def goal_of(task: Task | RewardTask) -> str:
+    """"min" (lower is better, the supervised tasks' errors) or "max" (rewards)."""
+    goal: str = getattr(task, "goal", "min")
+    return goal
+
+
+def better(value: float, than: float, goal: str) -> bool:
+    """Whether `value` beats `than` for a metric whose goal is "min" or "max"."""
+    return value > than if goal == "max" else value < than
+
+
+def reached(value: float, threshold: float, goal: str) -> bool:
+    """Whether `value` is at or beyond the solved threshold, in the goal's direction."""
+    return value >= threshold if goal == "max" else value <= threshold
 
 
 def train_trial(
@@ -271,5 +315,24 @@ def evaluate(
         batch = min(batch_size, episodes - seen)
         episode = task.sample(batch, generator, device, split="eval")
         total += task.score(model(episode.inputs), episode) * batch
+        seen += batch
+    return total / episodes
+
+
+@torch.no_grad()
+def evaluate_reward(
+    model: Model,
+    task: Any,
+    episodes: int,
+    batch_size: int,
+    generator: torch.Generator,
+    device: torch.device,
+) -> float:
+    """Mean reward per episode over `episodes` fresh episodes the model plays (its actions
+    sampled from its policy, as in training), in batches of `batch_size`."""
+    total, seen = 0.0, 0
+    while seen < episodes:
+        batch = min(batch_size, episodes - seen)
+        total += play(model, task, batch, generator, device).episode_rewards.sum().item()
         seen += batch
     return total / episodes
