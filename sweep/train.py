@@ -166,7 +166,7 @@ class Trial:
         generator (the episodes of a seed do not depend on the world size), trains on its
         share, and steps the same optimizer on the summed gradients, so every rank holds the
         same model; only rank 0 evaluates (the other ranks' reports carry no error)."""
-        train, task = self.train, self.task
+        train, _task = self.train, self.task
         losses: list[float] = []
         since = time.perf_counter()
         since_episodes = self.episodes
@@ -278,7 +278,7 @@ class Trial:
 
 
 def goal_of(task: Task | RewardTask) -> str:
-    """"min" (lower is better, the supervised tasks' errors) or "max" (rewards)."""
+    """ "min" (lower is better, the supervised tasks' errors) or "max" (rewards)."""
     goal: str = getattr(task, "goal", "min")
     return goal
 

@@ -101,13 +101,17 @@ def test_a2c_loss_from_its_terms() -> None:
         for i in range(t):
             ret = sum(0.8**k * float(rewards[i + k, j]) for k in range(t - i))
             adv = ret - float(plain_v[i, j])
-            total += -float(log_probs.detach()[i, j]) * adv + 0.3 * adv**2 - 0.05 * float(entropies[i, j])
+            total += (
+                -float(log_probs.detach()[i, j]) * adv
+                + 0.3 * adv**2
+                - 0.05 * float(entropies[i, j])
+            )
     assert loss.item() == pytest.approx(total / (t * b), rel=1e-5)
     loss.backward()
     assert values.grad is not None and log_probs.grad is not None
     # the policy term does not train the value: d loss / d V is the value term's only
-    ret = discounted_returns(rewards, 0.8)
-    expected = -2 * 0.3 * (ret - values.detach()) / (t * b)
+    returns = discounted_returns(rewards, 0.8)
+    expected = -2 * 0.3 * (returns - values.detach()) / (t * b)
     assert torch.allclose(values.grad, expected, atol=1e-6)
 
 
@@ -127,7 +131,9 @@ def test_actions_are_sampled_from_the_policy_with_the_given_generator() -> None:
     ("value", "than", "goal", "is_better"),
     [(2.0, 1.0, "max", True), (2.0, 1.0, "min", False), (0.1, 0.2, "min", True)],
 )
-def test_best_and_solved_follow_the_goal(value: float, than: float, goal: str, is_better: bool) -> None:
+def test_best_and_solved_follow_the_goal(
+    value: float, than: float, goal: str, is_better: bool
+) -> None:
     assert better(value, than, goal) is is_better
     assert reached(value, than, goal) is is_better
 

@@ -3,17 +3,23 @@ task's trials and scoring; reproducibility; the measured reference levels; the G
 
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
+from sweep.plan import make_cells
+from sweep.spec import SpecError, parse_spec
 from sweep.tasks import levels, make_task
 from sweep.tasks.cue_reward import NO_CUE, CueRewardEnv, CueRewardSettings
 from sweep.tasks.gym_env import RewardTaskEnv
 from sweep.tasks.maze import MazeEnv, MazeSettings, layout
 from sweep.tasks.reward import measured_reward, random_actions
+from tests.sweeps import sweep, tiny_spec
 
 UP, DOWN, LEFT, RIGHT = range(4)
 
@@ -85,7 +91,7 @@ def test_the_observation_shows_view_previous_action_and_time() -> None:
 def _trajectory(env: MazeEnv | CueRewardEnv, seed: int) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     seen = [env.reset(16, generator)]
-    for t in range(40):
+    for _t in range(40):
         obs, reward = env.step(torch.arange(16) % env.actions)
         seen += [obs, reward]
     return seen
@@ -194,7 +200,64 @@ def test_one_episode_is_a_gymnasium_env(task: str) -> None:
     steps = 0
     truncated = False
     while not truncated:
-        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        obs, _reward, terminated, truncated, _ = env.step(env.action_space.sample())
         assert env.observation_space.contains(obs) and not terminated
         steps += 1
     assert steps == env.task.steps
+
+
+def _maze_spec(**changes: Any) -> dict[str, Any]:
+    spec = tiny_spec(Path("/nonexistent"), task="maze", difficulties=["tiny", "small"])
+    spec["search"]["space"] = {
+        "lr": {"loguniform": [1.0e-4, 1.0e-2]},
+        "gamma": {"uniform": [0.8, 0.99]},
+        "entropy_coef": {"loguniform": [1.0e-3, 0.1]},
+        "value_coef": {"choice": [0.1, 0.5]},
+    }
+    spec.update(changes)
+    return spec
+
+
+def test_a_maze_sweep_searches_the_a2c_coefficients() -> None:
+    cells = make_cells(parse_spec(_maze_spec()))
+    assert len(cells) == 6
+    assert {c.task.metric for c in cells} == {"reward"}
+    assert all(c.task.chance < c.task.solved_threshold for c in cells)
+
+
+def test_a2c_coefficients_are_searched_only_for_reward_tasks() -> None:
+    spec = _maze_spec(task="patterns", difficulties=["trivial"])
+    with pytest.raises(SpecError) as raised:
+        parse_spec(spec)
+    lines = raised.value.errors
+    assert len(lines) == 3 and all("only reward tasks train by A2C" in x for x in lines)
+    assert lines[0].startswith("search.space.gamma: ")
+
+
+def test_a_reward_sweep_trains_with_one_worker_per_trial() -> None:
+    with pytest.raises(SpecError, match=r"resources.workers: 2: task 'maze' learns from reward"):
+        parse_spec(_maze_spec(resources={"workers": 2, "cpu": 1}))
+
+
+def test_sweep_train_on_the_maze_prints_what_its_numbers_mean() -> None:
+    args = ["--task", "maze", "--difficulty", "tiny", "--model", "plastic"]
+    small = ["--episodes", "8", "--batch-size", "4", "--eval-every", "8", "--eval-episodes", "4"]
+    done = sweep("train", *args, "--param", "modulation=simple", *small, "--json", timeout=300)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout.strip().splitlines()[-1])
+    task = make_task("maze", "tiny")
+    assert record["metric"] == "reward" and record["goal"] == "max"
+    assert record["chance"] == task.chance
+    assert record["solved_threshold"] == task.solved_threshold
+    assert record["final_reward"] == record["final_error"] and record["done"] is True
+    assert record["best_reward"] == record["best_error"] >= record["final_reward"]
+
+
+def test_sweep_train_on_an_unknown_maze_level_lists_the_ladder(tmp_path: Path) -> None:
+    args = ["--task", "maze", "--difficulty", "13x13", "--model", "plastic"]
+    done = sweep("train", *args, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1
+    assert (
+        "'13x13'" in done.stderr and "tiny, small, paper-2018, large, backpropamine" in done.stderr
+    )

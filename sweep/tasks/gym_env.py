@@ -24,8 +24,6 @@ from sweep.tasks.reward import RewardEnv, RewardTask
 
 
 class RewardTaskEnv(gymnasium.Env[np.ndarray, np.int64]):
-    metadata: dict[str, Any] = {"render_modes": []}
-
     def __init__(self, task: RewardTask):
         self.task = task
         bound = task.observation_bound

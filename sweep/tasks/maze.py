@@ -22,7 +22,14 @@ from functools import cache
 from typing import Annotated, Any
 
 import torch
-from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+)
 from pydantic.dataclasses import dataclass
 from torch import Tensor
 

@@ -199,4 +199,3 @@ def discounted_returns(rewards: Tensor, gamma: float) -> Tensor:
 
 def one_hot(index: Tensor, size: int) -> Tensor:
     return torch.nn.functional.one_hot(index, size).float()
-
