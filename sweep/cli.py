@@ -248,28 +248,21 @@ def train(
     made, config = _resolve_trial(task, difficulty, protocol, model, model_params, given)
     report = run_with_progress(made, model, model_params, config)
     record = {"task": task, "difficulty": difficulty, "model": model, "seed": config.seed}
-    record |= _metric_record(made, report)
+    record |= {
+        "metric": made.metric,  # what the *_error values measure
+        "goal": made.goal,  # min: lower is better; max: higher is better
+        "chance": made.chance,
+        "solved_threshold": made.solved_threshold,
+        # the final and best values again, under the metric's own name
+        f"final_{made.metric}": report.final_error,
+        f"best_{made.metric}": report.best_error,
+    }
     record |= report.to_dict()
     if as_json:  # NaN (a diverged trial's missing metrics) is not JSON: null
         click.echo(json.dumps({k: None if v != v else v for k, v in record.items()}))
     else:
         for key, value in record.items():
             click.echo(f"{key:>20}  {value}")
-
-
-def _metric_record(task: Task, report: Report) -> dict[str, Any]:
-    """What the numbers mean: the metric's name, its goal ("min" or "max"), the reference
-    levels, and the final and best values under the metric's own name."""
-    from sweep.train import goal_of
-
-    return {
-        "metric": task.metric,
-        "goal": goal_of(task),
-        "chance": task.chance,
-        "solved_threshold": task.solved_threshold,
-        f"final_{task.metric}": report.final_error,
-        f"best_{task.metric}": report.best_error,
-    }
 
 
 def _spec_or_exit(path: str) -> SweepSpec:

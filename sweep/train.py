@@ -15,6 +15,7 @@ from pydantic.dataclasses import dataclass as config_dataclass
 
 from sweep.models import Model, build_model
 from sweep.records import Report
+from sweep.store import better, reached
 from sweep.tasks import Episode, RewardTask, Task
 from sweep.tasks.reward import A2C, play
 
@@ -122,7 +123,6 @@ class Trial:
                 f"task {task.name!r} learns from reward: it trains with one worker, not "
                 f"{self.ranks.world} (data-parallel training is for the supervised tasks)"
             )
-        self.goal = goal_of(task)
         self.device = torch.device(train.device)
         model = build_model(family, task.input_size, task.output_size, model_params, device="cpu")
         model.reset_parameters(seeded(train.seed, 0))
@@ -133,7 +133,7 @@ class Trial:
         self.episodes = 0
         self.step = 0
         self.wall_s = 0.0
-        self.best = -math.inf if self.goal == "max" else math.inf
+        self.best = math.nan
         self.last_error = math.nan
         self.solved_at: int | None = None
 
@@ -166,15 +166,14 @@ class Trial:
         generator (the episodes of a seed do not depend on the world size), trains on its
         share, and steps the same optimizer on the summed gradients, so every rank holds the
         same model; only rank 0 evaluates (the other ranks' reports carry no error)."""
-        train, _task = self.train, self.task
+        train = self.train
         losses: list[float] = []
         since = time.perf_counter()
-        since_episodes = self.episodes
         while not self.finished:
             batch = min(train.batch_size, train.episodes - self.episodes)
             loss = self._batch_loss(batch)
             if not torch.isfinite(loss):
-                yield self._report(math.nan, since, since_episodes, diverged=True)
+                yield self._report(math.nan, since, diverged=True)
                 return
             if self.ranks.world == 1:
                 self.optimizer.zero_grad(set_to_none=True)
@@ -187,9 +186,9 @@ class Trial:
             self.episodes += batch
             if self.episodes < min(next_eval, train.episodes):
                 continue
-            yield self._report(sum(losses) / len(losses), since, since_episodes)
+            yield self._report(sum(losses) / len(losses), since)
             losses.clear()
-            since, since_episodes = time.perf_counter(), self.episodes
+            since = time.perf_counter()
 
     def _batch_loss(self, batch: int) -> torch.Tensor:
         """The loss of one fresh training batch (data parallel: gradients already summed)."""
@@ -239,10 +238,7 @@ class Trial:
             "erased": erased.cpu().tolist(),
         }
 
-    def _report(
-        self, loss: float, since: float, since_episodes: int, diverged: bool = False
-    ) -> Report:
-        trained = time.perf_counter() - since
+    def _report(self, loss: float, since: float, diverged: bool = False) -> Report:
         if not diverged and self.ranks.lead:
             score = evaluate_reward if self.reward is not None else evaluate
             self.last_error = score(
@@ -253,10 +249,12 @@ class Trial:
                 self.eval_gen,
                 self.device,
             )
-            if better(self.last_error, self.best, self.goal):
+            goal = self.task.goal
+            if self.best != self.best or better(self.last_error, self.best, goal):
                 self.best = self.last_error
-            solved = reached(self.last_error, self.task.solved_threshold, self.goal)
-            if self.solved_at is None and solved:
+            if self.solved_at is None and reached(
+                self.last_error, self.task.solved_threshold, goal
+            ):
                 self.solved_at = self.episodes
         self.step += 1
         self.wall_s += time.perf_counter() - since
@@ -267,30 +265,14 @@ class Trial:
             loss=loss,
             error=self.last_error,
             wall_s=self.wall_s,
-            episodes_per_second=(self.episodes - since_episodes) / max(trained, 1e-9),
-            best_error=self.best if math.isfinite(self.best) else math.nan,
+            episodes_per_second=self.episodes / max(self.wall_s, 1e-9),
+            best_error=self.best,
             episodes_to_solve=self.solved_at,
             num_parameters=self.model.num_parameters,
             done=done,
             diverged=diverged,
             final_error=self.last_error if done else None,
         )
-
-
-def goal_of(task: Task | RewardTask) -> str:
-    """ "min" (lower is better, the supervised tasks' errors) or "max" (rewards)."""
-    goal: str = getattr(task, "goal", "min")
-    return goal
-
-
-def better(value: float, than: float, goal: str) -> bool:
-    """Whether `value` beats `than` for a metric whose goal is "min" or "max"."""
-    return value > than if goal == "max" else value < than
-
-
-def reached(value: float, threshold: float, goal: str) -> bool:
-    """Whether `value` is at or beyond the solved threshold, in the goal's direction."""
-    return value >= threshold if goal == "max" else value <= threshold
 
 
 def train_trial(

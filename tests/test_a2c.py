@@ -14,7 +14,7 @@ import torch
 from sweep.models import build_model
 from sweep.tasks import make_task
 from sweep.tasks.reward import A2C, Rollout, discounted_returns, play
-from sweep.train import TrainConfig, Trial, better, reached, train_trial
+from sweep.train import TrainConfig, Trial, train_trial
 
 SHORT = {"maze": {"steps": 12}, "cue_reward": {"steps": 12}}
 SETTINGS: dict[str, Any] = {"episodes": 12, "batch_size": 4, "eval_every": 8, "eval_episodes": 4}
@@ -127,21 +127,9 @@ def test_actions_are_sampled_from_the_policy_with_the_given_generator() -> None:
     assert a.entropies.mean().item() == pytest.approx(math.log(2), abs=0.05)
 
 
-@pytest.mark.parametrize(
-    ("value", "than", "goal", "is_better"),
-    [(2.0, 1.0, "max", True), (2.0, 1.0, "min", False), (0.1, 0.2, "min", True)],
-)
-def test_best_and_solved_follow_the_goal(
-    value: float, than: float, goal: str, is_better: bool
-) -> None:
-    assert better(value, than, goal) is is_better
-    assert reached(value, than, goal) is is_better
-
-
 def test_a_reward_trial_is_solved_at_or_above_its_threshold() -> None:
     task = _task("maze")
     trial = Trial(task, "rnn", {"hidden": 8}, TrainConfig(**SETTINGS))
-    assert trial.best == -math.inf
     reports = list(trial.reports())
     solved = [r.episodes for r in reports if r.error >= task.solved_threshold]
     assert reports[-1].episodes_to_solve == (solved[0] if solved else None)

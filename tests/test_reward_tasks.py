@@ -18,7 +18,7 @@ from sweep.tasks import levels, make_task
 from sweep.tasks.cue_reward import NO_CUE, CueRewardEnv, CueRewardSettings
 from sweep.tasks.gym_env import RewardTaskEnv
 from sweep.tasks.maze import MazeEnv, MazeSettings, layout
-from sweep.tasks.reward import measured_reward, random_actions
+from sweep.tasks.reward import measured_reward, oracle_actions, random_actions
 from tests.sweeps import sweep, tiny_spec
 
 UP, DOWN, LEFT, RIGHT = range(4)
@@ -167,10 +167,10 @@ def test_chance_is_a_random_policy_measured_and_the_oracle_beats_it(task: str) -
     for t in made:
         env = t.environment()  # type: ignore[attr-defined]
         assert t.chance == measured_reward(env, t.steps, random_actions)
-        refs = t.references  # type: ignore[attr-defined]
-        assert refs["random policy"] == t.chance
-        assert refs["oracle"] > t.solved_threshold > t.chance
-        assert t.goal == "max" and t.metric == "reward"  # type: ignore[attr-defined]
+        oracle = t.references["oracle"]
+        assert oracle == measured_reward(env, t.steps, oracle_actions)
+        assert oracle > t.solved_threshold > t.chance
+        assert t.goal == "max" and t.metric == "reward"
     assert len({t.chance for t in made}) == len(made)  # measured per level, not a constant
 
 

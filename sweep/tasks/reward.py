@@ -113,7 +113,8 @@ class References:
         return self.chance + fraction * (self.oracle - self.chance)
 
     def as_dict(self) -> dict[str, float]:
-        return {"random policy": self.chance, "oracle": self.oracle}
+        """The levels worth drawing beside chance (`Task.references`)."""
+        return {"oracle": self.oracle}
 
 
 def measure_references(env: RewardEnv, steps: int) -> References:
