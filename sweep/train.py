@@ -238,17 +238,25 @@ class Trial:
             "erased": erased.cpu().tolist(),
         }
 
-    def _report(self, loss: float, since: float, diverged: bool = False) -> Report:
-        if not diverged and self.ranks.lead:
-            score = evaluate_reward if self.reward is not None else evaluate
-            self.last_error = score(
+    def _evaluate(self) -> float:
+        """The task's metric on `eval_episodes` fresh episodes from the evaluation stream."""
+        cfg = self.train
+        if self.reward is not None:
+            return evaluate_reward(
                 self.model,
-                self.task,
-                self.train.eval_episodes,
-                self.train.batch_size,
+                self.reward,
+                cfg.eval_episodes,
+                cfg.batch_size,
                 self.eval_gen,
                 self.device,
             )
+        return evaluate(
+            self.model, self.task, cfg.eval_episodes, cfg.batch_size, self.eval_gen, self.device
+        )
+
+    def _report(self, loss: float, since: float, diverged: bool = False) -> Report:
+        if not diverged and self.ranks.lead:
+            self.last_error = self._evaluate()
             goal = self.task.goal
             if self.best != self.best or better(self.last_error, self.best, goal):
                 self.best = self.last_error
@@ -304,7 +312,7 @@ def evaluate(
 @torch.no_grad()
 def evaluate_reward(
     model: Model,
-    task: Any,
+    task: RewardTask,
     episodes: int,
     batch_size: int,
     generator: torch.Generator,
