@@ -105,7 +105,7 @@ BAD = {
     "misspelled section key": "search.trials_per_cel: unknown key; did you mean 'trials_per_cell'?",
     "wrong type": "train.episodes: 'many': Input should be a valid integer",
     "unknown task": "task: unknown task 'bandit'; valid: patterns, images, cue_reward, maze",
-    "misspelled task": "task: unknown task 'pattern'; valid: patterns, images, cue_reward, maze; did",
+    "misspelled task": "task: unknown task 'pattern'; valid: patterns, images, cue_reward, maze;",
     "unknown level": "difficulties[1]: unknown level 'impossible'; valid: trivial, tiny",
     "misspelled level": "difficulties[1]: unknown level 'tyni'; valid: trivial, tiny, small",
     "level of a custom difficulty": "difficulties[1].mine.level: unknown level 'smal'; valid:",
