@@ -89,7 +89,8 @@ def main() -> None:
         per_result = timed(reports)
         completes = timed([partial(writer.on_trial_complete, 0, trials, t) for t in trials])
         screen = Console(file=io.StringIO(), force_terminal=True, width=100)
-        draws = timed([lambda: screen.print(render(live.counts(trials), "sweep callbacks"))] * 20)
+        table = partial(render, title="sweep callbacks", metric=live.metric, goal=live.goal)
+        draws = timed([lambda: screen.print(table(live.counts(trials)))] * 20)
     print(f"{cpu_model()}; {args.trials} trials x {args.reports} reports")
     for name, values in (
         ("on_trial_result", per_result),

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sweep.errors import unknown
+from sweep.store import GOALS
 from sweep.tasks.base import Episode, Task
 from sweep.tasks.images import LEVELS as IMAGE_LEVELS
 from sweep.tasks.images import ImageTask
@@ -18,9 +19,34 @@ TASKS: dict[str, tuple[Any, dict[str, dict[str, Any]]]] = {
 }
 
 
+def register_task(name: str, cls: Any, levels: Mapping[str, Mapping[str, Any]]) -> None:
+    """Add a task (a plugin's): `cls` makes it with `cls.from_level(level, overrides, name)`
+    (see `PatternTask`), declares on the class its `settings_class` (a pydantic dataclass of
+    its protocol parameters: they become `task.*` columns), `metric` and `goal` (the same at
+    every level: the sweep driver reads them without building the task); `levels` is its
+    ladder, easiest first."""
+    if not name.isidentifier():
+        raise ValueError(f"task name {name!r} must be a Python identifier")
+    known = TASKS.get(name)
+    if known is not None and _qualified(known[0]) != _qualified(cls):  # not a re-import
+        raise ValueError(f"task {name!r} is already registered by {_qualified(known[0])}")
+    goal = getattr(cls, "goal", None)
+    if goal not in GOALS:
+        raise ValueError(
+            f"task {name!r}: {_qualified(cls)}.goal is {goal!r}; valid: {', '.join(GOALS)}"
+        )
+    TASKS[name] = (cls, {level: dict(settings) for level, settings in levels.items()})
+
+
 def levels(task: str) -> list[str]:
     """The named difficulty levels of a task, easiest first."""
     return list(_entry(task)[1])
+
+
+def task_metric(task: str) -> tuple[str, str]:
+    """(metric, goal) of a task, from its class: the same at every level."""
+    cls, _ = _entry(task)
+    return str(cls.metric), str(cls.goal)
 
 
 def make_task(
@@ -42,4 +68,8 @@ def _entry(task: str) -> tuple[Any, dict[str, dict[str, Any]]]:
     return TASKS[task]
 
 
-__all__ = ["TASKS", "Episode", "Task", "levels", "make_task"]
+def _qualified(cls: Any) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+__all__ = ["TASKS", "Episode", "Task", "levels", "make_task", "register_task", "task_metric"]
