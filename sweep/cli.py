@@ -302,7 +302,8 @@ def _print_cells(folder: str) -> None:
     table = runner.status(folder)
     console = Console()
     if not console.is_terminal:
-        width = Measurement.get(console, console.options, table).maximum
+        unbounded = console.options.update_width(10_000)  # measures are clamped to it
+        width = Measurement.get(console, unbounded, table).maximum
         console = Console(width=max(console.width, width))
     console.print(table)
 

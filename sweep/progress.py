@@ -85,7 +85,7 @@ def render(counts: list[CellCounts], title: str, metric: str, goal: str) -> Tabl
 
 
 def _value(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.4g}"
+    return "-" if math.isnan(value) else f"{value:.4f}"
 
 
 def budget(spec: SweepSpec) -> int:

@@ -119,6 +119,12 @@ def _trial(config: dict[str, Any]) -> Trial:
     return Trial("sweep_trainable", config=config, stub=True)
 
 
+def _suggested(searcher: CellSearcher, trial_id: str) -> dict[str, Any]:
+    config = searcher.suggest(trial_id)
+    assert isinstance(config, dict), config
+    return config
+
+
 # -- the registry ---------------------------------------------------------------------------
 def test_a_plugin_registers_a_task_and_bad_registrations_are_one_line(plugin_root: Path) -> None:
     spec = _parsed(plugin_root, "recall")  # the spec's plugin registered it
@@ -157,7 +163,7 @@ def test_the_searcher_tells_optuna_everything(task: str, plugin_root: Path) -> N
     folder = plugin_root / "results" / "demo"
     searcher = CellSearcher(spec, make_cells(spec), str(folder))
     assert searcher.mode == goal
-    numbers = {t: searcher.suggest(t)["number"] for t in "abc"}  # type: ignore[index]
+    numbers = {t: int(_suggested(searcher, t)["number"]) for t in "abc"}
     assert searcher.suggest("early") is None  # its confirmation waits for the search
 
     searcher.on_trial_result("a", _result(100, value(0.4)))
@@ -190,8 +196,8 @@ def test_the_searcher_tells_optuna_everything(task: str, plugin_root: Path) -> N
     assert b.intermediate_values == {100: pytest.approx(value(0.45))}
     assert c.intermediate_values == {100: pytest.approx(value(0.2)), 200: pytest.approx(value(0.1))}
 
-    confirm = searcher.suggest("confirm")
-    assert isinstance(confirm, dict) and confirm["phase"] == "confirm"
+    confirm = _suggested(searcher, "confirm")
+    assert confirm["phase"] == "confirm"
     assert confirm["number"] == numbers["c"] and confirm["hp"] == c.params
 
 
@@ -213,7 +219,7 @@ def test_the_cells_view_follows_the_goal_live_and_from_storage(plugin_root: Path
     spec = _parsed(plugin_root, "recall")
     cell = make_cells(spec)[0]
     live = LiveCells(spec)
-    trials = []
+    trials: list[Trial] = []
     for number, (phase, values) in enumerate(
         [("search", [0.6, 0.9]), ("search", [0.7]), ("confirm", [0.99]), ("confirm", [0.95])]
     ):
@@ -252,7 +258,7 @@ def test_the_cells_view_follows_the_goal_live_and_from_storage(plugin_root: Path
     screen = Console(file=io.StringIO(), width=200)
     screen.print(render([stored], "sweep demo", "bits_right", "max"))
     text = screen.file.getvalue()  # type: ignore[attr-defined]
-    assert status_rows(text)["trivial/plastic"][4:] == ["0.93", "0.97", "1/2"]
+    assert status_rows(text)["trivial/plastic"][4:] == ["0.9300", "0.9700", "1/2"]
     assert "bits_right, higher is better" in text
 
 
@@ -303,17 +309,17 @@ def test_a_higher_is_better_sweep_end_to_end(plugin_root: Path) -> None:
     # best survivor
     assert search.loc[stopped, "final_error"].max() <= search.loc[completed, "best_error"].max()
 
-    # confirmation re-ran the highest completed trial
-    top = max(t.value for t in study.trials if t.state == TrialState.COMPLETE)
-    assert set(confirm["optuna_trial"]) == {study.best_trial.number}
-    assert study.best_trial.value == top
+    # confirmation re-ran the highest completed trial (the earliest of equals)
+    values = {t.number: t.value for t in study.trials if t.state == TrialState.COMPLETE}
+    top = max(v for v in values.values() if v is not None)
+    assert set(confirm["optuna_trial"]) == {min(n for n, v in values.items() if v == top)}
 
     status = sweep("status", str(folder), timeout=120)
     assert status.returncode == 0, status.stderr
-    row = status_rows(status.stdout)["trivial/plastic"]
+    shown = status_rows(status.stdout)["trivial/plastic"]
     best = curves.loc[curves["phase"] == "search", "error"].max()
-    assert float(row[4]) == pytest.approx(best, abs=5e-4)
-    assert float(row[5]) == pytest.approx(confirm["final_error"].median(), abs=5e-4)
+    assert float(shown[4]) == pytest.approx(best, abs=5e-4)
+    assert float(shown[5]) == pytest.approx(confirm["final_error"].median(), abs=5e-4)
     solved = reached(confirm["final_error"], confirm["solved_threshold"], "max").sum()
-    assert row[6] == f"{solved}/2"
+    assert shown[6] == f"{solved}/2"
     assert "bits_right, higher is better" in " ".join(status.stdout.split())

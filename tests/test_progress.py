@@ -34,8 +34,8 @@ def test_the_table_labels_search_best_and_confirmation_apart() -> None:
     text = _draw([confirmed, searching])
     rows = status_rows(text)
     # done, failed, running, pending, search best, confirmed median, confirmed solved
-    assert rows["tiny/plastic"] == ["5", "0", "0", "0", "0.0125", "0.02", "2/3"]
-    assert rows["tiny/lstm"] == ["1", "0", "1", "3", "0.375", "-", "-"]
+    assert rows["tiny/plastic"] == ["5", "0", "0", "0", "0.0125", "0.0200", "2/3"]
+    assert rows["tiny/lstm"] == ["1", "0", "1", "3", "0.3750", "-", "-"]
     header = " ".join(line for line in text.splitlines() if "┃" in line)
     for label in ("search", "best", "confirmed", "median", "solved"):
         assert label in header
