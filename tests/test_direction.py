@@ -201,6 +201,18 @@ def test_the_searcher_tells_optuna_everything(task: str, plugin_root: Path) -> N
     assert confirm["number"] == numbers["c"] and confirm["hp"] == c.params
 
 
+def test_a_cell_whose_completed_trials_all_failed_confirms_its_best_stopped_one(
+    plugin_root: Path,
+) -> None:
+    spec = _parsed(plugin_root, "recall")
+    searcher = CellSearcher(spec, make_cells(spec), str(plugin_root / "results" / "demo"))
+    numbers = {t: int(_suggested(searcher, t)["number"]) for t in "abc"}
+    searcher.on_trial_complete("a", _result(100, 0.6))  # stopped
+    searcher.on_trial_complete("b", _result(100, 0.7))  # stopped, the higher
+    searcher.on_trial_complete("c", None, error=True)  # the one that went on, failed
+    assert _suggested(searcher, "confirm")["number"] == numbers["b"]
+
+
 def test_asha_stops_the_lower_trial_of_a_higher_is_better_cell(plugin_root: Path) -> None:
     spec = _parsed(plugin_root, "recall")
     cell = make_cells(spec)[0]

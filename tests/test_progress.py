@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
+from click.testing import CliRunner
 from rich.console import Console
 
+from sweep.cli import cli
 from sweep.progress import CellCounts, eta, render
+from sweep.results import write_part
+from sweep.spec import parse_spec
+from sweep.store import SPEC_FILE
 from tests.sweeps import status_rows
 
 
@@ -50,3 +56,43 @@ def test_a_long_cell_name_is_never_cut_short() -> None:
     screen = Console(file=io.StringIO(), width=60)
     screen.print(render(counts, "sweep demo", "bit_error", "min"))
     assert "paper-simplified/plastic_retroactive" in screen.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_status_prints_the_whole_table_into_a_pipe(tmp_path: Path) -> None:
+    """Long cell names and every column, whatever the width a pipe is taken to have."""
+    spec = parse_spec(
+        {
+            "name": "wide",
+            "storage": str(tmp_path),
+            "difficulties": ["paper-simplified"],
+            "models": {"plastic_retroactive": {"family": "plastic", "modulation": "retroactive"}},
+            "search": {"trials_per_cell": 1},
+            "confirm": {"seeds": 2},
+        }
+    )
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    (folder / SPEC_FILE).write_text(spec.to_yaml())
+    cell = "paper-simplified/plastic_retroactive"
+    identity = {"sweep": "wide", "cell": cell, "task": "patterns", "goal": "min"}
+    rows = [
+        {**identity, "trial_id": "s", "phase": "search", "status": "completed", "best_error": 0.01},
+        {
+            **identity,
+            "trial_id": "c1",
+            "phase": "confirm",
+            "status": "completed",
+            "final_error": 0.015,
+        },
+        {
+            **identity,
+            "trial_id": "c2",
+            "phase": "confirm",
+            "status": "completed",
+            "final_error": 0.03,
+        },
+    ]
+    write_part(folder, "trials", [{**r, "solved_threshold": 0.02} for r in rows])
+    done = CliRunner().invoke(cli, ["status", str(folder)])
+    assert done.exit_code == 0, done.output
+    assert status_rows(done.output)[cell] == ["3", "0", "0", "0", "0.0100", "0.0225", "1/2"]
