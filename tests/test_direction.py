@@ -141,13 +141,19 @@ def test_a_plugin_registers_a_task_and_bad_registrations_are_one_line(plugin_roo
 
     with pytest.raises(ValueError, match=r"\.goal is 'sideways'; valid: min, max$"):
         register_task("sideways", Sideways, LEVELS)
+
+    class Nameless(PatternTask):
+        metric = None  # type: ignore[assignment]
+
+    with pytest.raises(ValueError, match=r"Nameless\.metric must name the metric$"):
+        register_task("nameless", Nameless, LEVELS)
     with pytest.raises(ValueError, match="task 'patterns' is already registered by "):
         register_task("patterns", Sideways, LEVELS)
     with pytest.raises(ValueError, match="must be a Python identifier"):
         register_task("two words", PatternTask, LEVELS)
     with pytest.raises(ValueError, match=r"unknown task 'recal'; valid: .*recall.*'recall'\?"):
         make_task("recal", "trivial")
-    assert "sideways" not in TASKS and "two words" not in TASKS
+    assert not {"sideways", "nameless", "two words"} & set(TASKS)
 
 
 # -- the searcher: real Optuna studies in a journal -----------------------------------------

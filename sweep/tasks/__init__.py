@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from plastic_models.rules import qualified
 from sweep.errors import unknown
 from sweep.store import GOALS
 from sweep.tasks.base import Episode, Task
@@ -28,12 +29,14 @@ def register_task(name: str, cls: Any, levels: Mapping[str, Mapping[str, Any]]) 
     if not name.isidentifier():
         raise ValueError(f"task name {name!r} must be a Python identifier")
     known = TASKS.get(name)
-    if known is not None and _qualified(known[0]) != _qualified(cls):  # not a re-import
-        raise ValueError(f"task {name!r} is already registered by {_qualified(known[0])}")
-    goal = getattr(cls, "goal", None)
+    if known is not None and qualified(known[0]) != qualified(cls):  # not a re-import
+        raise ValueError(f"task {name!r} is already registered by {qualified(known[0])}")
+    metric, goal = getattr(cls, "metric", None), getattr(cls, "goal", None)
+    if not isinstance(metric, str):
+        raise ValueError(f"task {name!r}: {qualified(cls)}.metric must name the metric")
     if goal not in GOALS:
         raise ValueError(
-            f"task {name!r}: {_qualified(cls)}.goal is {goal!r}; valid: {', '.join(GOALS)}"
+            f"task {name!r}: {qualified(cls)}.goal is {goal!r}; valid: {', '.join(GOALS)}"
         )
     TASKS[name] = (cls, {level: dict(settings) for level, settings in levels.items()})
 
@@ -66,10 +69,6 @@ def _entry(task: str) -> tuple[Any, dict[str, dict[str, Any]]]:
     if task not in TASKS:
         raise ValueError(unknown("task", task, list(TASKS)))
     return TASKS[task]
-
-
-def _qualified(cls: Any) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 __all__ = ["TASKS", "Episode", "Task", "levels", "make_task", "register_task", "task_metric"]
