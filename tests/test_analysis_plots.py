@@ -156,8 +156,10 @@ def test_importance_info(summary: Summary) -> None:
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels[2] == "hard / plastic (12 trials, too few)" and labels[0].endswith("(60 trials)")
     (image,) = fig.axes[0].get_images()
+    coloured = image.get_array()
+    assert coloured is not None
     # the one-parameter cell (1.0 by definition) is not coloured and does not set the scale
-    assert image.get_array().mask[1, 0] and image.norm.vmax == pytest.approx(0.9)
+    assert np.ma.getmaskarray(coloured)[1, 0] and image.norm.vmax == pytest.approx(0.9)
     assert "1.00 (only)" in [t.get_text() for t in fig.axes[0].texts]
     few = importance[importance["model"] == "rnn"]
     weak = draw_importance(importance_info(dataclasses.replace(summary, importance=few)))
