@@ -264,7 +264,7 @@ def cells_html(summary: Summary) -> str:
         "median episodes to solve",
         "parameters",
     ]
-    return _table(header, rows) + f"<p class='note'>{html.escape(IQR)}</p>"
+    return _table(header, rows)
 
 
 def tests_html(summary: Summary) -> str:
@@ -340,25 +340,27 @@ def trials_html(results: Results, summary: Summary) -> str:
 
 
 def spec_html(sweep: Sweep) -> str:
-    """The spec as the user would have written it: spec.yaml holds the resolved spec, with
-    every unset option as `null`; those are left out. A spec.yaml that does not parse is
-    shown as it is."""
+    """The spec as the user would have written it, as near as spec.yaml tells: it holds the
+    resolved spec, every unset option as `null` (and unused lists as `[]`); those are left
+    out. A spec.yaml that does not parse is shown as it is."""
     if not sweep.spec_text:
         return "<pre>(no spec.yaml in the folder)</pre>"
     if not sweep.spec:
         return f"<pre>{html.escape(sweep.spec_text)}</pre>"
-    text = yaml.safe_dump(_without_nulls(dict(sweep.spec)), sort_keys=False)
+    text = yaml.safe_dump(_set_only(dict(sweep.spec)), sort_keys=False, allow_unicode=True)
     return (
-        f"<pre>{html.escape(text)}</pre><p class='note'>Options left unset (null in "
-        "spec.yaml) are not shown.</p>"
+        f"<pre>{html.escape(text)}</pre><p class='note'>Options left unset (null or empty in "
+        "spec.yaml) are not shown; the others include the defaults the sweep filled in.</p>"
     )
 
 
-def _without_nulls(value: object) -> object:
+def _set_only(value: object) -> object:
+    """`value` without the None values and empty lists or mappings at any depth."""
     if isinstance(value, Mapping):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+        kept = {k: _set_only(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v is not None and v != [] and v != {}}
     if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
+        return [_set_only(v) for v in value]
     return value
 
 

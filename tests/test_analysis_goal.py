@@ -30,7 +30,7 @@ from analysis.report import write_report
 from analysis.summary import frontier_text
 from sweep.results import write_part
 from sweep.store import SCHEMA_VERSION, VERSIONED
-from tests.test_analysis_summary import seeds, trial
+from tests.test_analysis_summary import seeds
 
 LEVELS = ["5x5", "7x7", "9x9"]
 # A reward per episode: a random policy's differs per maze (the task measures it).
@@ -235,8 +235,8 @@ def test_pattern_figures_draw_the_reference_levels(tmp_path: Path) -> None:
     legend = [t.get_text() for t in box.get_texts()]
     assert legend[:3] == ["chance (0.5)", "copy the cue", "solved (≤ 0.02)"]
     # the reference differs per level: a segment over each level's slot
-    cue = [c for c in ax.collections if c.get_label() == "copy the cue"]
-    assert len(cue) == 1 and len(ax.collections) >= 2
+    segments = [c for c in ax.collections if c.get_label() == "copy the cue"]
+    assert len(segments) == 1 and len(ax.collections) >= 2
     curves = draw_learning_curves(learning_curves_info(summary))
     (legend_box,) = curves.legends
     assert "copy the cue" in [t.get_text() for t in legend_box.get_texts()]
