@@ -25,7 +25,7 @@ from analysis import (
     summarize,
 )
 from analysis.stats import rank_sum
-from analysis.summary import frontier_text, seed_limit, typical_reconstructions
+from analysis.summary import frontier_text, goal_of, seed_limit, typical_reconstructions
 from analysis.tables import RECONSTRUCTIONS_COLUMNS
 
 _ids = itertools.count()
@@ -155,6 +155,16 @@ def test_headline_names_the_winner_its_margin_and_significance() -> None:
     assert top.loc["mid", "best_p"] == pytest.approx(0.1)
     limit = seed_limit(top.reset_index())
     assert limit is not None and "cannot give p below 0.1" in limit
+
+
+def test_goal_of_rows() -> None:
+    assert goal_of(frame(seeds("easy", "plastic", [0.1]))) == "min"  # not recorded: a v1 sweep
+    assert goal_of(frame(seeds("easy", "plastic", [0.1], goal="max"))) == "max"
+    mixed = frame(seeds("easy", "a", [0.1], goal="max") + seeds("easy", "b", [0.1], goal="min"))
+    with pytest.raises(ValueError, match=r"goals \['max', 'min'\]"):
+        goal_of(mixed)
+    with pytest.raises(ValueError, match="expected one of"):
+        goal_of(frame(seeds("easy", "plastic", [0.1], goal="up")))
 
 
 def test_headline_with_one_model_and_no_seed_limit_with_ten_seeds() -> None:
