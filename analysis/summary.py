@@ -576,7 +576,7 @@ def summarize(results: Results, seed: int = 0, alpha: float = ALPHA) -> Summary:
     return Summary(
         difficulties=difficulties,
         models=models,
-        task=task_info(trials),
+        task=task_info(_first_sweep(trials)),
         levels=order(levels(trials)),
         cells=cells,
         seeds=order(usable(trials)[[*CELL, "seed", "final_error", "episodes_to_solve"]]),
@@ -589,6 +589,14 @@ def summarize(results: Results, seed: int = 0, alpha: float = ALPHA) -> Summary:
         searched=tuple(hp),
         reconstructions=order(typical_reconstructions(trials, results.reconstructions)),
     )
+
+
+def _first_sweep(trials: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the first sweep: a summary's `task` describes one sweep's metric (several
+    sweeps may measure different ones; their tables follow each row's own goal)."""
+    if trials.empty:
+        return trials
+    return trials[trials["sweep"] == trials["sweep"].iloc[0]]
 
 
 def seed_limit(headline: pd.DataFrame, alpha: float = ALPHA) -> str | None:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
-from analysis import Summary, load, summarize
+from analysis import Results, Summary, load, summarize
 from analysis.plots import (
     Scale,
     draw_final_error,
@@ -28,6 +29,7 @@ from analysis.plots import (
 )
 from analysis.report import write_report
 from analysis.summary import frontier_text
+from analysis.tables import CURVES_COLUMNS
 from sweep.results import write_part
 from sweep.store import SCHEMA_VERSION, VERSIONED
 from tests.test_analysis_summary import seeds
@@ -241,3 +243,15 @@ def test_pattern_figures_draw_the_reference_levels(tmp_path: Path) -> None:
     (legend_box,) = curves.legends
     assert "copy the cue" in [t.get_text() for t in legend_box.get_texts()]
     assert not math.isnan(info.thresholds[0])
+
+
+def test_sweeps_of_either_goal_summarize_together() -> None:
+    maze = [{**r, "sweep": "maze"} for r in maze_rows()]
+    patterns = seeds("easy", "plastic", [0.1, 0.2, 0.3]) + seeds("easy", "rnn", [0.4, 0.5, 0.6])
+    rows = maze + [{**r, "sweep": "patterns", "goal": "min"} for r in patterns]
+    found = summarize(Results(pd.DataFrame(rows), pd.DataFrame(columns=list(CURVES_COLUMNS))))
+    winners = found.headline.set_index(["sweep", "difficulty"])["winner"]
+    assert winners[("maze", "5x5")] == "plastic"  # the highest reward
+    assert winners[("patterns", "easy")] == "plastic"  # the lowest error
+    assert (found.headline["margin"] > 0).all()
+    assert found.task.goal == "max"  # the first sweep's metric
