@@ -296,6 +296,7 @@ class Scale:
 
     name: str
     linthresh: float = NAN
+    top: float = NAN  # the axis's upper end on a log scale: room above the highest value
 
 
 @dataclass(frozen=True)
@@ -321,9 +322,10 @@ def metric_scale(values: Iterable[float], goal: str) -> Scale:
     positive = [v for v in finite if v > 0]
     if goal != "min" or not positive or min(finite) < 0 or max(positive) < 10 * min(positive):
         return Scale("linear")
+    top = max(positive) * 10**0.15  # lines at the highest value (chance) stay off the frame
     if min(finite) > 0:
-        return Scale("log")
-    return Scale("symlog", 10.0 ** math.floor(math.log10(min(positive))))
+        return Scale("log", top=top)
+    return Scale("symlog", 10.0 ** math.floor(math.log10(min(positive))), top)
 
 
 def final_error_info(summary: Summary) -> FinalErrorInfo:
@@ -384,6 +386,7 @@ def _set_scale(ax: Axes, scale: Scale) -> None:
         # Ticks at 1, 2 and 5 of every decade, written as plain numbers (0.02, not 2e-2).
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylim(top=scale.top)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
