@@ -728,6 +728,7 @@ class ParametersInfo:
     # model -> (difficulty, num_parameters, median, q25, q75) per cell
     seeds: tuple[int, ...]  # seeds per cell
     scale: Scale
+    levels: Mapping[str, float]  # chance and reference levels the same at every difficulty
 
 
 _POINT = ("num_parameters", "median", "q25", "q75")
@@ -747,11 +748,12 @@ def parameters_info(summary: Summary) -> ParametersInfo:
         for m in models
     }
     seeds = tuple(int(n) for n in cells["seeds"])
+    # Points of every difficulty share the axes: only levels the same at each can be drawn.
+    per_level = _levels(summary, _present(summary)[0]).items()
+    levels = {name: v for name, values in per_level if (v := _uniform(values)) is not None}
     drawn = [v for c in ("median", "q25", "q75") for v in _floats(cells[c])]
-    if summary.task.chance is not None:
-        drawn.append(summary.task.chance)
-    scale = metric_scale(drawn, summary.task.goal)
-    return ParametersInfo(summary.sweep, summary.task, models, points, seeds, scale)
+    scale = metric_scale([*drawn, *levels.values()], summary.task.goal)
+    return ParametersInfo(summary.sweep, summary.task, models, points, seeds, scale, levels)
 
 
 def draw_parameters(info: ParametersInfo) -> Figure:
@@ -774,9 +776,10 @@ def draw_parameters(info: ParametersInfo) -> Figure:
             capsize=3,
             label=model,
         )
-    if info.task.chance is not None:
-        chance = f"chance ({info.task.chance:g})"
-        ax.axhline(info.task.chance, label=chance, color=_CHANCE.color, ls=_CHANCE.ls, lw=1)
+    styles = _level_styles(info.levels)
+    for name, value in info.levels.items():
+        style = styles[name]
+        ax.axhline(value, label=f"{name} ({value:g})", color=style.color, ls=style.ls, lw=style.lw)
     ax.set_xscale("log")
     ax.margins(x=0.08)
     _set_scale(ax, info.scale)

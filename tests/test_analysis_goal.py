@@ -240,6 +240,12 @@ def test_pattern_figures_draw_the_reference_levels(tmp_path: Path) -> None:
     # the reference differs per level: a segment over each level's slot
     segments = [c for c in ax.collections if c.get_label() == "copy the cue"]
     assert len(segments) == 1 and len(ax.collections) >= 2
+    parameters = draw_parameters(parameters_info(summary))
+    drawn = parameters.axes[0].get_legend()
+    assert drawn is not None
+    # only chance is the same at every level; copying the cue differs, so it cannot be drawn
+    assert [t.get_text() for t in drawn.get_texts()][:1] == ["chance (0.5)"]
+    assert "copy the cue" not in [t.get_text() for t in drawn.get_texts()]
     curves = draw_learning_curves(learning_curves_info(summary))
     (legend_box,) = curves.legends
     assert "copy the cue" in [t.get_text() for t in legend_box.get_texts()]

@@ -175,6 +175,7 @@ def test_parameters_info(summary: Summary) -> None:
     assert easy[:3] == ("easy", 100.0, pytest.approx(np.median(LOW)))
     assert hard == ("hard", 400.0, 0.3, 0.25, 0.35)
     assert [p[0] for p in info.points["rnn"]] == ["easy"]
+    assert info.levels == {"chance": 0.5}
 
 
 def test_figures_state_axes_units_aggregation_and_seeds(summary: Summary) -> None:
