@@ -66,6 +66,10 @@ def test_report_headline_marks_significant_wins_and_leaves_out_diverged(tmp_path
     assert "<td>hard</td><td>plastic</td><td>10</td><td>2</td>" in page  # seeds, diverged
     assert page.count("src='data:image/png;base64,") == 6
     assert "name: hand" in page  # the spec that ran
+    # a schema-1 sweep: no goal (lower is better, as then every task), no versions recorded
+    assert "Winner: lowest median final bit error (lower is better)" in page
+    assert "<td>package versions</td><td>not recorded (a sweep from before schema 2)</td>" in page
+    assert "GPU ids" not in page
 
 
 def test_an_image_sweeps_report_shows_its_reconstructions(tmp_path: Path) -> None:
