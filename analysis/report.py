@@ -340,9 +340,15 @@ def trials_html(results: Results, summary: Summary) -> str:
 
 
 def spec_html(sweep: Sweep) -> str:
-    """The spec as the user would have written it, as near as spec.yaml tells: it holds the
-    resolved spec, every unset option as `null` (and unused lists as `[]`); those are left
-    out. A spec.yaml that does not parse is shown as it is."""
+    """The spec as its author wrote it (spec-as-written.yaml, comments included); for a
+    sweep without that file, as near as spec.yaml tells: it holds the resolved spec, every
+    unset option as `null` (and unused lists as `[]`); those are left out. A spec.yaml
+    that does not parse is shown as it is."""
+    if sweep.written:
+        return (
+            f"<pre>{html.escape(sweep.written)}</pre><p class='note'>As written; spec.yaml in "
+            "the sweep's folder holds it with every default filled in.</p>"
+        )
     if not sweep.spec_text:
         return "<pre>(no spec.yaml in the folder)</pre>"
     if not sweep.spec:

@@ -10,6 +10,7 @@ import json
 import sys
 import time
 import typing
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -340,7 +341,8 @@ def run_command(
     from sweep import runner
 
     try:
-        folder = runner.run(spec, address, num_cpus, num_gpus)
+        written = Path(spec_path).read_text()  # read once already: it validated
+        folder = runner.run(spec, address, num_cpus, num_gpus, written=written)
     except runner.SweepError as e:
         raise BadInput(str(e)) from None
     except runner.SweepFailed as e:
