@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 
 from analysis.stats import bootstrap_mean_ci, holm, quartiles, rank_sum, smallest_rank_sum_p
 from analysis.tables import Results
-from sweep.store import GOALS
+from sweep.store import GOALS, reached
 
 CELL = ["sweep", "difficulty", "model"]
 SEARCH, CONFIRM = "search", "confirm"
@@ -148,8 +148,10 @@ def cell_summary(trials: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     median, q25, q75: the final value of the task's metric across seeds, its median and
     inter-quartile range (IQR: the 25th to 75th percentile); mean, ci_low, ci_high: its mean
     with a 95% percentile-bootstrap interval (9,999 resamples from `seed`);
-    solved, solve_rate: seeds whose metric reached the solved threshold (episodes_to_solve
-    set); solve_median, solve_q25, solve_q75: episodes to solve, over the seeds that solved;
+    solved, solve_rate: seeds whose final value reached the solved threshold (what the
+    trained network does, not a lucky evaluation on the way: a seed that touched the
+    threshold and fell back is not solved); solve_median, solve_q25, solve_q75: episodes to
+    solve (the first evaluation at the threshold), over the seeds that solved;
     num_parameters, solved_threshold, episodes (training budget): the cell's median;
     goal: the metric's direction ("min" or "max").
     """
@@ -159,7 +161,9 @@ def cell_summary(trials: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     for key, at in confirm.groupby(CELL, sort=False).indices.items():
         cell, used = confirm.iloc[at], confirm.iloc[at[ok[at]]]
         errors = _floats(used["final_error"])
-        solve = _floats(used["episodes_to_solve"].dropna())
+        goal = goal_of(cell)
+        solved = reached(errors, _floats(used["solved_threshold"]), goal)
+        solve = _floats(used["episodes_to_solve"][solved].dropna())
         q, s = quartiles(errors), quartiles(solve)
         ci = bootstrap_mean_ci(errors, seed=seed)
         rows.append(
@@ -174,15 +178,15 @@ def cell_summary(trials: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
                 "mean": float(errors.mean()) if errors.size else math.nan,
                 "ci_low": ci[0],
                 "ci_high": ci[1],
-                "solved": solve.size,
-                "solve_rate": solve.size / len(used) if len(used) else math.nan,
+                "solved": int(solved.sum()),
+                "solve_rate": int(solved.sum()) / len(used) if len(used) else math.nan,
                 "solve_median": s.median,
                 "solve_q25": s.q25,
                 "solve_q75": s.q75,
                 "num_parameters": _median(cell["num_parameters"]),
                 "solved_threshold": _median(cell["solved_threshold"]),
                 "episodes": _median(cell["episodes"]),
-                "goal": goal_of(cell),
+                "goal": goal,
             }
         )
     return pd.DataFrame(rows, columns=[*CELL, *_SUMMARY_COLUMNS])

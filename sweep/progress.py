@@ -40,7 +40,8 @@ class CellCounts:
     search_done: int = 0
     search_usable: int = 0  # search trials that ended with a value for Optuna
     # The final values of the confirmation trials that neither failed nor diverged, and how
-    # many of them reached the solved threshold.
+    # many of them reached the solved threshold (the final value: as the analysis counts a
+    # seed solved).
     confirmed: list[float] = field(default_factory=list)
     solved: int = 0
 

@@ -47,7 +47,9 @@ def summary() -> Summary:
         row["episodes_to_solve"] = 100 * (i + 1)
     rows += seeds("easy", "rnn", HIGH, num_parameters=110)
     rows += seeds("hard", "plastic", [0.4, 0.2, 0.3], num_parameters=400)
-    rows[-1]["episodes_to_solve"] = 900
+    rows[-2]["episodes_to_solve"] = 900
+    for row in rows:
+        row["solved_threshold"] = 0.25  # under it: LOW, and 0.2 of the hard level's seeds
     trials = pd.DataFrame(rows)
     ids = trials.loc[(trials["difficulty"] == "easy") & (trials["model"] == "plastic"), "trial_id"]
     curves = pd.DataFrame(
@@ -75,7 +77,7 @@ def test_learning_curves_info(summary: Summary) -> None:
     assert band.median == pytest.approx((0.4, 0.2))
     assert band.q25 == pytest.approx((0.3, 0.15)) and band.q75 == pytest.approx((0.5, 0.25))
     assert ("hard", "rnn") not in info.bands
-    assert info.thresholds == (0.02, 0.02) and info.task.chance == 0.5
+    assert info.thresholds == (0.25, 0.25) and info.task.chance == 0.5
 
 
 def test_final_error_info(summary: Summary) -> None:
@@ -89,7 +91,7 @@ def test_final_error_info(summary: Summary) -> None:
     assert math.isnan(rnn.median[1])  # rnn did not run "hard"
     assert sorted(plastic.points)[-3:] == [(1, 0.2), (1, 0.3), (1, 0.4)]
     assert info.significant == ("plastic", None)  # 10 against 10, clearly apart
-    assert info.levels == {"chance": (0.5, 0.5)} and info.thresholds == (0.02, 0.02)
+    assert info.levels == {"chance": (0.5, 0.5)} and info.thresholds == (0.25, 0.25)
     # errors from 0.01 to 0.5: more than a decade, none zero
     assert info.scale.name == "log" and info.scale.top == pytest.approx(0.5 * 10**0.15)
 
@@ -193,7 +195,7 @@ def test_figures_state_axes_units_aggregation_and_seeds(summary: Summary) -> Non
     box = ax.get_legend()
     assert box is not None
     legend = [t.get_text() for t in box.get_texts()]
-    assert "chance (0.5)" in legend and "solved (≤ 0.02)" in legend
+    assert "chance (0.5)" in legend and "solved (≤ 0.25)" in legend
 
     curves = draw_learning_curves(learning_curves_info(summary))
     assert "median (line) and IQR (band: 25th–75th percentile)" in curves.get_suptitle()
@@ -203,7 +205,7 @@ def test_figures_state_axes_units_aggregation_and_seeds(summary: Summary) -> Non
     )
     assert curves.axes[0].get_title() == "plastic  (n = 3)"
     (levels,) = curves.legends
-    assert [t.get_text() for t in levels.get_texts()] == ["chance (0.5)", "solved (≤ 0.02)"]
+    assert [t.get_text() for t in levels.get_texts()] == ["chance (0.5)", "solved (≤ 0.25)"]
 
     frontier = draw_frontier(frontier_info(summary))
     texts = [t.get_text() for t in frontier.axes[0].texts]

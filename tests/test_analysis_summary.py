@@ -87,7 +87,12 @@ HIGH = np.linspace(0.40, 0.49, 10)
 
 def test_cell_summary_median_iqr_mean_and_solves() -> None:
     rows = seeds("easy", "plastic", [0.1, 0.2, 0.3, 0.4, 0.5])
+    for row in rows:
+        row["solved_threshold"] = 0.2
     rows[0]["episodes_to_solve"], rows[1]["episodes_to_solve"] = 100, 300
+    # Touched the threshold at an evaluation and fell back: the trained network did not
+    # solve the level, so this seed is not counted solved.
+    rows[2]["episodes_to_solve"] = 50
     rows += [
         trial("easy", "plastic", 0.0, status="diverged"),  # left out, counted
         trial("easy", "plastic", math.nan, status="failed"),
