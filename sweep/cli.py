@@ -180,7 +180,7 @@ def run_with_progress(task: Task, model: str, params: dict[str, Any], train: Tra
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("error {task.fields[error]}"),
+        TextColumn(f"{task.metric} {{task.fields[error]}}"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
@@ -244,6 +244,12 @@ def train(
     made, config = _resolve_trial(task, difficulty, protocol, model, model_params, train)
     report = run_with_progress(made, model, model_params, config)
     record = {"task": task, "difficulty": difficulty, "model": model, "seed": config.seed}
+    record |= {
+        "metric": made.metric,  # what the *_error values measure
+        "goal": made.goal,  # min: lower is better; max: higher is better
+        "chance": made.chance,
+        "solved_threshold": made.solved_threshold,
+    }
     record |= report.to_dict()
     if as_json:  # NaN (a diverged trial's missing metrics) is not JSON: null
         click.echo(json.dumps({k: None if v != v else v for k, v in record.items()}))

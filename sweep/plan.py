@@ -24,13 +24,23 @@ class TaskInfo:
     overrides: dict[str, Any]  # task parameters set directly
     settings: dict[str, Any]  # every protocol parameter in effect
     metric: str
+    goal: str
     chance: float
     solved_threshold: float
+    references: dict[str, float]
 
     @classmethod
     def of(cls, task: Task, name: str, level: str | None, overrides: dict[str, Any]) -> TaskInfo:
         return cls(
-            name, level, overrides, task.settings(), task.metric, task.chance, task.solved_threshold
+            name,
+            level,
+            overrides,
+            task.settings(),
+            task.metric,
+            task.goal,
+            task.chance,
+            task.solved_threshold,
+            dict(task.references),
         )
 
 
@@ -109,8 +119,10 @@ def trial_config(
         overrides=dict(cell.task.overrides),
         task_settings=dict(cell.task.settings),
         metric=cell.task.metric,
+        goal=cell.task.goal,
         chance=cell.task.chance,
         solved_threshold=cell.task.solved_threshold,
+        references=dict(cell.task.references),
         hp=dict(hp),
         model_params={f.name: getattr(model, f.name) for f in dataclasses.fields(model)},
         train={

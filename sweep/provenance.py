@@ -1,8 +1,9 @@
-"""Which code runs: the git commit, for results rows and `sweep --version`. Imports nothing
-heavy, so `sweep --version` answers at once."""
+"""Which code runs: the git commit and the package versions, for results rows and
+`sweep --version`. Imports nothing heavy, so `sweep --version` answers at once."""
 
 from __future__ import annotations
 
+import platform
 import subprocess
 from pathlib import Path
 
@@ -18,3 +19,23 @@ def git_commit() -> str:
         return commit + ("+dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def versions() -> dict[str, str]:
+    """`version.<package>` of every package in `sweep.store.VERSIONED`, and `platform`,
+    read from the installed distributions' metadata (nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from sweep.store import VERSIONED
+
+    found: dict[str, str] = {}
+    for package in VERSIONED:
+        if package == "python":
+            found["version.python"] = platform.python_version()
+            continue
+        try:
+            found[f"version.{package}"] = version(package)
+        except PackageNotFoundError:
+            found[f"version.{package}"] = "not installed"
+    found["platform"] = platform.platform()
+    return found

@@ -38,9 +38,11 @@ class TrialConfig:
     level: str | None  # the ladder level the difficulty starts from (None: task defaults)
     overrides: dict[str, Any]  # task parameters set directly
     task_settings: dict[str, Any]  # every protocol parameter in effect
-    metric: str  # what the task's error measures; lower is better
+    metric: str  # what the task's error measures (the `*_error` fields hold its values)
+    goal: str  # "min": lower is better; "max": higher is better (`sweep.store.GOALS`)
     chance: float  # the metric of a network that learned nothing
     solved_threshold: float
+    references: dict[str, float]  # other levels figures draw beside chance, by name
     hp: dict[str, Any]  # what the search chose (Optuna's params; confirm: the best's)
     model_params: dict[str, Any]  # every model hyperparameter in effect, `hidden` resolved
     train: dict[str, Any]  # every training setting in effect but seed and device
@@ -85,9 +87,9 @@ class Report:
     loss: float  # mean training loss since the previous report
     error: float  # the task's metric on fresh evaluation episodes (last finite one if diverged)
     wall_s: float  # seconds of training and evaluation since the start, across restores
-    episodes_per_second: float  # training throughput since the previous report
-    best_error: float  # lowest `error` so far
-    episodes_to_solve: int | None  # first evaluation at or under the threshold, so far
+    episodes_per_second: float  # the whole run's: episodes so far / wall_s
+    best_error: float  # best `error` so far (lowest, or highest for a "max" task)
+    episodes_to_solve: int | None  # first evaluation that reached the threshold, so far
     num_parameters: int
     done: bool = False
     diverged: bool = False  # the loss became NaN or infinite; training stopped there

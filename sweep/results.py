@@ -10,6 +10,7 @@ steps are dropped by readers, which keep the last row per key.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import types
 import typing
@@ -29,7 +30,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial as TuneTrial
 
 from sweep.models import FAMILIES
-from sweep.provenance import git_commit
+from sweep.provenance import git_commit, versions
 from sweep.records import Reconstructions, TrialConfig, TrialResult
 from sweep.spec import SweepSpec
 from sweep.store import (
@@ -194,18 +195,30 @@ class ResultsWriter(Callback):
         self.sweep_dir = sweep_dir
         self._buffer: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
         self._commit: str | None = None
+        self._versions: dict[str, str] | None = None
         self._columns = set(schema("trials").names)  # after the spec's plugins registered
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles callbacks with the experiment; a restored run starts empty and
         # records the commit of the code that resumes it.
-        return {**self.__dict__, "_buffer": {t: [] for t in TABLES}, "_commit": None}
+        empty: dict[str, Any] = {
+            "_buffer": {t: [] for t in TABLES},
+            "_commit": None,
+            "_versions": None,
+        }
+        return {**self.__dict__, **empty}
 
     @property
     def commit(self) -> str:
         if self._commit is None:
             self._commit = git_commit()
         return self._commit
+
+    @property
+    def versions(self) -> dict[str, str]:
+        if self._versions is None:
+            self._versions = versions()
+        return self._versions
 
     # -- Tune hooks --------------------------------------------------------------------
     def on_trial_result(
@@ -320,9 +333,12 @@ class ResultsWriter(Callback):
             **{k: v for k, v in hp.items() if k in self._columns},
             **{f"task.{k}": v for k, v in config.task_settings.items()},
             "metric": config.metric,
+            "goal": config.goal,
             "chance": config.chance,
             "solved_threshold": config.solved_threshold,
+            "references": json.dumps(config.references),
             "git_commit": self.commit,
+            **self.versions,
             "schema_version": SCHEMA_VERSION,
             "finished_at": datetime.now(UTC),
             "status": status,

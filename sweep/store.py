@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `goal`, `references`, package versions and platform
 SPEC_FILE = "spec.yaml"
 JOURNAL = "optuna/journal.log"  # one Optuna study per cell
 CHECKPOINTS = "checkpoints"  # <trial id>.pt: each trial's latest checkpoint
@@ -42,6 +42,33 @@ KEYS = {
     "reconstructions": ["sweep", "trial_id", "sample"],
 }
 _TIME = pa.timestamp("us", tz="UTC")
+# Packages whose versions every trials row records (`version.<package>`).
+VERSIONED = ("python", "torch", "ray", "optuna", "numpy", "pyarrow")
+
+# -- the metric's direction -------------------------------------------------------------------
+# Every task declares whether its metric is better lower ("min": errors) or higher ("max":
+# rewards). Writer and reader compare metrics only through these, so "best", "solved" and
+# "winner" mean the same everywhere.
+GOALS = ("min", "max")
+
+
+def better(a: Any, b: Any, goal: str) -> Any:
+    """`a` strictly better than `b` (scalars, numpy arrays or pandas Series); NaN never is."""
+    return a > b if goal == "max" else a < b
+
+
+def reached(value: Any, threshold: Any, goal: str) -> Any:
+    """`value` meets the solved threshold: at or under it ("min"), at or over it ("max")."""
+    return value >= threshold if goal == "max" else value <= threshold
+
+
+def best(values: Sequence[float], goal: str) -> float:
+    """The best of some metric values, NaN ignored (NaN when none is a number)."""
+    finite = [v for v in values if v == v]
+    if not finite:
+        return float("nan")
+    return max(finite) if goal == "max" else min(finite)
+
 
 # -- trials: identity, then config (`hp.*`, `task.*`, from the registries), provenance, outcome
 TRIALS_IDENTITY = {
@@ -67,16 +94,23 @@ TRIALS_PROVENANCE = {
     "workers": pa.int64(),  # world size: the trial's data-parallel processes
     "devices": pa.string(),  # every rank's device, ";" between ranks, rank 0 first
     "nodes": pa.string(),  # every rank's Ray node id, ";" between ranks
+    # The software that ran (the driver's environment; a Ray cluster runs one environment).
+    **{f"version.{package}": pa.string() for package in VERSIONED},
+    "platform": pa.string(),  # operating system and machine, as `platform.platform()`
 }
 TRIALS_OUTCOME = {
-    "metric": pa.string(),  # what the *_error columns measure: bit_error, erased_mse, ...
+    "metric": pa.string(),  # what the *_error columns measure: bit_error, erased_mse, reward
+    "goal": pa.string(),  # "min": lower is better (errors); "max": higher is better (rewards)
     "chance": pa.float64(),  # the metric of a network that learned nothing
-    "solved_threshold": pa.float64(),  # the task counts as solved at or under this
+    "solved_threshold": pa.float64(),  # solved when the metric reaches this (per `goal`)
+    "references": pa.string(),  # JSON {name: metric value}: levels figures draw beside chance
     "status": pa.string(),  # completed | stopped_early | failed | diverged
     "error": pa.string(),  # what went wrong, for failed trials
+    # The task's metric (named in `metric`; for a reward task, a reward: *_error is the
+    # metric's value whatever it measures, best per `goal`).
     "final_error": pa.float64(),
     "best_error": pa.float64(),
-    "episodes_to_solve": pa.int64(),  # null when never solved
+    "episodes_to_solve": pa.int64(),  # first evaluation that reached the threshold; null: never
     "episodes": pa.int64(),
     "num_parameters": pa.int64(),
     "train_seconds": pa.float64(),

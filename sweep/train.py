@@ -15,6 +15,7 @@ from pydantic.dataclasses import dataclass as config_dataclass
 
 from sweep.models import Model, build_model
 from sweep.records import Report
+from sweep.store import better, reached
 from sweep.tasks import Episode, Task
 
 
@@ -115,7 +116,7 @@ class Trial:
         self.episodes = 0
         self.step = 0
         self.wall_s = 0.0
-        self.best = math.inf
+        self.best = math.nan
         self.last_error = math.nan
         self.solved_at: int | None = None
 
@@ -151,13 +152,12 @@ class Trial:
         train, task = self.train, self.task
         losses: list[float] = []
         since = time.perf_counter()
-        since_episodes = self.episodes
         while not self.finished:
             batch = min(train.batch_size, train.episodes - self.episodes)
             episode = task.sample(batch, self.train_gen, self.device)
             loss = self._gradients(episode) if self.ranks.world > 1 else self._loss(episode)
             if not torch.isfinite(loss):
-                yield self._report(math.nan, since, since_episodes, diverged=True)
+                yield self._report(math.nan, since, diverged=True)
                 return
             if self.ranks.world == 1:
                 self.optimizer.zero_grad(set_to_none=True)
@@ -170,9 +170,9 @@ class Trial:
             self.episodes += batch
             if self.episodes < min(next_eval, train.episodes):
                 continue
-            yield self._report(sum(losses) / len(losses), since, since_episodes)
+            yield self._report(sum(losses) / len(losses), since)
             losses.clear()
-            since, since_episodes = time.perf_counter(), self.episodes
+            since = time.perf_counter()
 
     def _loss(self, episode: Episode) -> torch.Tensor:
         return self.task.loss(self.model(episode.inputs), episode)
@@ -214,10 +214,7 @@ class Trial:
             "erased": erased.cpu().tolist(),
         }
 
-    def _report(
-        self, loss: float, since: float, since_episodes: int, diverged: bool = False
-    ) -> Report:
-        trained = time.perf_counter() - since
+    def _report(self, loss: float, since: float, diverged: bool = False) -> Report:
         if not diverged and self.ranks.lead:
             self.last_error = evaluate(
                 self.model,
@@ -227,8 +224,12 @@ class Trial:
                 self.eval_gen,
                 self.device,
             )
-            self.best = min(self.best, self.last_error)
-            if self.solved_at is None and self.last_error <= self.task.solved_threshold:
+            goal = self.task.goal
+            if self.best != self.best or better(self.last_error, self.best, goal):
+                self.best = self.last_error
+            if self.solved_at is None and reached(
+                self.last_error, self.task.solved_threshold, goal
+            ):
                 self.solved_at = self.episodes
         self.step += 1
         self.wall_s += time.perf_counter() - since
@@ -239,8 +240,8 @@ class Trial:
             loss=loss,
             error=self.last_error,
             wall_s=self.wall_s,
-            episodes_per_second=(self.episodes - since_episodes) / max(trained, 1e-9),
-            best_error=self.best if math.isfinite(self.best) else math.nan,
+            episodes_per_second=self.episodes / max(self.wall_s, 1e-9),
+            best_error=self.best,
             episodes_to_solve=self.solved_at,
             num_parameters=self.model.num_parameters,
             done=done,

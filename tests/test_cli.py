@@ -39,6 +39,8 @@ def test_train_json_prints_the_final_record_on_the_last_line() -> None:
     for key in ("loss", "error", "wall_s", "episodes_per_second", "best_error", "final_error"):
         assert isinstance(record[key], float), key
     assert "episodes_to_solve" in record
+    assert record["metric"] == "bit_error" and record["goal"] == "min"
+    assert record["chance"] == 0.5 and record["solved_threshold"] > 0
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import platform
 import re
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ import pytest
 from sweep.models import hidden_for_parameters, num_parameters
 from sweep.results import CURVES_SCHEMA, TRIALS_SCHEMA
 from sweep.search import journal_storage
+from sweep.store import SCHEMA_VERSION, VERSIONED
 from tests.sweeps import SWEEP, LocalCluster, status_rows, sweep, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
@@ -59,9 +63,14 @@ def test_tiny_sweep_rows_and_columns(tiny: tuple[Path, Any]) -> None:
     assert (trials.groupby(["cell", "phase"]).size() == 2).all()
     assert set(trials["status"]) == {"completed"}
     assert sorted(curves.groupby("trial_id")["step"].apply(list).map(tuple).unique()) == [(1, 2)]
-    for column in ("git_commit", "node", "device", "started_at", "finished_at", "seed"):
+    provenance = ["git_commit", "node", "device", "started_at", "finished_at", "seed", "platform"]
+    for column in provenance + [f"version.{p}" for p in VERSIONED]:
         assert trials[column].notna().all(), column
-    assert (trials["schema_version"] == 1).all() and (trials["sweep"] == "tiny").all()
+    assert (trials["version.torch"] == version("torch")).all()
+    assert (trials["version.python"] == platform.python_version()).all()
+    assert (trials["schema_version"] == SCHEMA_VERSION).all() and (trials["sweep"] == "tiny").all()
+    assert (trials["goal"] == "min").all()
+    assert (trials["references"].map(json.loads) == {"copy the cue": 0.25}).all()
     assert (trials["episodes"] == 200).all()
     assert (trials["finished_at"] >= trials["started_at"]).all()
     assert (folder / "spec.yaml").exists()

@@ -32,9 +32,13 @@ class Task(Protocol):
 
     name: str
     level: str  # the difficulty's name ("custom" when set parameter by parameter)
-    metric: str  # name of the primary metric; lower is better
+    metric: str  # name of the primary metric
+    goal: str  # "min": lower is better (errors); "max": higher is better (rewards)
     chance: float  # the metric of a network that learned nothing
-    solved_threshold: float  # the level counts as solved when the metric is <= this
+    solved_threshold: float  # solved when the metric reaches this (`sweep.store.reached`)
+    # Other levels worth drawing beside chance, by name (patterns: the error of copying the
+    # cue, where every model starts); empty when there are none.
+    references: dict[str, float]
 
     @property
     def picture(self) -> tuple[int, int] | None:
