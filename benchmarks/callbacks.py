@@ -4,8 +4,10 @@ Tune `Trial` objects and real Parquet part files (Ray warns when a callback take
     .venv/bin/python benchmarks/callbacks.py [--trials 63] [--reports 8]
 
 Measured: ResultsWriter.on_trial_result per report (the curve row; a flush of the part file
-when the report carries a checkpoint), on_trial_complete (the trial row and a flush), and
-one redraw of the live cells table (what LiveCells.on_step_end does at most twice a second).
+when the report carries a checkpoint), on_trial_complete (the trial row and a flush), one
+redraw of the live cells table (what LiveCells.on_step_end does at most twice a second), and
+the searcher's on_trial_result (the report as an intermediate value in the cell's Optuna
+study, a real journal file) and on_trial_complete (the tell).
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from machine import cpu_model  # benchmarks/machine.py, beside this script
 from ray.tune.experiment import Trial
 from rich.console import Console
 
-from sweep.plan import make_cells, search_seed, trial_config
+from sweep.plan import make_cells
 from sweep.progress import LiveCells, render
 from sweep.records import TrialResult
 from sweep.results import ResultsWriter
+from sweep.search import CellSearcher
 from sweep.spec import parse_spec
 
 
@@ -59,16 +62,19 @@ def main() -> None:
             }
         )
         cells = make_cells(spec)
+        searcher = CellSearcher(spec, cells, f"{storage}/callbacks")
         trials = []
         for i in range(args.trials):
-            cell = cells[i % len(cells)]
-            config = trial_config(spec, cell, "search", i, search_seed(spec, cell, i), {})
-            trial = Trial("sweep_trainable", config=config.to_dict(), stub=True)
+            trial_id = f"t{i:05d}"  # the searcher hands out each cell's trials in turn
+            config = searcher.suggest(trial_id)
+            assert isinstance(config, dict)
+            trial = Trial("sweep_trainable", config=config, trial_id=trial_id, stub=True)
             trial.set_status(Trial.RUNNING)
             trials.append(trial)
         writer = ResultsWriter(spec, f"{storage}/callbacks")
         live = LiveCells(spec)
         reports: list[Callable[[], Any]] = []
+        told: list[Callable[[], Any]] = []
         for step in range(1, args.reports + 1):
             for trial in trials:
                 report = TrialResult(
@@ -86,18 +92,26 @@ def main() -> None:
                 )
                 trial.run_metadata.last_result = report.to_dict()
                 reports.append(partial(writer.on_trial_result, 0, trials, trial, report.to_dict()))
+                told.append(partial(searcher.on_trial_result, trial.trial_id, report.to_dict()))
         per_result = timed(reports)
         completes = timed([partial(writer.on_trial_complete, 0, trials, t) for t in trials])
+        searcher_results = timed(told)
+        tells = timed(
+            [partial(searcher.on_trial_complete, t.trial_id, t.last_result) for t in trials]
+        )
         screen = Console(file=io.StringIO(), force_terminal=True, width=100)
-        draws = timed([lambda: screen.print(render(live.counts(trials), "sweep callbacks"))] * 20)
+        table = partial(render, title="sweep callbacks", metric=live.metric, goal=live.goal)
+        draws = timed([lambda: screen.print(table(live.counts(trials)))] * 20)
     print(f"{cpu_model()}; {args.trials} trials x {args.reports} reports")
     for name, values in (
         ("on_trial_result", per_result),
         ("on_trial_complete", completes),
         ("LiveCells redraw", draws),
+        ("searcher on_trial_result", searcher_results),
+        ("searcher on_trial_complete", tells),
     ):
         print(
-            f"{name:22} median {statistics.median(values) * 1e3:7.2f} ms, "
+            f"{name:26} median {statistics.median(values) * 1e3:7.2f} ms, "
             f"max {max(values) * 1e3:7.2f} ms over {len(values)} calls"
         )
 

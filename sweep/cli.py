@@ -291,13 +291,26 @@ def validate(spec_path: str) -> None:
     click.echo(f"{spec_path}: ok: {len(cells)} cells x {budget(spec)} trials")
 
 
-def _finished(folder: str, started: float) -> None:
-    """The cells table from storage, once, then how long it took and what to run next."""
+def _print_cells(folder: str) -> None:
+    """The cells table from storage, whole: a pipe or a file gets it at its full width (a
+    terminal gets what fits in it)."""
     from rich.console import Console
+    from rich.measure import Measurement
 
     from sweep import runner
 
-    Console().print(runner.status(folder))
+    table = runner.status(folder)
+    console = Console()
+    if not console.is_terminal:
+        unbounded = console.options.update_width(10_000)  # measures are clamped to it
+        width = Measurement.get(console, unbounded, table).maximum
+        console = Console(width=max(console.width, width))
+    console.print(table)
+
+
+def _finished(folder: str, started: float) -> None:
+    """The cells table from storage, once, then how long it took and what to run next."""
+    _print_cells(folder)
     minutes, seconds = divmod(round(time.monotonic() - started), 60)
     out = " --out DIR" if "://" in folder else ""  # the report is written to a local folder
     click.echo(
@@ -330,11 +343,7 @@ def run_command(
 
 def _failed(e: runner.SweepFailed) -> NoReturn:
     """What the sweep wrote, then one line naming what went wrong; exit status 1."""
-    from rich.console import Console
-
-    from sweep import runner
-
-    Console().print(runner.status(e.folder))
+    _print_cells(e.folder)
     click.echo(f"sweep: error: {e}", err=True)
     sys.exit(1)
 
@@ -362,14 +371,12 @@ def resume(folder: str, address: str | None, num_cpus: int | None, num_gpus: int
 @cli.command()
 @click.argument("folder", metavar="DIR")
 def status(folder: str) -> None:
-    """Print the cells of a sweep from storage: done, running, pending, best error."""
-    from rich.console import Console
-
+    """Print the cells of a sweep from storage: done, running, pending trials, the search's
+    best value and the confirmation's median and solved seeds."""
     from sweep import runner
     from sweep.spec import SpecError
 
     try:
-        table = runner.status(folder)
+        _print_cells(folder)
     except (runner.SweepError, SpecError) as e:
         raise BadInput(str(e)) from None
-    Console().print(table)

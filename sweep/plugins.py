@@ -1,12 +1,12 @@
 """A researcher's own modules: imported before a spec is checked, shipped to every Ray worker.
 
 A spec's `plugins: [mylab.rules, extra/covariance.py]` names Python modules that register
-plasticity rules (`plastic_models.register_rule`) or model families
-(`sweep.models.register_family`). Each entry is a module name or a `.py` path, looked up first
-relative to the spec's folder (`plugin_root`), then among the installed packages. The driver
-imports them when it validates the spec; Ray ships each one's top-level package to every worker
-(runtime_env `py_modules`, local and cluster alike) and a worker setup hook imports them before
-any trial is built.
+plasticity rules (`plastic_models.register_rule`), model families
+(`sweep.models.register_family`) or tasks (`sweep.tasks.register_task`). Each entry is a
+module name or a `.py` path, looked up first relative to the spec's folder (`plugin_root`),
+then among the installed packages. The driver imports them when it validates the spec; Ray
+ships each one's top-level package to every worker (runtime_env `py_modules`, local and
+cluster alike) and a worker setup hook imports them before any trial is built.
 """
 
 from __future__ import annotations

@@ -1,13 +1,20 @@
-"""The cells view: done / failed / running / pending trials and best error per (difficulty,
-model), live while a sweep runs (a Ray Tune callback) and from storage when nothing runs."""
+"""The cells view, per (difficulty, model): done / failed / running / pending trials, the
+search's best value and, once the cell is confirmed, the confirmation's median and solved
+count; live while a sweep runs (a Ray Tune callback) and from storage when nothing runs.
+
+The two numbers are never the same kind: the search best is the best single evaluation any
+search trial reached (chosen for being good, so optimistic); the confirmation is the cell's
+chosen configuration trained again on fresh seeds, the numbers comparisons use.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from ray.tune import Callback
 from ray.tune.experiment import Trial as TuneTrial
@@ -18,6 +25,8 @@ from rich.table import Table
 from sweep.plan import cell_ids
 from sweep.records import TrialConfig, TrialResult
 from sweep.spec import SweepSpec
+from sweep.store import best
+from sweep.tasks import task_metric
 
 
 @dataclass
@@ -27,9 +36,14 @@ class CellCounts:
     failed: int = 0  # of those: failed or diverged
     running: int = 0
     pending: int = 0
-    best: float = math.nan  # lowest evaluation error seen in the cell's search trials
+    best: float = math.nan  # the best evaluation of the cell's search trials, per the goal
     search_done: int = 0
     search_usable: int = 0  # search trials that ended with a value for Optuna
+    # The final values of the confirmation trials that neither failed nor diverged, and how
+    # many of them solved the task: reached the threshold at an evaluation (episodes_to_solve
+    # set), as the analysis counts a seed solved.
+    confirmed: list[float] = field(default_factory=list)
+    solved: int = 0
 
     def settle(self, spec: SweepSpec) -> None:
         """Pending: what is left of the cell's budget; nothing once its search has ended
@@ -39,15 +53,40 @@ class CellCounts:
         self.pending = max(0, left - self.done - self.running)
 
 
-def render(counts: list[CellCounts], title: str) -> Table:
-    table = Table(title=title)
-    for column in ("cell", "done", "failed", "running", "pending", "best error"):
-        table.add_column(column, justify="left" if column == "cell" else "right")
+COLUMNS = (
+    "done",
+    "failed",
+    "running",
+    "pending",
+    "search\nbest",
+    "confirmed\nmedian",
+    "confirmed\nsolved",
+)
+
+
+def render(counts: list[CellCounts], title: str, metric: str, goal: str) -> Table:
+    """The cells table; its caption says what the two kinds of number are."""
+    better = "lower" if goal == "min" else "higher"
+    table = Table(title=f"{title}\n{metric}, {better} is better")
+    widest = max((len(c.cell) for c in counts), default=4)
+    table.add_column("cell", no_wrap=True, min_width=widest)  # never cut short
+    for column in COLUMNS:
+        table.add_column(column, justify="right")
     for c in counts:
-        best = "-" if math.isnan(c.best) else f"{c.best:.4f}"
         numbers = (c.done, c.failed, c.running, c.pending)
-        table.add_row(c.cell, *map(str, numbers), best)
+        median = float(np.median(c.confirmed)) if c.confirmed else math.nan
+        solved = f"{c.solved}/{len(c.confirmed)}" if c.confirmed else "-"
+        table.add_row(c.cell, *map(str, numbers), _value(c.best), _value(median), solved)
+    table.caption = (
+        "search best: the best evaluation of any search trial (optimistic); confirmed: the "
+        f"final {metric} of the chosen configuration on fresh seeds, median and seeds that "
+        "reached the solved threshold at an evaluation / seeds that neither failed nor diverged"
+    )
     return table
+
+
+def _value(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.4f}"
 
 
 def budget(spec: SweepSpec) -> int:
@@ -59,28 +98,34 @@ def counts_from_storage(
     spec: SweepSpec, trials: pd.DataFrame, curves: pd.DataFrame
 ) -> list[CellCounts]:
     """From the tables: a trial with a row in `trials` is done; one with curve rows but no
-    trial row was running when the sweep stopped."""
+    trial row was running when the sweep stopped. Solved: per each row's own threshold and
+    goal."""
     out = []
+    _, goal = task_metric(spec.task)
     bad = trials["status"].isin(("failed", "diverged"))
     search = trials["phase"] == "search"
     for cell in cell_ids(spec):
         here = trials["cell"] == cell
         done_ids = set(trials.loc[here, "trial_id"])
         started = set(curves.loc[curves["cell"] == cell, "trial_id"])
-        errors = pd.concat(
+        values = pd.concat(
             [
                 trials.loc[here & search, "best_error"],
                 curves.loc[(curves["cell"] == cell) & (curves["phase"] == "search"), "error"],
             ]
-        ).dropna()
+        )
+        confirm = trials[here & ~search & ~bad & trials["final_error"].notna()]
+        final = confirm["final_error"].astype(float).tolist()
         counts = CellCounts(
             cell=cell,
             done=len(done_ids),
             failed=int((here & bad).sum()),
             running=len(started - done_ids),
-            best=float(errors.min()) if len(errors) else math.nan,
+            best=best(values.astype(float).tolist(), goal),
             search_done=int((here & search).sum()),
             search_usable=int((here & search & ~bad).sum()),
+            confirmed=final,
+            solved=int(confirm["episodes_to_solve"].notna().sum()),
         )
         counts.settle(spec)
         out.append(counts)
@@ -112,8 +157,9 @@ class LiveCells(Callback):
         self._live: Live | None = None
         self._drawn = 0.0
         self._started = time.monotonic()
-        self._best: dict[str, float] = {}  # cell -> lowest search error reported so far
+        self._best: dict[str, float] = {}  # cell -> best search evaluation so far
         self._cell_ids = cell_ids(spec)
+        self.metric, self.goal = task_metric(spec.task)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_live": None}
@@ -131,6 +177,9 @@ class LiveCells(Callback):
                 if config.is_search:
                     counts.search_done += 1
                     counts.search_usable += not bad
+                elif not bad and last is not None and last.usable:
+                    counts.confirmed.append(last.error)
+                    counts.solved += last.episodes_to_solve is not None
             elif trial.status == TuneTrial.RUNNING:
                 counts.running += 1
         for counts in by_cell.values():
@@ -142,16 +191,17 @@ class LiveCells(Callback):
         self, iteration: int, trials: list[TuneTrial], trial: TuneTrial, result: dict, **info: Any
     ) -> None:
         config, report = TrialConfig.from_dict(trial.config), TrialResult.from_dict(result)
-        if config.is_search and report is not None and report.error == report.error:
-            self._best[config.cell] = min(self._best.get(config.cell, math.inf), report.error)
+        if config.is_search and report is not None:
+            seen = [self._best.get(config.cell, math.nan), report.error]
+            self._best[config.cell] = best(seen, config.goal)
 
     def on_step_end(self, iteration: int, trials: list[TuneTrial], **info: Any) -> None:
         if time.monotonic() - self._drawn < 0.5:
             return
         self._drawn = time.monotonic()
         counts = self.counts(trials)
-        table = render(counts, f"sweep {self.spec.name}")
-        table.caption = eta(counts, time.monotonic() - self._started)
+        table = render(counts, f"sweep {self.spec.name}", self.metric, self.goal)
+        table.caption = f"{eta(counts, time.monotonic() - self._started)}\n{table.caption}"
         if self._live is None:
             # rich redraws from its own thread: a slow terminal never holds up Tune's loop
             console = Console(stderr=True)

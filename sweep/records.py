@@ -146,3 +146,16 @@ class TrialResult(Report):
         if not data or "step" not in data:
             return None
         return _from_dict(cls, data)
+
+
+def outcome(last: TrialResult | None, budget: int, failed: bool) -> str:
+    """A finished trial's `status`: failed, diverged, completed (ran its whole budget) or
+    stopped_early (a scheduler stopped it: Ray Tune marks every trial's last result "done",
+    so only the episodes tell the two apart)."""
+    if failed:
+        return "failed"
+    if last is not None and last.diverged:
+        return "diverged"
+    if last is not None and last.episodes >= budget:
+        return "completed"
+    return "stopped_early"

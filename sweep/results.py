@@ -31,7 +31,7 @@ from ray.tune.experiment import Trial as TuneTrial
 
 from sweep.models import FAMILIES
 from sweep.provenance import git_commit, versions
-from sweep.records import Reconstructions, TrialConfig, TrialResult
+from sweep.records import Reconstructions, TrialConfig, TrialResult, outcome
 from sweep.spec import SweepSpec
 from sweep.store import (
     CURVES_SCHEMA,
@@ -311,14 +311,7 @@ class ResultsWriter(Callback):
         config = TrialConfig.from_dict(trial.config)
         last = TrialResult.from_dict(trial.last_result)
         hp = {f"hp.{k}": v for k, v in {**config.train, **config.model_params}.items()}
-        if failed:
-            status = "failed"
-        elif last is not None and last.diverged:
-            status = "diverged"
-        elif last is not None and last.episodes >= config.episodes:
-            status = "completed"
-        else:  # Ray Tune marks every trial's last result "done"; ours ran out of budget or not
-            status = "stopped_early"
+        status = outcome(last, config.episodes, failed)
         row: dict[str, Any] = {
             "sweep": self.sweep,
             "trial_id": trial.trial_id,

@@ -18,6 +18,7 @@ from sweep.search import CellSearcher
 from sweep.spec import Resources, SweepSpec, parse_spec_text
 from sweep.storage import download_journal, is_local, sees, upload_journal
 from sweep.store import SPEC_FILE, filesystem
+from sweep.tasks import task_metric
 
 TUNE_DIR = "tune"
 # Tune's own CSV/JSON/TensorBoard loggers duplicate what the Parquet tables hold.
@@ -362,7 +363,8 @@ def status(folder: str) -> Any:
     """The cells table from storage."""
     spec = read_spec(folder)
     trials, curves = read_table(folder, "trials"), read_table(folder, "curves")
-    return render(counts_from_storage(spec, trials, curves), f"sweep {spec.name}: {folder}")
+    counts = counts_from_storage(spec, trials, curves)
+    return render(counts, f"sweep {spec.name}: {folder}", *task_metric(spec.task))
 
 
 __all__ = ["SweepError", "SweepFailed", "read_spec", "resume", "run", "status"]

@@ -4,6 +4,12 @@ Every cell gets the same budget of search trials. Once all of a cell's search tr
 told, the searcher hands out that cell's confirmation trials: its best configuration on the
 sweep's confirmation seeds. Studies live in an Optuna journal file, so they survive the
 driver, and optuna-dashboard can open them.
+
+Each study is told what happened: its direction is the task's goal ("maximize" for a reward),
+every evaluation of a search trial is an intermediate value at step = training episodes (the
+scheduler's time and the curves' x axis), a trial the scheduler stopped early is PRUNED
+(Optuna takes its last intermediate value as its value), and the study's user attributes
+name the metric, goal, task, difficulty, model and family.
 """
 
 from __future__ import annotations
@@ -20,15 +26,19 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.storages.journal import JournalFileBackend
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from sweep.plan import Cell, confirm_seed, search_seed, trial_config
-from sweep.records import TrialResult
+from sweep.records import TrialResult, outcome
 from sweep.spec import Distribution, SweepSpec
 from sweep.storage import local_journal, upload_journal
+from sweep.store import best
 
 METRIC = "error"
+# a task's goal -> Optuna's direction
+DIRECTIONS = {"min": StudyDirection.MINIMIZE, "max": StudyDirection.MAXIMIZE}
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live view says what happens
 
 
@@ -62,11 +72,25 @@ def journal_storage(path: Path) -> optuna.storages.JournalStorage:
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
 
 
+def study_attributes(cell: Cell) -> dict[str, str]:
+    """What a cell's study is about, as its user attributes (optuna-dashboard shows them)."""
+    return {
+        "metric": cell.task.metric,
+        "goal": cell.task.goal,
+        "direction": DIRECTIONS[cell.task.goal].name.lower(),  # minimize | maximize
+        "task": cell.task.name,
+        "difficulty": cell.difficulty,
+        "model": cell.model,
+        "family": cell.family,
+    }
+
+
 class CellSearcher(Searcher):
     """Ray Tune Searcher: suggest() picks the cell with the fewest trials handed out."""
 
     def __init__(self, spec: SweepSpec, cells: list[Cell], folder: str):
-        super().__init__(metric=METRIC, mode="min")
+        # A sweep has one task, so one goal; Ray Tune's modes are the goals' names.
+        super().__init__(metric=METRIC, mode=cells[0].task.goal)
         self.spec = spec
         self.folder = folder  # the sweep's storage; the journal's place follows from it
         self.cells = cells
@@ -82,17 +106,21 @@ class CellSearcher(Searcher):
     def studies(self) -> dict[str, optuna.Study]:
         if self._studies is None:
             storage = journal_storage(local_journal(self.folder))
-            self._studies = {
-                c.id: optuna.create_study(
-                    study_name=c.id,
-                    storage=storage,
-                    sampler=_sampler(self.spec, c),
-                    direction="minimize",
-                    load_if_exists=True,
-                )
-                for c in self.cells
-            }
+            self._studies = {c.id: self._study(storage, c) for c in self.cells}
         return self._studies
+
+    def _study(self, storage: optuna.storages.BaseStorage, cell: Cell) -> optuna.Study:
+        study = optuna.create_study(
+            study_name=cell.id,
+            storage=storage,
+            sampler=_sampler(self.spec, cell),
+            direction=DIRECTIONS[cell.task.goal],
+            load_if_exists=True,
+        )
+        for key, value in study_attributes(cell).items():
+            if study.user_attrs.get(key) != value:  # a resumed driver adds nothing
+                study.set_user_attr(key, value)
+        return study
 
     def save(self, checkpoint_path: str) -> None:
         # Tune saves this with its experiment state; the journal copy in storage must hold
@@ -120,16 +148,23 @@ class CellSearcher(Searcher):
                 waiting = True  # its confirmation waits for the last search trials
                 continue
             confirmed = self._mine(cell, "confirm")
-            if len(confirmed) < self.spec.confirm.seeds and self._best(study) is not None:
-                best = self._best(study)
-                assert best is not None
+            chosen = self._best(cell)
+            if len(confirmed) < self.spec.confirm.seeds and chosen is not None:
                 k = len(confirmed)
                 self.trials[trial_id] = (cell.id, "confirm", k)
-                config = trial_config(
-                    self.spec, cell, "confirm", best.number, confirm_seed(self.spec, k), best.params
-                )
-                return config.to_dict()
+                seed = confirm_seed(self.spec, k)
+                hp = chosen.params
+                return trial_config(self.spec, cell, "confirm", chosen.number, seed, hp).to_dict()
         return None if waiting or self._running() else Searcher.FINISHED
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Each evaluation becomes an intermediate value. The storage copy of the journal is
+        refreshed when the report came with a checkpoint: a resumed trial re-reports what
+        followed its checkpoint, so the copy then misses nothing a resume cannot restore,
+        at one upload per checkpoint rather than one per evaluation."""
+        report = TrialResult.from_dict(result)
+        if report is not None and self._report(trial_id, report) and report.checkpointed:
+            upload_journal(self.folder)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -144,10 +179,31 @@ class CellSearcher(Searcher):
         if error or report is None or not report.usable:  # no result to learn from
             study.tell(number, state=TrialState.FAIL)
         else:
-            study.tell(number, float(report.error))
+            # Ray Tune gives the searcher no result the scheduler stopped a trial on: the
+            # last report arrives here.
+            self._report(trial_id, report)
+            if outcome(report, self.spec.train_config().episodes, failed=False) == "completed":
+                study.tell(number, float(report.error))
+            else:  # stopped by the scheduler; Optuna takes its last intermediate value
+                study.tell(number, state=TrialState.PRUNED)
         upload_journal(self.folder)
 
     # -- helpers -----------------------------------------------------------------------
+    def _report(self, trial_id: str, report: TrialResult) -> bool:
+        """A search trial's evaluation as an intermediate value at step = episodes; whether
+        one was written (a step already there, re-reported by a resumed trial, stays)."""
+        cell_id, phase, number = self.trials[trial_id]
+        if phase != "search" or not report.usable:
+            return False
+        study = self.studies[cell_id]
+        frozen = study.get_trials(deepcopy=False)[number]
+        if frozen.state.is_finished() or report.episodes in frozen.intermediate_values:
+            return False
+        # Optuna's ask-and-tell has no "report" of its own: a Trial bound to the stored one
+        # (by its storage id) reports, as inside an objective function.
+        optuna.Trial(study, frozen._trial_id).report(float(report.error), report.episodes)
+        return True
+
     def _search_trial(self, trial_id: str, cell: Cell, trial: optuna.Trial | int) -> dict[str, Any]:
         number = trial if isinstance(trial, int) else trial.number
         params = self.studies[cell.id].trials[number].params
@@ -175,7 +231,14 @@ class CellSearcher(Searcher):
             for c, phase, n in self.trials.values()
         )
 
-    @staticmethod
-    def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-        done = [t for t in study.trials if t.state == TrialState.COMPLETE]
-        return min(done, key=lambda t: (t.value, t.number)) if done else None
+    def _best(self, cell: Cell) -> optuna.trial.FrozenTrial | None:
+        """The configuration to confirm: the completed trial with the best value per the
+        task's goal (the earliest of equals); if the scheduler stopped every trial that did
+        not fail, the best of those."""
+        for state in (TrialState.COMPLETE, TrialState.PRUNED):
+            trials = self.studies[cell.id].get_trials(deepcopy=False, states=(state,))
+            done = [(t, t.value) for t in trials if t.value is not None]
+            if done:
+                top = best([value for _, value in done], cell.task.goal)
+                return next(t for t, value in done if value == top)
+        return None

@@ -244,8 +244,8 @@ class SweepSpec(_Strict):
     resources: Resources = Field(default_factory=Resources)
     max_concurrent: PositiveInt | None = None
     fault_tolerance: FaultTolerance = Field(default_factory=FaultTolerance)
-    # modules that register rules or families (sweep.plugins); plugin_root: the folder they
-    # are looked up in first, set to the spec's own folder when a spec file is loaded
+    # modules that register rules, families or tasks (sweep.plugins); plugin_root: the folder
+    # they are looked up in first, set to the spec's own folder when a spec file is loaded
     plugins: list[str] = Field(default_factory=list)
     plugin_root: str | None = None
 

@@ -67,7 +67,8 @@ def sweep(*args: str, timeout: float = 600, **kw: Any) -> subprocess.CompletedPr
 
 
 def status_rows(stdout: str) -> dict[str, list[str]]:
-    """The cells table `sweep status` prints: cell -> [done, failed, running, pending, best]."""
+    """The cells table `sweep status` prints: cell -> [done, failed, running, pending, search
+    best, confirmed median, confirmed solved]."""
     rows = [line for line in stdout.splitlines() if "/" in line and "│" in line]
     cells = [[c.strip() for c in row.strip("│ ").split("│")] for row in rows]
     return {c[0]: c[1:] for c in cells}

@@ -183,6 +183,9 @@ def test_a_killed_driver_resumes_from_s3_on_a_fresh_disk_and_analysis_reads_it(
     for study in studies.values():
         assert len(study.trials) == 3
         assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+        # the copy in S3 missed no evaluation a resume could not report again
+        for t in study.trials:
+            assert sorted(t.intermediate_values) == list(range(200, 1201, 200)), t.number
     out = tmp_path / "report"
     report = subprocess.run(
         [sys.executable, "-m", "analysis", "report", folder, "--out", str(out)],

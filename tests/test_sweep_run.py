@@ -27,6 +27,7 @@ from sweep.store import SCHEMA_VERSION, VERSIONED
 from tests.sweeps import SWEEP, LocalCluster, status_rows, sweep, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
+State = optuna.trial.TrialState
 
 
 def _studies(folder: Path) -> dict[str, list[optuna.trial.FrozenTrial]]:
@@ -101,6 +102,10 @@ def test_one_study_per_cell_with_the_same_budget(tiny: tuple[Path, Any]) -> None
     assert sorted(studies) == sorted(
         f"{d}/{m}" for d in ("trivial", "tiny") for m in ("plastic", "rnn", "lstm")
     )
+    storage = journal_storage(folder / "optuna" / "journal.log")
+    for summary in optuna.get_all_study_summaries(storage):  # a lower-is-better task
+        assert summary.direction == optuna.study.StudyDirection.MINIMIZE
+        assert summary.user_attrs["metric"] == "bit_error" and summary.user_attrs["goal"] == "min"
     for cell, trials in studies.items():
         assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
         expected = {"lr", "eta", "rule"} if cell.endswith("plastic") else {"lr"}
@@ -124,8 +129,15 @@ def test_status_from_storage_and_no_second_run_into_the_same_folder(
     assert done.returncode == 0, done.stderr
     rows = status_rows(done.stdout)
     assert len(rows) == 6
+    trials = pd.read_parquet(folder / "trials")
     for cell, row in rows.items():
         assert row[:4] == ["4", "0", "0", "0"], cell  # done, failed, running, pending
+        search = trials[(trials["cell"] == cell) & (trials["phase"] == "search")]
+        confirm = trials[(trials["cell"] == cell) & (trials["phase"] == "confirm")]
+        assert float(row[4]) == pytest.approx(search["best_error"].min(), abs=5e-4)
+        assert float(row[5]) == pytest.approx(confirm["final_error"].median(), abs=5e-4)
+        solved = (confirm["final_error"] <= confirm["solved_threshold"]).sum()
+        assert row[6] == f"{solved}/2", cell
     again = sweep("run", str(folder.parent.parent / "tiny.yaml"), timeout=60)
     assert again.returncode == 2 and "already holds a sweep" in again.stderr
 
@@ -177,6 +189,9 @@ def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
     for cell, study in _studies(folder).items():
         assert len(study) == 3, cell
         assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study), cell
+        # every evaluation, those reported before the kill and after the resume, once
+        for t in study:
+            assert sorted(t.intermediate_values) == list(range(200, 1201, 200)), (cell, t.number)
 
 
 @pytest.fixture
@@ -273,6 +288,17 @@ def test_early_stopping_stops_poor_trials_and_says_so(tmp_path: Path) -> None:
     assert stopped["final_error"].notna().all() and stopped["best_error"].notna().all()
     # stopped trials were worse at the rung where they stopped than the best survivor
     assert stopped["final_error"].min() >= completed["best_error"].min()
+    # Optuna knows: stopped trials are PRUNED with their evaluations as intermediate values
+    curves = pd.read_parquet(tmp_path / "results" / "asha" / "curves")
+    [study] = _studies(tmp_path / "results" / "asha").values()
+    by_number = trials.set_index("optuna_trial")
+    for t in study:
+        row = by_number.loc[t.number]
+        pruned = row["status"] == "stopped_early"
+        assert t.state == (State.PRUNED if pruned else State.COMPLETE), t.number
+        mine = curves[curves["trial_id"] == row["trial_id"]]
+        assert t.intermediate_values == dict(zip(mine["episodes"], mine["error"], strict=True))
+        assert t.value == pytest.approx(row["final_error"])
 
 
 def test_a_run_reads_clean(tiny: tuple[Path, Any]) -> None:
