@@ -15,8 +15,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from analysis.report import number, write_report
-from analysis.summary import Summary, seed_limit, summarize
+from analysis.report import IQR, number, write_report
+from analysis.summary import Summary, frontier_text, seed_limit, summarize
 from analysis.tables import NoSweepError, Results, load
 
 
@@ -108,6 +108,9 @@ def summary(folder: str) -> None:
         if limit:
             console.print(limit)
         console.print(_cells(s, f"sweep {sweep.name}: final {s.task.metric} per cell"))
+        console.print(IQR)
+        for row in s.frontier.to_dict("records"):
+            console.print(frontier_text(row))
 
 
 def _winners(s: Summary, title: str) -> Table:
@@ -130,7 +133,7 @@ def _winners(s: Summary, title: str) -> Table:
 
 def _cells(s: Summary, title: str) -> Table:
     table = Table(title=title)
-    for column in ("difficulty", "model", "seeds", "diverged", "median", "IQR", "solved"):
+    for column in ("difficulty", "model", "seeds", "diverged", "median [IQR]", "solved"):
         table.add_column(column, justify="left" if column in ("difficulty", "model") else "right")
     for r in s.cells.to_dict("records"):
         table.add_row(
@@ -138,8 +141,7 @@ def _cells(s: Summary, title: str) -> Table:
             str(r["model"]),
             str(r["seeds"]),
             str(r["diverged"]),
-            number(r["median"]),
-            number(r["iqr"]),
+            f"{number(r['median'])} [{number(r['q25'])}, {number(r['q75'])}]",
             f"{r['solved']}/{r['seeds']}",
         )
     return table

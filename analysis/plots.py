@@ -20,9 +20,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.typing import LineStyleType
 
-from analysis.summary import SOLVED_IN, Summary, TaskInfo
+from analysis.summary import IMPORTANCE_TRIALS, SOLVED_IN, Summary, TaskInfo
 
 NAN = math.nan
 CONFIRMATION = "confirmation seeds"
@@ -40,7 +43,8 @@ def seeds_text(counts: Iterable[int]) -> str:
 
 
 def error_label(task: TaskInfo, what: str = "final") -> str:
-    return f"{what} {task.metric} ({task.unit})"
+    """The metric's axis label: its name, unit and which way is better."""
+    return f"{what} {task.metric} ({task.unit}; {task.direction})"
 
 
 def _colors(models: Iterable[str]) -> dict[str, str]:
@@ -81,14 +85,88 @@ def _thresholds(summary: Summary, difficulties: tuple[str, ...]) -> tuple[float,
     return tuple(float(per_level.get(d, NAN)) for d in difficulties)
 
 
-def _level_lines(ax: Axes, task: TaskInfo, thresholds: tuple[float, ...]) -> None:
-    """Chance level and the solved threshold of each difficulty (they may differ)."""
-    if task.chance is not None:
-        ax.axhline(task.chance, color="0.4", ls="--", lw=1, label=f"chance ({task.chance:g})")
-    for i, threshold in enumerate(thresholds):
-        if not math.isnan(threshold):
-            label = f"solved (≤ {threshold:g})" if i == 0 else "_nolegend_"
-            ax.hlines(threshold, i - 0.4, i + 0.4, color="C2", ls=":", lw=1.5, label=label)
+def _levels(summary: Summary, difficulties: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
+    """Chance and the task's reference levels (`Summary.levels`), each per difficulty (NaN
+    where a difficulty has none), in the task's order, chance first."""
+    frame = summary.levels
+    table = frame.pivot_table(index="difficulty", columns="name", values="value", sort=False)
+    names = list(dict.fromkeys(frame["name"]))
+    return {
+        str(name): _floats(table[name].reindex(list(difficulties)).astype(float)) for name in names
+    }
+
+
+def _uniform(values: tuple[float, ...]) -> float | None:
+    """The value when every difficulty has the same one, else None."""
+    finite = {v for v in values if not math.isnan(v)}
+    return finite.pop() if len(finite) == 1 and not any(math.isnan(v) for v in values) else None
+
+
+def _solved_label(goal: str, threshold: float | None) -> str:
+    value = "threshold" if threshold is None else f"{threshold:g}"
+    return f"solved ({'≥' if goal == 'max' else '≤'} {value})"
+
+
+@dataclass(frozen=True)
+class LineStyle:
+    color: str
+    ls: LineStyleType
+    lw: float
+
+    def line(self) -> Line2D:
+        """A legend handle."""
+        return Line2D([], [], color=self.color, ls=self.ls, lw=self.lw)
+
+
+_CHANCE = LineStyle("0.4", "--", 1.0)
+_SOLVED = LineStyle("C2", ":", 1.5)
+# Reference levels the task declares: dark grey, each its own dash pattern.
+_REFERENCE_DASHES: tuple[LineStyleType, ...] = (
+    (0, (6, 2, 1, 2)),
+    (0, (2, 2)),
+    (0, (8, 3)),
+    (0, (1, 1)),
+)
+
+
+def _level_styles(names: Iterable[str]) -> dict[str, LineStyle]:
+    """The line of each level: chance's, and a dash pattern per reference level."""
+    references = [n for n in names if n != "chance"]
+    styles = {"chance": _CHANCE}
+    for i, name in enumerate(references):
+        styles[name] = LineStyle("0.25", _REFERENCE_DASHES[i % len(_REFERENCE_DASHES)], 1.2)
+    return styles
+
+
+def _hline(ax: Axes, values: tuple[float, ...], label: str, style: LineStyle) -> None:
+    """One level line: across the axes when every difficulty has the same value, else a
+    segment over each difficulty's slot; labelled once in the legend."""
+    same = _uniform(values)
+    if same is not None:
+        ax.axhline(same, label=label, color=style.color, ls=style.ls, lw=style.lw)
+        return
+    for i, value in enumerate(values):
+        if not math.isnan(value):
+            ax.hlines(
+                value, i - 0.4, i + 0.4, label=label, color=style.color, ls=style.ls, lw=style.lw
+            )
+            label = "_nolegend_"
+
+
+def _level_label(name: str, values: tuple[float, ...]) -> str:
+    same = _uniform(values)
+    return f"{name} ({same:g})" if same is not None else name
+
+
+def _level_lines(
+    ax: Axes, task: TaskInfo, levels: Mapping[str, tuple[float, ...]], thresholds: tuple[float, ...]
+) -> None:
+    """Chance, the task's reference levels and the solved threshold of each difficulty
+    (they may differ), each labelled with its value when it is the same at every level."""
+    styles = _level_styles(levels)
+    for name, values in levels.items():
+        _hline(ax, values, _level_label(name, values), styles[name])
+    _hline(ax, thresholds, _solved_label(task.goal, _uniform(thresholds)), _SOLVED)
 
 
 def _legend(ax: Axes) -> None:
@@ -103,7 +181,8 @@ def _figure(width: float, height: float) -> Figure:
 def _title(fig: Figure, *paragraphs: str) -> None:
     """The figure's title, each paragraph wrapped to the figure's width."""
     width = int(fig.get_figwidth() * 13)
-    fig.suptitle("\n".join(textwrap.fill(p, width) for p in paragraphs), fontsize="medium")
+    lines = (textwrap.fill(p, width, break_on_hyphens=False) for p in paragraphs)
+    fig.suptitle("\n".join(lines), fontsize="medium")
 
 
 # -- learning curves ------------------------------------------------------------------------
@@ -126,6 +205,7 @@ class LearningCurvesInfo:
     models: tuple[str, ...]  # grid columns
     bands: Mapping[tuple[str, str], Band]  # (difficulty, model) -> curve
     thresholds: tuple[float, ...]  # per difficulty
+    levels: Mapping[str, tuple[float, ...]]  # chance and reference levels, per difficulty
 
 
 def learning_curves_info(summary: Summary) -> LearningCurvesInfo:
@@ -141,13 +221,19 @@ def learning_curves_info(summary: Summary) -> LearningCurvesInfo:
         for (d, m), rows in summary.curves.groupby(["difficulty", "model"], sort=False)
     }
     return LearningCurvesInfo(
-        summary.sweep, summary.task, difficulties, models, bands, _thresholds(summary, difficulties)
+        summary.sweep,
+        summary.task,
+        difficulties,
+        models,
+        bands,
+        _thresholds(summary, difficulties),
+        _levels(summary, difficulties),
     )
 
 
 def draw_learning_curves(info: LearningCurvesInfo) -> Figure:
     rows, cols = max(1, len(info.difficulties)), max(1, len(info.models))
-    fig = _figure(2.6 * cols + 0.8, 1.9 * rows + 1.0)
+    fig = _figure(2.6 * cols + 2.4, 1.9 * rows + 1.0)
     axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
     colors = _colors(info.models)
     for r, difficulty in enumerate(info.difficulties):
@@ -159,22 +245,33 @@ def draw_learning_curves(info: LearningCurvesInfo) -> Figure:
                 ax.plot(band.episodes, band.median, color=colors[model], lw=1.5)
             else:
                 ax.text(0.5, 0.5, "no curves", transform=ax.transAxes, ha="center", color="0.5")
-            if info.task.chance is not None:
-                ax.axhline(info.task.chance, color="0.4", ls="--", lw=1)
-            if not math.isnan(info.thresholds[r]):
-                ax.axhline(info.thresholds[r], color="C2", ls=":", lw=1.5)
+            _level_lines(
+                ax,
+                info.task,
+                {name: (values[r],) for name, values in info.levels.items()},
+                (info.thresholds[r],),
+            )
             n = f"n = {band.seeds}" if band is not None else "n = 0"
             ax.set_title(f"{model}  ({n})", fontsize="medium")
             if c == 0:
                 ax.set_ylabel(difficulty, fontweight="bold")
-    fig.supxlabel("training episodes")
+            if r == rows - 1:
+                ax.set_xlabel("training episodes")
+    # One legend for the level lines, with their values where every row has the same.
+    styles = _level_styles(info.levels)
+    handles = [styles[name].line() for name in info.levels]
+    handles.append(_SOLVED.line())
+    labels = [_level_label(name, values) for name, values in info.levels.items()]
+    labels.append(_solved_label(info.task.goal, _uniform(info.thresholds)))
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize="small")
     fig.supylabel(error_label(info.task, "evaluation"))
     counts = [b.seeds for b in info.bands.values()]
     _title(
         fig,
-        f"{info.sweep}: learning curves, median (line) and inter-quartile range (band) over "
-        f"{seeds_text(counts)}",
-        "rows: difficulty (easiest first); dashed: chance; dotted: solved threshold",
+        f"{info.sweep}: learning curves, median (line) and IQR (band: 25th–75th percentile) "
+        f"over {seeds_text(counts)}",
+        "rows: difficulty (easiest first); lines: each level's chance, reference levels and "
+        "solved threshold",
     )
     return fig
 
@@ -182,14 +279,24 @@ def draw_learning_curves(info: LearningCurvesInfo) -> Figure:
 # -- final error vs difficulty --------------------------------------------------------------
 @dataclass(frozen=True)
 class ErrorSeries:
-    """One model's final error at each difficulty (NaN where it has no seeds)."""
+    """One model's final metric at each difficulty (NaN where it has no seeds): the
+    headline's statistic, the median and IQR across seeds."""
 
-    mean: tuple[float, ...]
-    ci_low: tuple[float, ...]
-    ci_high: tuple[float, ...]
     median: tuple[float, ...]
+    q25: tuple[float, ...]
+    q75: tuple[float, ...]
     seeds: tuple[int, ...]
-    points: tuple[tuple[int, float], ...]  # (difficulty index, final error) of every seed
+    points: tuple[tuple[int, float], ...]  # (difficulty index, final value) of every seed
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The metric axis: "linear", "log", or "symlog" (logarithmic above `linthresh`, linear
+    below it down to 0, so that an exact 0 still shows)."""
+
+    name: str
+    linthresh: float = NAN
+    top: float = NAN  # the axis's upper end on a log scale: room above the highest value
 
 
 @dataclass(frozen=True)
@@ -200,7 +307,25 @@ class FinalErrorInfo:
     models: tuple[str, ...]
     series: Mapping[str, ErrorSeries]
     thresholds: tuple[float, ...]
+    levels: Mapping[str, tuple[float, ...]]  # chance and reference levels, per difficulty
     significant: tuple[str | None, ...]  # per difficulty: the winner, when it wins significantly
+    scale: Scale
+
+
+def metric_scale(values: Iterable[float], goal: str) -> Scale:
+    """The scale on which models are told apart. An error (a "min" goal, never negative)
+    whose values span more than a decade gets a log scale, so the winners near zero are not
+    squashed onto the threshold line; with an exact 0 among them (every bit right), a
+    symlog scale, linear from 0 up to the decade of the smallest positive value. Rewards
+    ("max"), which may be negative, and values within a decade keep a linear scale."""
+    finite = [v for v in values if math.isfinite(v)]
+    positive = [v for v in finite if v > 0]
+    if goal != "min" or not positive or min(finite) < 0 or max(positive) < 10 * min(positive):
+        return Scale("linear")
+    top = max(positive) * 10**0.15  # lines at the highest value (chance) stay off the frame
+    if min(finite) > 0:
+        return Scale("log", top=top)
+    return Scale("symlog", 10.0 ** math.floor(math.log10(min(positive))), top)
 
 
 def final_error_info(summary: Summary) -> FinalErrorInfo:
@@ -211,10 +336,9 @@ def final_error_info(summary: Summary) -> FinalErrorInfo:
         cells = summary.cells[summary.cells["model"] == model]
         seeds = summary.seeds[summary.seeds["model"] == model]
         series[model] = ErrorSeries(
-            mean=_by_difficulty(cells, difficulties, "mean"),
-            ci_low=_by_difficulty(cells, difficulties, "ci_low"),
-            ci_high=_by_difficulty(cells, difficulties, "ci_high"),
             median=_by_difficulty(cells, difficulties, "median"),
+            q25=_by_difficulty(cells, difficulties, "q25"),
+            q75=_by_difficulty(cells, difficulties, "q75"),
             seeds=_counts((_by_difficulty(cells, difficulties, "seeds"),))[0],
             points=tuple(
                 (rank[d], float(e))
@@ -224,14 +348,23 @@ def final_error_info(summary: Summary) -> FinalErrorInfo:
         )
     wins = summary.headline[summary.headline["significant"].astype(bool)]
     winner = dict(zip(wins["difficulty"], wins["winner"], strict=True))
+    thresholds, levels = _thresholds(summary, difficulties), _levels(summary, difficulties)
+    drawn = [
+        *(v for s in series.values() for v in (*s.median, *s.q25, *s.q75)),
+        *(e for s in series.values() for _, e in s.points),
+        *thresholds,
+        *(v for values in levels.values() for v in values),
+    ]
     return FinalErrorInfo(
         summary.sweep,
         summary.task,
         difficulties,
         models,
         series,
-        _thresholds(summary, difficulties),
+        thresholds,
+        levels,
         tuple(winner.get(d) for d in difficulties),
+        metric_scale(drawn, summary.task.goal),
     )
 
 
@@ -241,46 +374,85 @@ def _offsets(models: tuple[str, ...], width: float = 0.5) -> dict[str, float]:
     return {m: (i - (n - 1) / 2) * width / max(1, n) for i, m in enumerate(models)}
 
 
+def _set_scale(ax: Axes, scale: Scale) -> None:
+    """The metric axis on `scale`, ticks written as plain numbers."""
+    if scale.name == "linear":
+        return
+    if scale.name == "symlog":
+        ax.set_yscale("symlog", linthresh=scale.linthresh, linscale=0.5)
+        ax.set_ylim(bottom=0)  # errors are never negative
+    else:
+        ax.set_yscale("log")
+        # Ticks at 1, 2 and 5 of every decade, written as plain numbers (0.02, not 2e-2).
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylim(top=scale.top)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+
+def _scale_text(scale: Scale) -> str:
+    if scale.name == "log":
+        return "; y axis logarithmic"
+    if scale.name == "symlog":
+        return f"; y axis logarithmic above {scale.linthresh:g}, linear from 0 to it"
+    return ""
+
+
 def draw_final_error(info: FinalErrorInfo) -> Figure:
-    fig = _figure(max(6.0, 1.3 * len(info.difficulties) + 3), 4.6)
+    fig = _figure(max(6.5, 1.3 * len(info.difficulties) + 3.5), 4.8)
     ax = fig.subplots()
     colors, shift = _colors(info.models), _offsets(info.models)
     for model, s in info.series.items():
         x = np.arange(len(info.difficulties)) + shift[model]
-        mean = np.array(s.mean)
-        low = np.nan_to_num(mean - np.array(s.ci_low))
-        high = np.nan_to_num(np.array(s.ci_high) - mean)
+        median = np.array(s.median)
+        low = np.nan_to_num(median - np.array(s.q25))
+        high = np.nan_to_num(np.array(s.q75) - median)
         ax.errorbar(
-            x, mean, yerr=[low, high], fmt="o-", color=colors[model], capsize=3, label=model
+            x, median, yerr=[low, high], fmt="o-", color=colors[model], capsize=3, label=model
         )
         if s.points:
             px = np.array([i for i, _ in s.points], dtype=float) + shift[model]
             ax.scatter(px, [e for _, e in s.points], s=9, color=colors[model], alpha=0.45, lw=0)
-    _level_lines(ax, info.task, info.thresholds)
-    top = ax.get_ylim()[1]
-    for i, winner in enumerate(info.significant):
-        if winner is not None:
-            ax.annotate(
-                f"* {winner}",
-                (i, top),
-                ha="center",
-                va="bottom",
-                color=colors.get(winner, "k"),
-                annotation_clip=False,
-            )
-    ax.set_xticks(range(len(info.difficulties)), info.difficulties)
+    _level_lines(ax, info.task, info.levels, info.thresholds)
+    _set_scale(ax, info.scale)
+    # A significant win is named under its difficulty, where no error bar can cross it.
+    ticks = [
+        d if winner is None else f"{d}\n* {winner}"
+        for d, winner in zip(info.difficulties, info.significant, strict=True)
+    ]
+    ax.set_xticks(range(len(info.difficulties)), ticks)
     ax.set_xlabel("difficulty (easiest first)")
     ax.set_ylabel(error_label(info.task))
     _legend(ax)
     counts = [n for s in info.series.values() for n in s.seeds if n]
     ax.set_xlim(-0.5, len(info.difficulties) - 0.5)
+    best = "highest" if info.task.goal == "max" else "lowest"
     _title(
         fig,
-        f"{info.sweep}: final error, mean and 95% bootstrap CI (dots: single seeds) over "
-        f"{seeds_text(counts)}",
-        "* model: best median, Holm-adjusted rank-sum p < 0.05 against the runner-up",
+        f"{info.sweep}: final {info.task.metric}, median and IQR (25th–75th percentile; dots: "
+        f"single seeds) over {seeds_text(counts)}",
+        f"* model under a difficulty: {best} median, Holm-adjusted rank-sum p < 0.05 against "
+        f"the runner-up{_scale_text(info.scale)}",
     )
     return fig
+
+
+def _label(ax: Axes, text: str, at: tuple[float, float], color: str, left: bool = False) -> None:
+    """A small label just right (or left) of a point, on an opaque box above every line, so
+    no error bar strikes it through."""
+    ax.annotate(
+        text,
+        at,
+        textcoords="offset points",
+        xytext=(-5 if left else 5, 0),
+        ha="right" if left else "left",
+        va="center",
+        fontsize="x-small",
+        color=color,
+        zorder=5,
+        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.9},
+        annotation_clip=True,
+    )
 
 
 # -- episodes to solve ----------------------------------------------------------------------
@@ -333,29 +505,20 @@ def draw_episodes_to_solve(info: EpisodesToSolveInfo) -> Figure:
         for xi, yi, k, n in zip(x, median, s.solved, s.seeds, strict=True):
             if n:
                 y = info.budget if math.isnan(yi) else yi
-                ax.annotate(
-                    f"{k}/{n}",
-                    (xi, y),
-                    textcoords="offset points",
-                    xytext=(0, -9),
-                    ha="center",
-                    va="top",
-                    fontsize="x-small",
-                    color=colors[model],
-                )
+                _label(ax, f"{k}/{n}", (xi, y), colors[model])
     if not math.isnan(info.budget):
         ax.axhline(info.budget, color="0.4", ls="--", lw=1, label="training budget")
     ax.set_xticks(range(len(info.difficulties)), info.difficulties)
     ax.set_xlabel("difficulty (easiest first)")
     ax.set_ylabel("training episodes to reach the solved threshold")
-    ax.set_ylim(0, None if math.isnan(info.budget) else info.budget * 1.12)
+    ax.set_ylim(0, None if math.isnan(info.budget) else info.budget * 1.08)
     _legend(ax)
     counts = [n for s in info.series.values() for n in s.seeds if n]
     ax.set_xlim(-0.5, len(info.difficulties) - 0.5)
     _title(
         fig,
-        f"{info.sweep}: episodes to solve, median and IQR over the seeds that solved, of "
-        f"{seeds_text(counts)}",
+        f"{info.sweep}: episodes to solve, median and IQR (25th–75th percentile) over the "
+        f"seeds that solved, of {seeds_text(counts)}",
         "labels: seeds solved / seeds (at the budget line when none solved)",
     )
     return fig
@@ -365,13 +528,15 @@ def draw_episodes_to_solve(info: EpisodesToSolveInfo) -> Figure:
 @dataclass(frozen=True)
 class FrontierInfo:
     sweep: str
+    task: TaskInfo
     difficulties: tuple[str, ...]  # columns
     models: tuple[str, ...]  # rows
     solve_rate: tuple[tuple[float, ...], ...]  # [model][difficulty], NaN: not run
     solved: tuple[tuple[int, ...], ...]
     seeds: tuple[tuple[int, ...], ...]
     median: tuple[tuple[float, ...], ...]
-    frontier: Mapping[str, int | None]  # model -> index of its hardest solved difficulty
+    frontier: Mapping[str, int | None]  # model -> index of its frontier (see summary.frontier)
+    islands: Mapping[str, tuple[int, ...]]  # model -> levels solved beyond a failed one
     at_least: float
 
 
@@ -383,9 +548,12 @@ def frontier_info(summary: Summary) -> FrontierInfo:
         return tuple(_by_difficulty(by_model[m], difficulties, name) for m in models)
 
     rank = {d: i for i, d in enumerate(difficulties)}
-    reached = dict(zip(summary.frontier["model"], summary.frontier["frontier"], strict=True))
+    rows = summary.frontier.set_index("model")
+    reached = rows["frontier"].to_dict()
+    islands = rows["islands"].to_dict()
     return FrontierInfo(
         summary.sweep,
+        summary.task,
         difficulties,
         models,
         solve_rate=column("solve_rate"),
@@ -395,12 +563,13 @@ def frontier_info(summary: Summary) -> FrontierInfo:
         frontier={
             m: rank.get(str(reached[m])) if pd.notna(reached.get(m)) else None for m in models
         },
+        islands={m: tuple(rank[d] for d in islands.get(m, ()) if d in rank) for m in models},
         at_least=SOLVED_IN,
     )
 
 
 def draw_frontier(info: FrontierInfo) -> Figure:
-    fig = _figure(max(5.0, 1.5 * len(info.difficulties) + 2.5), 1.0 * len(info.models) + 2.2)
+    fig = _figure(max(5.5, 1.6 * len(info.difficulties) + 2.8), 1.0 * len(info.models) + 2.4)
     ax = fig.subplots()
     image = ax.imshow(
         np.array(info.solve_rate, dtype=float).reshape(len(info.models), len(info.difficulties)),
@@ -409,7 +578,7 @@ def draw_frontier(info: FrontierInfo) -> Figure:
         vmax=1,
         aspect="auto",
     )
-    for r in range(len(info.models)):
+    for r, model in enumerate(info.models):
         for c in range(len(info.difficulties)):
             rate = info.solve_rate[r][c]
             text = (
@@ -417,6 +586,8 @@ def draw_frontier(info: FrontierInfo) -> Figure:
                 if math.isnan(rate)
                 else f"{info.solved[r][c]}/{info.seeds[r][c]}\nmedian {info.median[r][c]:.3g}"
             )
+            if c in info.islands.get(model, ()):
+                text += "\n(island)"
             dark = not math.isnan(rate) and rate > 0.6
             ax.text(
                 c,
@@ -431,6 +602,10 @@ def draw_frontier(info: FrontierInfo) -> Figure:
         column = info.frontier.get(model)
         if column is not None:
             ax.add_patch(Rectangle((column - 0.5, r - 0.5), 1, 1, fill=False, ec="C3", lw=3))
+        for island in info.islands.get(model, ()):
+            ax.add_patch(
+                Rectangle((island - 0.45, r - 0.45), 0.9, 0.9, fill=False, ec="C1", lw=2, ls="--")
+            )
     ax.set_xticks(range(len(info.difficulties)), info.difficulties)
     ax.set_yticks(range(len(info.models)), info.models)
     ax.set_xlabel("difficulty (easiest first)")
@@ -440,8 +615,9 @@ def draw_frontier(info: FrontierInfo) -> Figure:
     _title(
         fig,
         f"{info.sweep}: difficulty frontier over {seeds_text(counts)}",
-        "cells: seeds solved / seeds and median final error; red box: the hardest level a "
-        f"model solves in ≥ {info.at_least:.0%} of its seeds",
+        f"cells: seeds solved / seeds and median final {info.task.metric}; red box: the "
+        f"frontier, the hardest level solved in ≥ {info.at_least:.0%} of the seeds with every "
+        "easier level; dashed orange: an island, solved beyond a level the model fails",
     )
     return fig
 
@@ -454,6 +630,9 @@ class ImportanceInfo:
     params: tuple[str, ...]  # columns
     importance: tuple[tuple[float, ...], ...]  # [cell][param], NaN: not searched or too few
     completed: tuple[int, ...]  # completed search trials per cell
+    single: tuple[bool, ...]  # per cell: one parameter searched (1.0 by definition)
+    meaningful: tuple[bool, ...]  # per cell: several parameters and enough trials
+    enough: int  # the completed trials PED-ANOVA needs to mean anything
 
 
 def importance_info(summary: Summary) -> ImportanceInfo:
@@ -462,18 +641,26 @@ def importance_info(summary: Summary) -> ImportanceInfo:
     params = tuple(dict.fromkeys(frame["param"]))
     table = frame.set_index(["difficulty", "model", "param"])["importance"].unstack("param")
     values = table.reindex(index=list(cells), columns=list(params)).to_numpy(dtype=float)
-    completed = frame.groupby(["difficulty", "model"])["completed"].max()
+    per_cell = frame.groupby(["difficulty", "model"]).agg(
+        completed=("completed", "max"),
+        params=("param", "nunique"),
+        meaningful=("meaningful", "all"),
+    )
+    per_cell = per_cell.reindex(list(cells))
     return ImportanceInfo(
         summary.sweep,
         tuple(f"{d} / {m}" for d, m in cells),
         params,
         tuple(tuple(float(v) for v in row) for row in values),
-        tuple(int(n) for n in completed.reindex(list(cells))),
+        tuple(int(n) for n in per_cell["completed"]),
+        tuple(bool(n == 1) for n in per_cell["params"]),
+        tuple(bool(v) for v in per_cell["meaningful"]),
+        IMPORTANCE_TRIALS,
     )
 
 
 def draw_importance(info: ImportanceInfo) -> Figure:
-    fig = _figure(max(5.0, 1.2 * len(info.params) + 3.5), 0.45 * len(info.cells) + 2.2)
+    fig = _figure(max(6.0, 1.2 * len(info.params) + 4.5), 0.45 * len(info.cells) + 2.6)
     ax = fig.subplots()
     title = (
         f"{info.sweep}: hyperparameter importance per cell (PED-ANOVA on the cell's Optuna "
@@ -485,25 +672,49 @@ def draw_importance(info: ImportanceInfo) -> Figure:
         _title(fig, title)
         return fig
     values = np.array(info.importance, dtype=float).reshape(len(info.cells), len(info.params))
-    image = ax.imshow(np.ma.masked_invalid(values), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    # A cell that searched one parameter has importance 1 by definition: it is not coloured,
+    # so the colours compare only cells where parameters competed.
+    single = np.array(info.single, dtype=bool)[:, None] & np.ones_like(values, dtype=bool)
+    coloured = np.ma.masked_where(single | np.isnan(values), values)
+    top = float(coloured.max()) if coloured.count() else 1.0
+    image = ax.imshow(coloured, cmap="Blues", vmin=0, vmax=max(top, 1e-9), aspect="auto")
     for r, c in np.ndindex(values.shape):
         v = values[r, c]
+        text = "–" if math.isnan(v) else f"{v:.2f}" + (" (only)" if info.single[r] else "")
+        dark = not info.single[r] and not math.isnan(v) and v > 0.6 * top
         ax.text(
             c,
             r,
-            "–" if math.isnan(v) else f"{v:.2f}",
+            text,
             ha="center",
             va="center",
             fontsize="small",
-            color="white" if v > 0.6 else "black",
+            color="white" if dark else ("0.45" if info.single[r] else "black"),
         )
     ax.set_xticks(range(len(info.params)), info.params)
-    labels = [f"{c} ({k} trials)" for c, k in zip(info.cells, info.completed, strict=True)]
+    labels = [
+        f"{c} ({k} trials{'' if ok or single_ else ', too few'})"
+        for c, k, ok, single_ in zip(
+            info.cells, info.completed, info.meaningful, info.single, strict=True
+        )
+    ]
     ax.set_yticks(range(len(info.cells)), labels)
     ax.set_xlabel("searched hyperparameter")
     ax.set_ylabel("cell (difficulty / model, completed search trials)")
-    fig.colorbar(image, ax=ax, label="importance (fraction, per cell)")
-    _title(fig, title, "–: not searched by the cell, or fewer than 2 completed trials")
+    fig.colorbar(image, ax=ax, label="importance (fraction of the cell's total)")
+    notes = [
+        "–: not searched by the cell, or fewer than 2 completed trials; (only): the one "
+        "parameter the cell searched, 1 by definition, not coloured"
+    ]
+    if not any(info.meaningful):
+        notes.insert(
+            0,
+            f"Too few trials to mean anything: no cell has the {info.enough} completed trials "
+            "PED-ANOVA needs; read these as noise.",
+        )
+    elif not all(m or s for m, s in zip(info.meaningful, info.single, strict=True)):
+        notes.insert(0, f'"too few": under {info.enough} completed trials, noise.')
+    _title(fig, title, *notes)
     return fig
 
 
@@ -516,6 +727,8 @@ class ParametersInfo:
     points: Mapping[str, tuple[tuple[str, float, float, float, float], ...]]
     # model -> (difficulty, num_parameters, median, q25, q75) per cell
     seeds: tuple[int, ...]  # seeds per cell
+    scale: Scale
+    levels: Mapping[str, float]  # chance and reference levels the same at every difficulty
 
 
 _POINT = ("num_parameters", "median", "q25", "q75")
@@ -535,11 +748,16 @@ def parameters_info(summary: Summary) -> ParametersInfo:
         for m in models
     }
     seeds = tuple(int(n) for n in cells["seeds"])
-    return ParametersInfo(summary.sweep, summary.task, models, points, seeds)
+    # Points of every difficulty share the axes: only levels the same at each can be drawn.
+    per_level = _levels(summary, _present(summary)[0]).items()
+    levels = {name: v for name, values in per_level if (v := _uniform(values)) is not None}
+    drawn = [v for c in ("median", "q25", "q75") for v in _floats(cells[c])]
+    scale = metric_scale([*drawn, *levels.values()], summary.task.goal)
+    return ParametersInfo(summary.sweep, summary.task, models, points, seeds, scale, levels)
 
 
 def draw_parameters(info: ParametersInfo) -> Figure:
-    fig = _figure(7.0, 4.8)
+    fig = _figure(7.5, 4.8)
     ax = fig.subplots()
     colors = _colors(info.models)
     for model, cells in info.points.items():
@@ -558,26 +776,29 @@ def draw_parameters(info: ParametersInfo) -> Figure:
             capsize=3,
             label=model,
         )
-        for difficulty, x, y, _, _ in cells:
-            ax.annotate(
-                difficulty,
-                (x, y),
-                textcoords="offset points",
-                xytext=(4, 4),
-                fontsize="x-small",
-                color=colors[model],
-            )
-    if info.task.chance is not None:
-        ax.axhline(info.task.chance, color="0.4", ls="--", lw=1, label="chance")
+    styles = _level_styles(info.levels)
+    for name, value in info.levels.items():
+        style = styles[name]
+        ax.axhline(value, label=f"{name} ({value:g})", color=style.color, ls=style.ls, lw=style.lw)
     ax.set_xscale("log")
+    ax.margins(x=0.08)
+    _set_scale(ax, info.scale)
+    # Labels after the limits are final: points in the right third are labelled on their
+    # left, so no label runs off the axes.
+    ax.autoscale_view()
+    to_axes = ax.transData + ax.transAxes.inverted()
+    for model, cells in info.points.items():
+        for difficulty, x, y, _, _ in cells:
+            left = bool(to_axes.transform((x, y))[0] > 0.67)
+            _label(ax, difficulty, (x, y), colors[model], left=left)
     ax.set_xlabel("trainable parameters (count, log scale)")
     ax.set_ylabel(error_label(info.task))
     _legend(ax)
     _title(
         fig,
-        f"{info.sweep}: parameter count vs final error, median and IQR over "
-        f"{seeds_text(info.seeds)}",
-        "one point per cell, labelled with its difficulty",
+        f"{info.sweep}: parameter count vs final {info.task.metric}, median and IQR "
+        f"(25th–75th percentile) over {seeds_text(info.seeds)}",
+        f"one point per cell, labelled with its difficulty{_scale_text(info.scale)}",
     )
     return fig
 

@@ -11,28 +11,44 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from analysis import plots
-from analysis.summary import ALPHA, Summary, ordered, seed_limit, summarize
+from analysis.summary import (
+    ALPHA,
+    IMPORTANCE_TRIALS,
+    Summary,
+    frontier_text,
+    ordered,
+    seed_limit,
+    summarize,
+)
 from analysis.tables import Results, Sweep
+from sweep.store import VERSIONED
 
 REPORT = "report.html"
 FIGURES = "figures"
-# The order figures appear in: the two that answer "who wins where" first.
+# The order figures appear in: the two that answer "who wins where" first ({metric}: the
+# task's metric by name).
 SHOWN = (
-    ("final_error", "Final error against difficulty"),
+    ("final_error", "Final {metric} against difficulty"),
     ("frontier", "Difficulty frontier"),
     ("reconstructions", "Reconstructions of held-out images"),
     ("learning_curves", "Learning curves"),
     ("episodes_to_solve", "Episodes to solve"),
-    ("parameters", "Parameter count against error"),
+    ("parameters", "Parameter count against {metric}"),
     ("importance", "Hyperparameter importance"),
+)
+# The one meaning of "IQR" in every table and figure.
+IQR = (
+    "IQR: the inter-quartile range across seeds, from the 25th to the 75th percentile "
+    "(linear interpolation), written [25th, 75th]."
 )
 _CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 1200px; margin: 2em auto;
@@ -101,7 +117,7 @@ def _section(results: Results, summary: Summary, figures_dir: Path, prefix: bool
         "<h3>Trials</h3>",
         trials_html(results, summary),
         "<h3>The spec that ran (spec.yaml)</h3>",
-        f"<pre>{html.escape(sweep.spec_text or '(no spec.yaml in the folder)')}</pre>",
+        spec_html(sweep),
         "<h3>Provenance</h3>",
         provenance_html(results, sweep),
     ]
@@ -159,14 +175,16 @@ def _p(value: object) -> str:
 
 
 def headline_html(summary: Summary) -> str:
-    """The answer: per difficulty, the winner, its median error [IQR], the runner-up, and
-    whether the difference is significant."""
+    """The answer: per difficulty, the winner, its median [IQR] of the metric, the
+    runner-up, by how much the winner is better, and whether the difference is
+    significant."""
     frame = summary.headline
     if frame.empty:
         return (
             "<p class='warn'>No confirmation trials have finished yet: comparisons use each "
             "cell's best configuration re-run on the confirmation seeds.</p>"
         )
+    metric = summary.task.metric
     rows = [
         (
             r["difficulty"],
@@ -183,31 +201,31 @@ def headline_html(summary: Summary) -> str:
     header = [
         "difficulty",
         "winner",
-        "median final error [IQR]",
+        f"median final {metric} [IQR]",
         "runner-up (median)",
-        "margin",
+        "margin (winner better by)",
         "p (Holm)",
         "difference",
     ]
     table = _table(header, rows, css="headline", row_css=significant)
     seeds = plots.seeds_text(frame["seeds"])
+    best = "highest" if summary.task.goal == "max" else "lowest"
     note = (
-        f"<p class='note'>Winner: lowest median {html.escape(summary.task.metric)} over the "
-        f"confirmation trials ({html.escape(seeds)}; each cell's best search configuration "
-        "re-run on the same fresh seeds). p: two-sided Mann-Whitney U (rank-sum) test of "
-        "winner against runner-up, Holm-adjusted over every pair of models at that "
-        f"difficulty; significant when below {ALPHA}. Diverged and failed trials are left "
-        "out.</p>"
+        f"<p class='note'>Winner: {best} median final {html.escape(metric)} "
+        f"({html.escape(summary.task.direction)}) over the confirmation trials "
+        f"({html.escape(seeds)}; each cell's best search configuration re-run on the same "
+        "fresh seeds). Margin: how much better the winner's median is than the runner-up's. "
+        f"{html.escape(IQR)} p: two-sided Mann-Whitney U (rank-sum) test of winner against "
+        "runner-up, Holm-adjusted over every pair of models at that difficulty; significant "
+        f"when below {ALPHA}. Diverged and failed trials are left out.</p>"
     )
     limit = seed_limit(frame)
     warn = f"<p class='warn'>{html.escape(limit)}</p>" if limit else ""
-    reach = "; ".join(
-        f"{r['model']}: {'none' if pd.isna(r['frontier']) else r['frontier']}"
-        for r in _records(summary.frontier)
-    )
+    reach = "".join(f"<li>{html.escape(frontier_text(r))}</li>" for r in _records(summary.frontier))
     frontier = (
-        f"<p><b>Frontier</b> (hardest level solved in at least half the seeds): "
-        f"{html.escape(reach)}</p>"
+        "<p><b>Frontier</b>: the hardest level solved in at least half the seeds together "
+        "with every easier level; an island is a level solved beyond one the model fails."
+        f"</p><ul>{reach}</ul>"
     )
     return table + frontier + note + warn
 
@@ -226,8 +244,7 @@ def cells_html(summary: Summary) -> str:
             r["seeds"],
             r["diverged"],
             r["failed"],
-            number(r["median"]),
-            number(r["iqr"]),
+            f"{number(r['median'])} [{number(r['q25'])}, {number(r['q75'])}]",
             f"{number(r['mean'])} [{number(r['ci_low'])}, {number(r['ci_high'])}]",
             f"{r['solved']}/{r['seeds']}",
             number(r["solve_median"]),
@@ -241,8 +258,7 @@ def cells_html(summary: Summary) -> str:
         "seeds",
         "diverged",
         "failed",
-        "median error",
-        "IQR",
+        f"median final {summary.task.metric} [IQR]",
         "mean [95% bootstrap CI]",
         "solved",
         "median episodes to solve",
@@ -274,12 +290,21 @@ def frontier_html(summary: Summary) -> str:
         (
             r["model"],
             "none" if pd.isna(r["frontier"]) else r["frontier"],
+            "–" if pd.isna(r["stops_at"]) else r["stops_at"],
+            ", ".join(r["islands"]) or "none",
             r["levels_solved"],
             r["levels_run"],
         )
         for r in _records(summary.frontier)
     ]
-    header = ["model", "hardest level solved in ≥ half its seeds", "levels solved", "levels run"]
+    header = [
+        "model",
+        "frontier: hardest level solved in ≥ half its seeds, with every easier one",
+        "first level not solved",
+        "islands: solved beyond it",
+        "levels solved",
+        "levels run",
+    ]
     return _table(header, rows)
 
 
@@ -295,7 +320,8 @@ def best_html(summary: Summary) -> str:
         )
         for r in _records(summary.best)
     ]
-    header = ["difficulty", "model", "Optuna trial", "final error", "searched settings"]
+    metric = f"final {summary.task.metric}"
+    header = ["difficulty", "model", "Optuna trial", metric, "searched settings"]
     return _table(header, rows)
 
 
@@ -313,6 +339,37 @@ def trials_html(results: Results, summary: Summary) -> str:
     return text
 
 
+def spec_html(sweep: Sweep) -> str:
+    """The spec as its author wrote it (spec-as-written.yaml, comments included); for a
+    sweep without that file, as near as spec.yaml tells: it holds the resolved spec, every
+    unset option as `null` (and unused lists as `[]`); those are left out. A spec.yaml
+    that does not parse is shown as it is."""
+    if sweep.written:
+        return (
+            f"<pre>{html.escape(sweep.written)}</pre><p class='note'>As written; spec.yaml in "
+            "the sweep's folder holds it with every default filled in.</p>"
+        )
+    if not sweep.spec_text:
+        return "<pre>(no spec.yaml in the folder)</pre>"
+    if not sweep.spec:
+        return f"<pre>{html.escape(sweep.spec_text)}</pre>"
+    text = yaml.safe_dump(_set_only(dict(sweep.spec)), sort_keys=False, allow_unicode=True)
+    return (
+        f"<pre>{html.escape(text)}</pre><p class='note'>Options left unset (null or empty in "
+        "spec.yaml) are not shown; the others include the defaults the sweep filled in.</p>"
+    )
+
+
+def _set_only(value: object) -> object:
+    """`value` without the None values and empty lists or mappings at any depth."""
+    if isinstance(value, Mapping):
+        kept = {k: _set_only(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v is not None and v != [] and v != {}}
+    if isinstance(value, list):
+        return [_set_only(v) for v in value]
+    return value
+
+
 def provenance_html(results: Results, sweep: Sweep) -> str:
     trials = results.trials
 
@@ -320,17 +377,30 @@ def provenance_html(results: Results, sweep: Sweep) -> str:
         counts = trials[column].fillna("–").astype(str).value_counts()
         return "; ".join(f"{value} ({n})" for value, n in counts.items()) or "–"
 
+    def recorded(column: str) -> bool:
+        values = trials[column].dropna().astype(str).str.strip(" ;")
+        return bool((values != "").any())
+
+    versions = [
+        (f"{column.removeprefix('version.')} version (trials)", tally(column))
+        for column in (f"version.{p}" for p in VERSIONED)
+        if recorded(column)
+    ]
     rows = [
         ("folder", sweep.path),
         ("git commits (trials)", tally("git_commit")),
         ("first trial started", _time(trials["started_at"].min())),
         ("last trial finished", _time(trials["finished_at"].max())),
+        *versions,
+        ("platform (trials)", tally("platform") if recorded("platform") else "not recorded"),
         ("devices (trials)", tally("device")),
         ("nodes (trials)", tally("node")),
-        ("GPU ids (trials)", tally("gpu_ids")),
+        *([("GPU ids (trials)", tally("gpu_ids"))] if recorded("gpu_ids") else []),
         ("schema versions", tally("schema_version")),
         ("unreadable part files, skipped", "; ".join(sweep.skipped) or "none"),
     ]
+    if not versions:
+        rows.insert(4, ("package versions", "not recorded (a sweep from before schema 2)"))
     return _table(["", ""], rows)
 
 
@@ -344,9 +414,10 @@ def _time(value: object) -> str:
 def _figures_html(summary: Summary, folder: Path, prefix: str) -> str:
     drawn = plots.figures(summary)
     parts = []
-    for name, caption in SHOWN:
+    for name, template in SHOWN:
         if name not in drawn:  # reconstructions: picture tasks only
             continue
+        caption = template.format(metric=summary.task.metric)
         png, svg = plots.save(drawn[name], folder, prefix + name)
         data = base64.b64encode(png.read_bytes()).decode()
         link = f"{FIGURES}/{svg.name}"
@@ -355,4 +426,21 @@ def _figures_html(summary: Summary, folder: Path, prefix: str) -> str:
             f"<figcaption>{html.escape(caption)} (<a href='{html.escape(link)}'>SVG</a>)"
             "</figcaption></figure>"
         )
+        if name == "importance":
+            parts.append(_importance_note(summary))
     return "<h3>Figures</h3>\n" + "\n".join(parts)
+
+
+def _importance_note(summary: Summary) -> str:
+    """Whether the importances mean anything: PED-ANOVA needs many trials per cell."""
+    frame = summary.importance
+    several = frame.groupby(["difficulty", "model"])["param"].transform("nunique") > 1
+    weak = frame.loc[several & ~frame["meaningful"].astype(bool)]
+    if weak.empty:
+        return ""
+    cells = weak.groupby(["difficulty", "model"], sort=False).ngroups
+    return (
+        f"<p class='warn'>Hyperparameter importance: {cells} of the cells that searched several "
+        f"parameters have fewer than {IMPORTANCE_TRIALS} completed search trials, too few for "
+        "PED-ANOVA's importances to mean anything; read them as noise.</p>"
+    )

@@ -17,15 +17,13 @@ Values = Sequence[float] | npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class Quartiles:
-    """Median and inter-quartile range (linear interpolation, as numpy and pandas)."""
+    """The median and the inter-quartile range, the interval from the 25th to the 75th
+    percentile (linear interpolation, as numpy and pandas). The IQR is always that interval,
+    shown as [q25, q75], never its width."""
 
     q25: float
     median: float
     q75: float
-
-    @property
-    def iqr(self) -> float:
-        return self.q75 - self.q25
 
 
 def quartiles(values: Values) -> Quartiles:

@@ -11,11 +11,12 @@ its last finite evaluation, not a result of its training.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import optuna
@@ -25,36 +26,96 @@ from optuna.trial import TrialState
 
 from analysis.stats import bootstrap_mean_ci, holm, quartiles, rank_sum, smallest_rank_sum_p
 from analysis.tables import Results
+from sweep.store import GOALS
 
 CELL = ["sweep", "difficulty", "model"]
 SEARCH, CONFIRM = "search", "confirm"
 LEFT_OUT = ("diverged", "failed")
 ALPHA = 0.05
 SOLVED_IN = 0.5  # a model "solves" a level when at least this fraction of its seeds does
+# PED-ANOVA compares the top 10% of a study's trials with the rest; Optuna's documentation
+# asks for at least 5 trials in that top 10% for a stable answer.
+IMPORTANCE_TRIALS = 50
 
 
 @dataclass(frozen=True)
 class TaskInfo:
-    """What a task's error means on a figure."""
+    """What a task's metric means on a figure: its name, unit and direction."""
 
-    metric: str
+    metric: str  # its name as a reader says it ("bit error", "reward")
     unit: str
-    chance: float | None  # the error of a network that learned nothing
+    goal: str = "min"  # "min": lower is better; "max": higher is better (sweep.store.GOALS)
+    chance: float | None = None  # the metric of a network that learned nothing, when the
+    # same at every level (else None: `Summary.levels` holds each level's)
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.goal == "max" else "lower is better"
 
 
-TASKS = {
-    "patterns": TaskInfo("bit error", "fraction of wrong-sign bits", 0.5),
-    "images": TaskInfo("erased-part MSE", "mean squared error on the erased pixels", None),
+# Names and units of the metrics the tasks record (the trials' `metric` column); a metric
+# not listed here is shown by its own name.
+METRICS = {
+    "bit_error": ("bit error", "fraction of wrong-sign bits"),
+    "erased_mse": ("erased-part MSE", "mean squared error on the erased pixels"),
+    "reward": ("reward", "per episode"),
 }
 
 
-def task_info(task: str | None, trials: pd.DataFrame | None = None) -> TaskInfo:
-    """Labels for the task's metric; its chance level from the trials rows when recorded
-    (the image task's depends on its images)."""
-    info = TASKS.get(task or "", TaskInfo("error", "the task's metric, lower is better", None))
-    if trials is not None and "chance" in trials and trials["chance"].notna().any():
-        return TaskInfo(info.metric, info.unit, _median(trials["chance"]))
-    return info
+def goal_of(rows: pd.DataFrame) -> str:
+    """The direction of the metric these rows hold: "max" (higher is better) or "min".
+    Rows written before sweeps recorded a goal (schema 1) are "min": every task then was.
+    Raises ValueError for rows that mix goals (they cannot be ranked together)."""
+    column = rows["goal"] if "goal" in rows else pd.Series(dtype="str")
+    goals = sorted(set(column.dropna().astype(str)))
+    if len(goals) > 1 or not set(goals) <= set(GOALS):
+        raise ValueError(f"rows hold metric goals {goals}; expected one of {list(GOALS)}")
+    return goals[0] if goals else "min"
+
+
+def _sign(goal: str) -> float:
+    """Multiplies a metric into a ranking key where smaller is better."""
+    return -1.0 if goal == "max" else 1.0
+
+
+def _rank_key(rows: pd.DataFrame, column: str) -> pd.Series:
+    """`column` as a key where smaller is better, row by row per the rows' own goal."""
+    goals = rows["goal"].fillna("min") if "goal" in rows else pd.Series("min", index=rows.index)
+    signs = goals.map(lambda g: _sign(str(g))).astype(float)
+    return rows[column].astype("float64") * signs
+
+
+def task_info(trials: pd.DataFrame) -> TaskInfo:
+    """Labels for the metric of these trials' rows (named in their `metric` column), its
+    goal, and its chance level when every level has the same one."""
+    metrics = trials["metric"].dropna() if "metric" in trials else pd.Series(dtype="str")
+    metric = str(metrics.iloc[0]) if len(metrics) else "error"
+    name, unit = METRICS.get(metric, (metric.replace("_", " "), "the task's metric"))
+    chances = set(trials["chance"].dropna().astype(float)) if "chance" in trials else set()
+    chance = chances.pop() if len(chances) == 1 else None
+    return TaskInfo(name, unit, goal_of(trials), chance)
+
+
+def levels(trials: pd.DataFrame) -> pd.DataFrame:
+    """The reference levels of each difficulty, which figures draw beside the models: one
+    row per (sweep, difficulty, name) with its `value`; "chance" first, then those the task
+    declares (trials' `references`, a JSON object of name -> value; the pattern task's
+    "copy the cue"), in the task's order; the median over the difficulty's rows."""
+    rows = []
+    for (sweep, difficulty), level in trials.groupby(["sweep", "difficulty"], sort=False):
+        values: dict[str, list[float]] = {}
+        if "chance" in level:
+            values["chance"] = [float(v) for v in level["chance"].dropna()]
+        texts = level["references"].dropna() if "references" in level else pd.Series()
+        for text in dict.fromkeys(texts):
+            for name, value in json.loads(str(text)).items():
+                values.setdefault(str(name), []).append(float(value))
+        rows += [
+            {"sweep": sweep, "difficulty": difficulty, "name": name, "value": float(np.median(v))}
+            for name, v in values.items()
+            if v
+        ]
+    return pd.DataFrame(rows, columns=["sweep", "difficulty", "name", "value"])
 
 
 def usable(trials: pd.DataFrame, phase: str = CONFIRM) -> pd.DataFrame:
@@ -84,11 +145,13 @@ def cell_summary(trials: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """One row per cell with confirmation trials, in order of first appearance:
 
     seeds, diverged, failed: confirmation trials used / left out;
-    median, q25, q75, iqr: final error across seeds; mean, ci_low, ci_high: its mean with a
-    95% percentile-bootstrap interval (9,999 resamples from `seed`);
-    solved, solve_rate: seeds whose error reached the solved threshold (episodes_to_solve
+    median, q25, q75: the final value of the task's metric across seeds, its median and
+    inter-quartile range (IQR: the 25th to 75th percentile); mean, ci_low, ci_high: its mean
+    with a 95% percentile-bootstrap interval (9,999 resamples from `seed`);
+    solved, solve_rate: seeds whose metric reached the solved threshold (episodes_to_solve
     set); solve_median, solve_q25, solve_q75: episodes to solve, over the seeds that solved;
-    num_parameters, solved_threshold, episodes (training budget): the cell's median.
+    num_parameters, solved_threshold, episodes (training budget): the cell's median;
+    goal: the metric's direction ("min" or "max").
     """
     confirm = trials[trials["phase"] == CONFIRM]
     ok = _usable(confirm, CONFIRM).to_numpy()
@@ -108,7 +171,6 @@ def cell_summary(trials: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
                 "median": q.median,
                 "q25": q.q25,
                 "q75": q.q75,
-                "iqr": q.iqr,
                 "mean": float(errors.mean()) if errors.size else math.nan,
                 "ci_low": ci[0],
                 "ci_high": ci[1],
@@ -120,6 +182,7 @@ def cell_summary(trials: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
                 "num_parameters": _median(cell["num_parameters"]),
                 "solved_threshold": _median(cell["solved_threshold"]),
                 "episodes": _median(cell["episodes"]),
+                "goal": goal_of(cell),
             }
         )
     return pd.DataFrame(rows, columns=[*CELL, *_SUMMARY_COLUMNS])
@@ -132,7 +195,6 @@ _SUMMARY_COLUMNS = [
     "median",
     "q25",
     "q75",
-    "iqr",
     "mean",
     "ci_low",
     "ci_high",
@@ -144,12 +206,14 @@ _SUMMARY_COLUMNS = [
     "num_parameters",
     "solved_threshold",
     "episodes",
+    "goal",
 ]
 
 
 def comparisons(trials: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     """Every pair of models at each difficulty of each sweep: a two-sided rank-sum test of
-    their confirmation final errors; p_holm is Holm-adjusted over the pairs at that
+    their confirmation final values of the metric (two-sided: the same whichever way the
+    metric points); p_holm is Holm-adjusted over the pairs at that
     difficulty (the family a reader scans when asking "who wins here?"), and `significant`
     is p_holm < alpha. `best_p` is the smallest p the two group sizes allow."""
     good = usable(trials)
@@ -183,18 +247,24 @@ def comparisons(trials: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
 
 
 def headline(summary: pd.DataFrame, tests: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
-    """Who wins at each difficulty: the model with the lowest median final error (then
-    lowest mean), its median and IQR, the runner-up, by how much (`margin`: difference of
-    the medians) and whether that difference is significant (Holm-adjusted rank-sum
-    p < alpha; `best_p`: the smallest p the seed counts allow). Takes `cell_summary` and
-    `comparisons` output."""
+    """Who wins at each difficulty: the model with the best median final value of the
+    metric (lowest for a "min" goal, highest for "max"; then the best mean), its median and
+    IQR, the runner-up, by how much (`margin`: how much better the winner's median is than
+    the runner-up's, so never negative, whichever way the metric points) and whether that
+    difference is significant (Holm-adjusted rank-sum p < alpha; `best_p`: the smallest p
+    the seed counts allow). Takes `cell_summary` and `comparisons` output."""
     rows = []
-    ranked = summary[summary["seeds"] > 0].sort_values(["median", "mean"], kind="stable")
-    for (sweep, difficulty), level in ranked.groupby(["sweep", "difficulty"], sort=False):
-        first = level.iloc[0]
+    present = summary[summary["seeds"] > 0]
+    for (sweep, difficulty), level in present.groupby(["sweep", "difficulty"], sort=False):
+        goal = goal_of(level)
+        sign = _sign(goal)
+        keys = level.assign(_median=sign * level["median"], _mean=sign * level["mean"])
+        ranked = keys.sort_values(["_median", "_mean"], kind="stable")
+        first = ranked.iloc[0]
         row = {
             "sweep": sweep,
             "difficulty": difficulty,
+            "goal": goal,
             "winner": first["model"],
             "median": first["median"],
             "q25": first["q25"],
@@ -208,8 +278,8 @@ def headline(summary: pd.DataFrame, tests: pd.DataFrame, alpha: float = ALPHA) -
             "significant": False,
             "verdict": "only model",
         }
-        if len(level) > 1:
-            second = level.iloc[1]
+        if len(ranked) > 1:
+            second = ranked.iloc[1]
             pair = tests[
                 (tests["sweep"] == sweep)
                 & (tests["difficulty"] == difficulty)
@@ -219,7 +289,7 @@ def headline(summary: pd.DataFrame, tests: pd.DataFrame, alpha: float = ALPHA) -
             row.update(
                 runner_up=second["model"],
                 runner_up_median=second["median"],
-                margin=second["median"] - first["median"],
+                margin=sign * (second["median"] - first["median"]),
                 p_holm=pair["p_holm"],
                 best_p=pair["best_p"],
                 significant=bool(pair["p_holm"] < alpha),
@@ -232,6 +302,7 @@ def headline(summary: pd.DataFrame, tests: pd.DataFrame, alpha: float = ALPHA) -
 _HEADLINE_COLUMNS = (
     "sweep",
     "difficulty",
+    "goal",
     "winner",
     "median",
     "q25",
@@ -261,35 +332,71 @@ def order_of(difficulties: Sequence[str], present: pd.Series) -> list[str]:
 def frontier(
     summary: pd.DataFrame, difficulties: Sequence[str], at_least: float = SOLVED_IN
 ) -> pd.DataFrame:
-    """For each model of each sweep, the hardest difficulty (`difficulties` run easiest
-    first) that it solves in at least `at_least` of its seeds; missing when it solves none.
-    `levels_solved` counts every level it solves, which need not be contiguous. Takes
-    `cell_summary` output."""
-    order = order_of(difficulties, summary["difficulty"])
-    rank = {d: i for i, d in enumerate(order)}
+    """For each model of each sweep, its frontier: the hardest difficulty such that it and
+    every easier difficulty of the sweep (`difficulties` run easiest first) is solved in at
+    least `at_least` of the model's confirmation seeds; missing when the easiest is not. A
+    level where the model has no seeds counts as not solved: the frontier cannot skip what
+    it has not seen. `stops_at`: the easiest level not solved (missing when none);
+    `islands`: the levels beyond `stops_at` the model solves all the same, which the
+    frontier does not count and a reader must see (a ladder not monotone for this model,
+    or luck). `levels_solved` counts every level it solves. Takes `cell_summary` output."""
     rows = []
-    for (sweep, model), cells in summary.groupby(["sweep", "model"], sort=False):
-        solved = cells[cells["solve_rate"] >= at_least]
-        ranks = sorted(rank[d] for d in solved["difficulty"])
-        rows.append(
-            {
-                "sweep": sweep,
-                "model": model,
-                "frontier": order[ranks[-1]] if ranks else None,
-                "frontier_rank": ranks[-1] if ranks else math.nan,
-                "levels_solved": len(ranks),
-                "levels_run": len(cells),
-            }
-        )
-    columns = ["sweep", "model", "frontier", "frontier_rank", "levels_solved", "levels_run"]
+    for sweep, cells in summary.groupby("sweep", sort=False):
+        ran = set(cells["difficulty"])
+        order = [d for d in order_of(difficulties, cells["difficulty"]) if d in ran]
+        for model, own in cells.groupby("model", sort=False):
+            rate = own.set_index("difficulty")["solve_rate"].astype(float)
+            solved = [bool(rate.get(d, math.nan) >= at_least) for d in order]
+            reach = solved.index(False) if False in solved else len(order)
+            rows.append(
+                {
+                    "sweep": sweep,
+                    "model": model,
+                    "frontier": order[reach - 1] if reach else None,
+                    "frontier_rank": reach - 1 if reach else math.nan,
+                    "stops_at": order[reach] if reach < len(order) else None,
+                    "islands": tuple(
+                        d for d, s in zip(order[reach:], solved[reach:], strict=True) if s
+                    ),
+                    "levels_solved": sum(solved),
+                    "levels_run": len(own),
+                }
+            )
+    columns = [
+        "sweep",
+        "model",
+        "frontier",
+        "frontier_rank",
+        "stops_at",
+        "islands",
+        "levels_solved",
+        "levels_run",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
+def frontier_text(row: Mapping[Any, Any]) -> str:
+    """One model's frontier (a `frontier` row) as a reader reads it: "plastic: frontier
+    small; also solves large (island beyond medium, which it does not solve)"."""
+    reach = row["frontier"]
+    text = f"{row['model']}: frontier {'none' if pd.isna(reach) else reach}"
+    islands = [str(d) for d in row["islands"]]
+    if islands:
+        kind = "islands" if len(islands) > 1 else "island"
+        text += (
+            f"; also solves {', '.join(islands)} ({kind} beyond {row['stops_at']}, which it "
+            "does not solve)"
+        )
+    return text
+
+
 def best_configs(trials: pd.DataFrame) -> pd.DataFrame:
-    """Each cell's best search trial: lowest final error (the value its Optuna study was
-    told), ties to the earlier Optuna trial; with its `hp.*` settings."""
+    """Each cell's best search trial: the best final value of the metric (the value its
+    Optuna study was told; lowest for a "min" goal, highest for "max"), ties to the earlier
+    Optuna trial; with its `hp.*` settings."""
     search = usable(trials, SEARCH)
-    order = search.sort_values(["final_error", "optuna_trial"], kind="stable")
+    keyed = search.assign(_key=_rank_key(search, "final_error"))
+    order = keyed.sort_values(["_key", "optuna_trial"], kind="stable")
     best = order.drop_duplicates(CELL, keep="first")
     hp = [c for c in trials.columns if c.startswith("hp.")]
     columns = [*CELL, "trial_id", "optuna_trial", "final_error", "episodes_to_solve", *hp]
@@ -310,7 +417,9 @@ def param_importance(studies: Mapping[tuple[str, str], optuna.Study]) -> pd.Data
     Keys are (sweep, "<difficulty>/<model>"). A cell with fewer than two completed trials
     gets NaN importances (nothing to compare); a cell that searched one parameter gets 1.0
     for it, by definition. `note` says which, or holds Optuna's warnings (a flat objective
-    gives every parameter the same importance). Cells that searched nothing have no rows."""
+    gives every parameter the same importance); `meaningful` is False for both, and for a
+    cell with fewer than `IMPORTANCE_TRIALS` completed trials, whose note says so. Cells
+    that searched nothing have no rows."""
     rows = []
     for (sweep, cell), study in studies.items():
         difficulty, model = cell.rsplit("/", 1)
@@ -328,6 +437,11 @@ def param_importance(studies: Mapping[tuple[str, str], optuna.Study]) -> pd.Data
                     study, evaluator=PedAnovaImportanceEvaluator()
                 )
             note = " ".join(dict.fromkeys(str(w.message) for w in caught))
+            if len(completed) < IMPORTANCE_TRIALS:
+                note = (
+                    f"only {len(completed)} completed trials: too few to mean anything "
+                    f"(PED-ANOVA wants at least {IMPORTANCE_TRIALS}). {note}"
+                ).strip()
         for param in params:
             rows.append(
                 {
@@ -337,10 +451,20 @@ def param_importance(studies: Mapping[tuple[str, str], optuna.Study]) -> pd.Data
                     "param": param,
                     "importance": values.get(param, math.nan),
                     "completed": len(completed),
+                    "meaningful": len(params) > 1 and len(completed) >= IMPORTANCE_TRIALS,
                     "note": note,
                 }
             )
-    columns = ["sweep", "difficulty", "model", "param", "importance", "completed", "note"]
+    columns = [
+        "sweep",
+        "difficulty",
+        "model",
+        "param",
+        "importance",
+        "completed",
+        "meaningful",
+        "note",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -369,18 +493,23 @@ def curve_summary(curves: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
 
 def typical_reconstructions(trials: pd.DataFrame, reconstructions: pd.DataFrame) -> pd.DataFrame:
     """The reconstructions a figure shows: per cell, those of its typical confirmation
-    trial, the one whose final error is the median across seeds (the lower middle one for an
-    even count; ties to the lower seed), so the pictures show neither the best nor the worst
-    seed. A cell with no usable confirmation trial that recorded pictures shows its best
-    search trial. Reconstruction rows with the chosen trial's `final_error` added, one row
-    per (cell, sample); empty when the sweep recorded none (tasks that are not pictures)."""
+    trial, the one whose final value of the metric is the median across seeds (the better
+    middle one for an even count; ties to the lower seed), so the pictures show neither the
+    best nor the worst seed. A cell with no usable confirmation trial that recorded pictures
+    shows its best search trial. Reconstruction rows with the chosen trial's `final_error`
+    added, one row per (cell, sample); empty when the sweep recorded none (tasks that are not
+    pictures)."""
     recorded = trials[trials["trial_id"].isin(reconstructions["trial_id"])]
     chosen = []
     for phase in (CONFIRM, SEARCH):
-        ranked = usable(recorded, phase).sort_values(["final_error", "seed"], kind="stable")
+        rows = usable(recorded, phase)
+        ranked = rows.assign(_key=_rank_key(rows, "final_error")).sort_values(
+            ["_key", "seed"], kind="stable"
+        )
         for _, cell in ranked.groupby(CELL, sort=False):
             chosen.append(cell.iloc[(len(cell) - 1) // 2 if phase == CONFIRM else 0])
-    picked = pd.DataFrame(chosen, columns=trials.columns).drop_duplicates(CELL, keep="first")
+    picked = pd.DataFrame(chosen, columns=[*trials.columns, "_key"])
+    picked = picked.drop_duplicates(CELL, keep="first")
     out = reconstructions.merge(
         picked[["sweep", "trial_id", "final_error"]], on=["sweep", "trial_id"]
     )
@@ -410,6 +539,7 @@ class Summary:
     difficulties: tuple[str, ...]  # easiest first
     models: tuple[str, ...]
     task: TaskInfo
+    levels: pd.DataFrame  # levels: chance and the task's reference levels per difficulty
     cells: pd.DataFrame  # cell_summary
     seeds: pd.DataFrame  # the confirmation trials the statistics use, one row per seed
     tests: pd.DataFrame  # comparisons
@@ -443,11 +573,11 @@ def summarize(results: Results, seed: int = 0, alpha: float = ALPHA) -> Summary:
     tests = order(comparisons(trials, alpha=alpha))
     space = [f"hp.{p}" for s in results.sweeps for p in s.searched]
     hp = [c for c in dict.fromkeys(space) if c in trials.columns] or searched(trials)
-    tasks = trials["task"].dropna()
     return Summary(
         difficulties=difficulties,
         models=models,
-        task=task_info(str(tasks.iloc[0]) if len(tasks) else None, trials),
+        task=task_info(_first_sweep(trials)),
+        levels=order(levels(trials)),
         cells=cells,
         seeds=order(usable(trials)[[*CELL, "seed", "final_error", "episodes_to_solve"]]),
         tests=tests,
@@ -459,6 +589,14 @@ def summarize(results: Results, seed: int = 0, alpha: float = ALPHA) -> Summary:
         searched=tuple(hp),
         reconstructions=order(typical_reconstructions(trials, results.reconstructions)),
     )
+
+
+def _first_sweep(trials: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the first sweep: a summary's `task` describes one sweep's metric (several
+    sweeps may measure different ones; their tables follow each row's own goal)."""
+    if trials.empty:
+        return trials
+    return trials[trials["sweep"] == trials["sweep"].iloc[0]]
 
 
 def seed_limit(headline: pd.DataFrame, alpha: float = ALPHA) -> str | None:

@@ -31,6 +31,7 @@ from sweep.store import (
     JOURNAL,
     KEYS,
     RECONSTRUCTIONS,
+    SPEC_AS_WRITTEN,
     SPEC_FILE,
     TABLES,
     TRIALS_FIXED,
@@ -72,6 +73,7 @@ class Sweep:
     spec: Mapping[str, Any]  # spec.yaml as a mapping ({} when the folder has none)
     spec_text: str
     skipped: tuple[str, ...] = ()  # unreadable part files, left out
+    written: str = ""  # the spec file as its author wrote it ("" for a sweep without one)
 
     @property
     def task(self) -> str | None:
@@ -194,7 +196,8 @@ def load(paths: str | Path | Sequence[str | Path]) -> Results:
             tables[table].extend(parts)
             skipped.extend(bad)
         name = str(spec.get("name") or root.rstrip("/").rsplit("/", 1)[-1])
-        sweeps.append(Sweep(name, display, spec, spec_text, tuple(skipped)))
+        written = _read_text(fs, f"{root}/{SPEC_AS_WRITTEN}")
+        sweeps.append(Sweep(name, display, spec, spec_text, tuple(skipped), written))
     seen: dict[str, str] = {}
     for sweep in sweeps:
         if sweep.name in seen:

@@ -10,6 +10,7 @@ import json
 import sys
 import time
 import typing
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -216,6 +217,9 @@ def run_with_progress(task: Task, model: str, params: dict[str, Any], train: Tra
 @click.option("--eval-episodes", type=int, default=256, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--gamma", type=float, help="Reward tasks: discount of the returns (0.9).")
+@click.option("--entropy-coef", type=float, help="Reward tasks: entropy bonus weight (0.03).")
+@click.option("--value-coef", type=float, help="Reward tasks: value loss weight (0.1).")
 @click.option(
     "--param", "params", multiple=True, help="Model hyperparameter KEY=VALUE, repeatable."
 )
@@ -241,7 +245,8 @@ def train(
     if hidden is not None:
         model_params["hidden"] = hidden
     protocol = _parse_params(task_params, "--task-param")
-    made, config = _resolve_trial(task, difficulty, protocol, model, model_params, train)
+    given = {k: v for k, v in train.items() if v is not None}  # unset: TrainConfig's default
+    made, config = _resolve_trial(task, difficulty, protocol, model, model_params, given)
     report = run_with_progress(made, model, model_params, config)
     record = {"task": task, "difficulty": difficulty, "model": model, "seed": config.seed}
     record |= {
@@ -249,6 +254,9 @@ def train(
         "goal": made.goal,  # min: lower is better; max: higher is better
         "chance": made.chance,
         "solved_threshold": made.solved_threshold,
+        # the final and best values again, under the metric's own name
+        f"final_{made.metric}": report.final_error,
+        f"best_{made.metric}": report.best_error,
     }
     record |= report.to_dict()
     if as_json:  # NaN (a diverged trial's missing metrics) is not JSON: null
@@ -333,7 +341,8 @@ def run_command(
     from sweep import runner
 
     try:
-        folder = runner.run(spec, address, num_cpus, num_gpus)
+        written = Path(spec_path).read_text()  # read once already: it validated
+        folder = runner.run(spec, address, num_cpus, num_gpus, written=written)
     except runner.SweepError as e:
         raise BadInput(str(e)) from None
     except runner.SweepFailed as e:

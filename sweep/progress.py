@@ -25,7 +25,7 @@ from rich.table import Table
 from sweep.plan import cell_ids
 from sweep.records import TrialConfig, TrialResult
 from sweep.spec import SweepSpec
-from sweep.store import best
+from sweep.store import best, reached
 from sweep.tasks import task_metric
 
 
@@ -40,8 +40,7 @@ class CellCounts:
     search_done: int = 0
     search_usable: int = 0  # search trials that ended with a value for Optuna
     # The final values of the confirmation trials that neither failed nor diverged, and how
-    # many of them solved the task: reached the threshold at an evaluation (episodes_to_solve
-    # set), as the analysis counts a seed solved.
+    # many of them reached the solved threshold.
     confirmed: list[float] = field(default_factory=list)
     solved: int = 0
 
@@ -80,7 +79,7 @@ def render(counts: list[CellCounts], title: str, metric: str, goal: str) -> Tabl
     table.caption = (
         "search best: the best evaluation of any search trial (optimistic); confirmed: the "
         f"final {metric} of the chosen configuration on fresh seeds, median and seeds that "
-        "reached the solved threshold at an evaluation / seeds that neither failed nor diverged"
+        "reached the solved threshold / seeds that neither failed nor diverged"
     )
     return table
 
@@ -116,6 +115,7 @@ def counts_from_storage(
         )
         confirm = trials[here & ~search & ~bad & trials["final_error"].notna()]
         final = confirm["final_error"].astype(float).tolist()
+        rows = zip(final, confirm["solved_threshold"], confirm["goal"], strict=True)
         counts = CellCounts(
             cell=cell,
             done=len(done_ids),
@@ -125,7 +125,7 @@ def counts_from_storage(
             search_done=int((here & search).sum()),
             search_usable=int((here & search & ~bad).sum()),
             confirmed=final,
-            solved=int(confirm["episodes_to_solve"].notna().sum()),
+            solved=sum(bool(reached(v, t, g)) for v, t, g in rows),
         )
         counts.settle(spec)
         out.append(counts)
@@ -179,7 +179,7 @@ class LiveCells(Callback):
                     counts.search_usable += not bad
                 elif not bad and last is not None and last.usable:
                     counts.confirmed.append(last.error)
-                    counts.solved += last.episodes_to_solve is not None
+                    counts.solved += bool(reached(last.error, config.solved_threshold, config.goal))
             elif trial.status == TuneTrial.RUNNING:
                 counts.running += 1
         for counts in by_cell.values():

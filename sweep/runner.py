@@ -17,7 +17,7 @@ from sweep.scheduling import CellScheduler
 from sweep.search import CellSearcher
 from sweep.spec import Resources, SweepSpec, parse_spec_text
 from sweep.storage import download_journal, is_local, sees, upload_journal
-from sweep.store import SPEC_FILE, filesystem
+from sweep.store import SPEC_AS_WRITTEN, SPEC_FILE, filesystem
 from sweep.tasks import task_metric
 
 TUNE_DIR = "tune"
@@ -223,13 +223,16 @@ def _trainable(spec: SweepSpec, folder: str) -> Any:
     return tune.with_resources(trainable, group)
 
 
-def _write_spec(folder: str, spec: SweepSpec) -> None:
+def _write_spec(folder: str, spec: SweepSpec, written: str | None) -> None:
+    """spec.yaml last: its presence says a sweep is here."""
     fs, root = filesystem(folder)
     fs.create_dir(root, recursive=True)
-    tmp = f"{root}/.{SPEC_FILE}.tmp"
-    with fs.open_output_stream(tmp) as out:
-        out.write(spec.to_yaml().encode())
-    fs.move(tmp, f"{root}/{SPEC_FILE}")
+    files = [(SPEC_AS_WRITTEN, written)] if written is not None else []
+    for name, text in [*files, (SPEC_FILE, spec.to_yaml())]:
+        tmp = f"{root}/.{name}.tmp"
+        with fs.open_output_stream(tmp) as out:
+            out.write(text.encode())
+        fs.move(tmp, f"{root}/{name}")
 
 
 def _first_missing(fs: pafs.FileSystem, path: str) -> str | None:
@@ -259,8 +262,10 @@ def run(
     num_cpus: int | None = None,
     num_gpus: int | None = None,
     live: bool = True,
+    written: str | None = None,
 ) -> str:
-    """Run a whole sweep: search every cell, then confirm each cell's best; returns its folder."""
+    """Run a whole sweep: search every cell, then confirm each cell's best; returns its folder.
+    `written`: the spec file's text, kept beside the resolved spec for the report."""
     from ray import tune
 
     folder = sweep_dir(spec)
@@ -284,7 +289,7 @@ def run(
         _check_resources(spec, address)
         if address:
             _check_storage(folder)
-        _write_spec(folder, spec)
+        _write_spec(folder, spec, written)
     except BaseException:
         inside = fs.get_file_info(pafs.FileSelector(created, recursive=True)) if created else []
         if created and all(i.type == pafs.FileType.Directory for i in inside):

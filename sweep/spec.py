@@ -37,11 +37,13 @@ from pydantic import (
 from sweep import plugins as plugin_modules
 from sweep.errors import describe, did_you_mean, path, quote, unknown
 from sweep.models import FAMILIES, build_model, get_family
-from sweep.tasks import TASKS, Task, levels, make_task
+from sweep.tasks import TASKS, Task, learns_from_reward, levels, make_task
 from sweep.train import TrainConfig
 
 # Training settings a search may sample; everything else it samples is a model parameter.
-TRAIN_SEARCHABLE = ("lr", "batch_size", "grad_clip")
+# The A2C coefficients matter to reward tasks only.
+A2C_SEARCHABLE = ("gamma", "entropy_coef", "value_coef")
+TRAIN_SEARCHABLE = ("lr", "batch_size", "grad_clip", *A2C_SEARCHABLE)
 _SET_BY_SWEEP = ("seed", "device")
 # sweep.plan gives each cell a block of SEEDS_PER_CELL search seeds and each sweep a block
 # of SEEDS_PER_SWEEP seeds, whose top end holds the confirmation seeds: budgets beyond
@@ -452,10 +454,17 @@ def _cross_errors(values: dict[str, Any], raw: Mapping[Any, Any]) -> list[str]:
         errors += _model_errors(name, entry, models, names, space)
     if "train" in values:
         errors += _train_errors(values["train"])
+    reward = "task" in values and values["task"] in TASKS and learns_from_reward(values["task"])
+    if reward and "resources" in values and values["resources"].workers > 1:
+        errors.append(
+            f"resources.workers: {values['resources'].workers}: task {values['task']!r} learns "
+            "from reward and trains with one worker (data-parallel training is for the "
+            "supervised tasks); use workers: 1"
+        )
     if "search" in values:
         families = {e.family for e in models.values() if e.family in FAMILIES}
         if complete:
-            errors += _space_errors(values["search"], sorted(families))
+            errors += _space_errors(values["search"], sorted(families), reward)
         if "difficulties" in values and "confirm" in values and "models" in raw:
             cells = len(_difficulty_items(values["difficulties"])) * len(names)
             errors += _seed_errors(values["search"], values["confirm"], cells)
@@ -565,12 +574,14 @@ def _train_errors(train: dict[str, Any]) -> list[str]:
     return errors
 
 
-def _space_errors(search: Search, families: list[str]) -> list[str]:
+def _space_errors(search: Search, families: list[str], reward: bool = True) -> list[str]:
     """Each searched parameter: some model (or training) has it, and every value of its
-    range is valid there."""
+    range is valid there; the A2C coefficients only for a reward task."""
     errors: list[str] = []
     for param, dist in search.space.items():
         where = f"search.space.{param}"
+        if param in A2C_SEARCHABLE and not reward:
+            errors.append(f"{where}: only reward tasks train by A2C; this task is supervised")
         having = [f for f in families if param in get_family(f).parameters]
         schemas: list[Any] = [get_family(f).config for f in having]
         if param in TRAIN_SEARCHABLE:

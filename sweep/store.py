@@ -2,6 +2,7 @@
 (`sweep.results`, on the driver) and the reader (`analysis`).
 
     <sweep>/spec.yaml                        the resolved spec that ran
+    <sweep>/spec-as-written.yaml             the spec file as its author wrote it
     <sweep>/trials/part-*.parquet            one row per trial (identity, config, outcome,
                                              provenance)
     <sweep>/curves/part-*.parquet            one row per report (trial_id, step, metrics)
@@ -32,7 +33,8 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 SCHEMA_VERSION = 2  # 2: `goal`, `references`, package versions and platform
-SPEC_FILE = "spec.yaml"
+SPEC_FILE = "spec.yaml"  # the resolved spec that ran (every default filled in)
+SPEC_AS_WRITTEN = "spec-as-written.yaml"  # the user's file, byte for byte (`sweep run` only)
 JOURNAL = "optuna/journal.log"  # one Optuna study per cell
 CHECKPOINTS = "checkpoints"  # <trial id>.pt: each trial's latest checkpoint
 TABLES = ("trials", "curves", "reconstructions")

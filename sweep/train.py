@@ -16,7 +16,8 @@ from pydantic.dataclasses import dataclass as config_dataclass
 from sweep.models import Model, build_model
 from sweep.records import Report
 from sweep.store import better, reached
-from sweep.tasks import Episode, Task
+from sweep.tasks import Episode, RewardTask, Task
+from sweep.tasks.reward import A2C, play
 
 
 @config_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -27,6 +28,9 @@ class TrainConfig:
     eval_episodes: fresh episodes per evaluation, never used for training.
     seed: seeds model init, training episodes and evaluation episodes (separate streams).
     device: torch device to train on.
+    Reward tasks only (advantage actor-critic; Backpropamine's values as defaults):
+    gamma: discount of future rewards in the returns. entropy_coef: weight of the policy's
+    entropy bonus. value_coef: weight of the value estimate's squared error.
     """
 
     episodes: PositiveInt = 1000
@@ -37,6 +41,12 @@ class TrainConfig:
     eval_episodes: PositiveInt = 64
     seed: NonNegativeInt = 0
     device: str = "cpu"
+    gamma: Annotated[float, Field(ge=0, le=1)] = 0.9
+    entropy_coef: Annotated[float, Field(ge=0)] = 0.03
+    value_coef: Annotated[float, Field(ge=0)] = 0.1
+
+    def a2c(self) -> A2C:
+        return A2C(self.gamma, self.entropy_coef, self.value_coef)
 
 
 # A finished trial of a picture task records its outputs on this many evaluation episodes,
@@ -106,6 +116,13 @@ class Trial:
         ranks: Ranks | None = None,
     ):
         self.task, self.train, self.ranks = task, train, ranks or Ranks()
+        # a reward task trains by A2C on episodes the model plays, not on sampled batches
+        self.reward: RewardTask | None = task if isinstance(task, RewardTask) else None
+        if self.reward is not None and self.ranks.world > 1:
+            raise ValueError(
+                f"task {task.name!r} learns from reward: it trains with one worker, not "
+                f"{self.ranks.world} (data-parallel training is for the supervised tasks)"
+            )
         self.device = torch.device(train.device)
         model = build_model(family, task.input_size, task.output_size, model_params, device="cpu")
         model.reset_parameters(seeded(train.seed, 0))
@@ -149,13 +166,12 @@ class Trial:
         generator (the episodes of a seed do not depend on the world size), trains on its
         share, and steps the same optimizer on the summed gradients, so every rank holds the
         same model; only rank 0 evaluates (the other ranks' reports carry no error)."""
-        train, task = self.train, self.task
+        train = self.train
         losses: list[float] = []
         since = time.perf_counter()
         while not self.finished:
             batch = min(train.batch_size, train.episodes - self.episodes)
-            episode = task.sample(batch, self.train_gen, self.device)
-            loss = self._gradients(episode) if self.ranks.world > 1 else self._loss(episode)
+            loss = self._batch_loss(batch)
             if not torch.isfinite(loss):
                 yield self._report(math.nan, since, diverged=True)
                 return
@@ -173,6 +189,14 @@ class Trial:
             yield self._report(sum(losses) / len(losses), since)
             losses.clear()
             since = time.perf_counter()
+
+    def _batch_loss(self, batch: int) -> torch.Tensor:
+        """The loss of one fresh training batch (data parallel: gradients already summed)."""
+        if self.reward is not None:
+            rollout = play(self.model, self.reward, batch, self.train_gen, self.device)
+            return self.train.a2c().loss(rollout)
+        episode = self.task.sample(batch, self.train_gen, self.device)
+        return self._gradients(episode) if self.ranks.world > 1 else self._loss(episode)
 
     def _loss(self, episode: Episode) -> torch.Tensor:
         return self.task.loss(self.model(episode.inputs), episode)
@@ -214,16 +238,25 @@ class Trial:
             "erased": erased.cpu().tolist(),
         }
 
-    def _report(self, loss: float, since: float, diverged: bool = False) -> Report:
-        if not diverged and self.ranks.lead:
-            self.last_error = evaluate(
+    def _evaluate(self) -> float:
+        """The task's metric on `eval_episodes` fresh episodes from the evaluation stream."""
+        cfg = self.train
+        if self.reward is not None:
+            return evaluate_reward(
                 self.model,
-                self.task,
-                self.train.eval_episodes,
-                self.train.batch_size,
+                self.reward,
+                cfg.eval_episodes,
+                cfg.batch_size,
                 self.eval_gen,
                 self.device,
             )
+        return evaluate(
+            self.model, self.task, cfg.eval_episodes, cfg.batch_size, self.eval_gen, self.device
+        )
+
+    def _report(self, loss: float, since: float, diverged: bool = False) -> Report:
+        if not diverged and self.ranks.lead:
+            self.last_error = self._evaluate()
             goal = self.task.goal
             if self.best != self.best or better(self.last_error, self.best, goal):
                 self.best = self.last_error
@@ -272,5 +305,24 @@ def evaluate(
         batch = min(batch_size, episodes - seen)
         episode = task.sample(batch, generator, device, split="eval")
         total += task.score(model(episode.inputs), episode) * batch
+        seen += batch
+    return total / episodes
+
+
+@torch.no_grad()
+def evaluate_reward(
+    model: Model,
+    task: RewardTask,
+    episodes: int,
+    batch_size: int,
+    generator: torch.Generator,
+    device: torch.device,
+) -> float:
+    """Mean reward per episode over `episodes` fresh episodes the model plays (its actions
+    sampled from its policy, as in training), in batches of `batch_size`."""
+    total, seen = 0.0, 0
+    while seen < episodes:
+        batch = min(batch_size, episodes - seen)
+        total += play(model, task, batch, generator, device).episode_rewards.sum().item()
         seen += batch
     return total / episodes

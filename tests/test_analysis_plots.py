@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from analysis import Results, Summary, Sweep, summarize
 from analysis.plots import (
     FIGURES,
+    Scale,
     draw_final_error,
     draw_frontier,
     draw_importance,
@@ -25,6 +26,7 @@ from analysis.plots import (
     frontier_info,
     importance_info,
     learning_curves_info,
+    metric_scale,
     parameters_info,
     reconstruction_info,
     save,
@@ -79,13 +81,27 @@ def test_learning_curves_info(summary: Summary) -> None:
 def test_final_error_info(summary: Summary) -> None:
     info = final_error_info(summary)
     plastic, rnn = info.series["plastic"], info.series["rnn"]
+    # the headline's statistic: median and IQR
     assert plastic.median == pytest.approx((np.median(LOW), 0.3))
-    assert plastic.mean == pytest.approx((np.mean(LOW), 0.3))
-    assert plastic.ci_low[0] < np.mean(LOW) < plastic.ci_high[0]
+    assert plastic.q25 == pytest.approx((np.quantile(LOW, 0.25), 0.25))
+    assert plastic.q75 == pytest.approx((np.quantile(LOW, 0.75), 0.35))
     assert plastic.seeds == (10, 3) and rnn.seeds == (10, 0)
     assert math.isnan(rnn.median[1])  # rnn did not run "hard"
     assert sorted(plastic.points)[-3:] == [(1, 0.2), (1, 0.3), (1, 0.4)]
     assert info.significant == ("plastic", None)  # 10 against 10, clearly apart
+    assert info.levels == {"chance": (0.5, 0.5)} and info.thresholds == (0.02, 0.02)
+    # errors from 0.01 to 0.5: more than a decade, none zero
+    assert info.scale.name == "log" and info.scale.top == pytest.approx(0.5 * 10**0.15)
+
+
+def test_metric_scale() -> None:
+    assert metric_scale([0.01, 0.5], "min").name == "log"
+    assert metric_scale([0.0, 0.013, 0.5], "min").name == "symlog"  # 0 must show
+    assert metric_scale([0.0, 0.013, 0.5], "min").linthresh == 0.01
+    assert metric_scale([0.2, 0.5], "min") == Scale("linear")  # within a decade
+    assert metric_scale([0.01, 0.5, math.nan], "max").name == "linear"  # rewards
+    assert metric_scale([-1.0, 0.01, 0.5], "min").name == "linear"
+    assert metric_scale([math.nan], "min").name == "linear"
 
 
 def test_episodes_to_solve_info(summary: Summary) -> None:
@@ -109,21 +125,46 @@ def test_frontier_info(summary: Summary) -> None:
 def test_importance_info(summary: Summary) -> None:
     importance = pd.DataFrame(
         [
-            ("s", "easy", "plastic", "lr", 0.7, 12, ""),
-            ("s", "easy", "plastic", "eta", 0.3, 12, ""),
-            ("s", "easy", "rnn", "lr", 1.0, 12, "the only parameter searched"),
-            ("s", "hard", "plastic", "lr", math.nan, 1, "fewer than 2 completed trials"),
+            ("s", "easy", "plastic", "lr", 0.7, 60, True, ""),
+            ("s", "easy", "plastic", "eta", 0.3, 60, True, ""),
+            ("s", "easy", "rnn", "lr", 1.0, 12, False, "the only parameter searched"),
+            ("s", "hard", "plastic", "lr", 0.9, 12, False, "too few"),
+            ("s", "hard", "plastic", "eta", 0.1, 12, False, "too few"),
+            ("s", "hard", "rnn", "lr", math.nan, 1, False, "fewer than 2 completed trials"),
         ],
-        columns=["sweep", "difficulty", "model", "param", "importance", "completed", "note"],
+        columns=[
+            "sweep",
+            "difficulty",
+            "model",
+            "param",
+            "importance",
+            "completed",
+            "meaningful",
+            "note",
+        ],
     )
     info = importance_info(dataclasses.replace(summary, importance=importance))
-    assert info.cells == ("easy / plastic", "easy / rnn", "hard / plastic")
-    assert info.params == ("lr", "eta") and info.completed == (12, 12, 1)
+    assert info.cells == ("easy / plastic", "easy / rnn", "hard / plastic", "hard / rnn")
+    assert info.params == ("lr", "eta") and info.completed == (60, 12, 12, 1)
     assert info.importance[0] == (0.7, 0.3)
     assert info.importance[1][0] == 1.0 and math.isnan(info.importance[1][1])
-    assert all(math.isnan(v) for v in info.importance[2])
+    assert all(math.isnan(v) for v in info.importance[3])
+    assert info.single == (False, True, False, True)
+    assert info.meaningful == (True, False, False, False)
     fig = draw_importance(info)
     assert "PED-ANOVA" in fig.get_suptitle()
+    assert '"too few": under 50 completed trials' in fig.get_suptitle()
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[2] == "hard / plastic (12 trials, too few)" and labels[0].endswith("(60 trials)")
+    (image,) = fig.axes[0].get_images()
+    coloured = image.get_array()
+    assert coloured is not None
+    # the one-parameter cell (1.0 by definition) is not coloured and does not set the scale
+    assert np.ma.getmaskarray(coloured)[1, 0] and image.norm.vmax == pytest.approx(0.9)
+    assert "1.00 (only)" in [t.get_text() for t in fig.axes[0].texts]
+    few = importance[importance["model"] == "rnn"]
+    weak = draw_importance(importance_info(dataclasses.replace(summary, importance=few)))
+    assert "Too few trials to mean anything" in weak.get_suptitle()
     empty = draw_importance(importance_info(summary))  # no studies: says so, no crash
     assert "no Optuna studies" in " ".join(t.get_text() for t in empty.axes[0].texts)
 
@@ -134,27 +175,35 @@ def test_parameters_info(summary: Summary) -> None:
     assert easy[:3] == ("easy", 100.0, pytest.approx(np.median(LOW)))
     assert hard == ("hard", 400.0, 0.3, 0.25, 0.35)
     assert [p[0] for p in info.points["rnn"]] == ["easy"]
+    assert info.levels == {"chance": 0.5}
 
 
 def test_figures_state_axes_units_aggregation_and_seeds(summary: Summary) -> None:
     fig = draw_final_error(final_error_info(summary))
     (ax,) = fig.axes
-    assert ax.get_ylabel() == "final bit error (fraction of wrong-sign bits)"
+    assert ax.get_ylabel() == "final bit error (fraction of wrong-sign bits; lower is better)"
     assert ax.get_xlabel() == "difficulty (easiest first)"
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["easy", "hard"]
-    title = fig.get_suptitle()
-    assert "mean and 95% bootstrap CI" in title and "n = 3–10" in title
-    assert "* plastic" in [t.get_text() for t in ax.texts]  # the significant win at "easy"
+    assert ax.get_yscale() == "log"
+    # the significant win at "easy" is named under it, where no error bar crosses it
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["easy\n* plastic", "hard"]
+    assert not ax.texts
+    title = " ".join(fig.get_suptitle().split())
+    assert "median and IQR (25th–75th percentile" in title and "n = 3–10" in title
+    assert "lowest median" in title and "y axis logarithmic" in title
     box = ax.get_legend()
     assert box is not None
     legend = [t.get_text() for t in box.get_texts()]
     assert "chance (0.5)" in legend and "solved (≤ 0.02)" in legend
 
     curves = draw_learning_curves(learning_curves_info(summary))
-    assert "median (line) and inter-quartile range (band)" in curves.get_suptitle()
-    assert curves.get_supxlabel() == "training episodes"
-    assert curves.get_supylabel() == "evaluation bit error (fraction of wrong-sign bits)"
+    assert "median (line) and IQR (band: 25th–75th percentile)" in curves.get_suptitle()
+    assert curves.axes[-1].get_xlabel() == "training episodes"
+    assert curves.get_supylabel() == (
+        "evaluation bit error (fraction of wrong-sign bits; lower is better)"
+    )
     assert curves.axes[0].get_title() == "plastic  (n = 3)"
+    (levels,) = curves.legends
+    assert [t.get_text() for t in levels.get_texts()] == ["chance (0.5)", "solved (≤ 0.02)"]
 
     frontier = draw_frontier(frontier_info(summary))
     texts = [t.get_text() for t in frontier.axes[0].texts]

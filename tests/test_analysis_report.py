@@ -3,6 +3,7 @@ output of a real tiny sweep."""
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -66,6 +67,10 @@ def test_report_headline_marks_significant_wins_and_leaves_out_diverged(tmp_path
     assert "<td>hard</td><td>plastic</td><td>10</td><td>2</td>" in page  # seeds, diverged
     assert page.count("src='data:image/png;base64,") == 6
     assert "name: hand" in page  # the spec that ran
+    # a schema-1 sweep: no goal (lower is better, as then every task), no versions recorded
+    assert "Winner: lowest median final bit error (lower is better)" in page
+    assert "<td>package versions</td><td>not recorded (a sweep from before schema 2)</td>" in page
+    assert "GPU ids" not in page
 
 
 def test_an_image_sweeps_report_shows_its_reconstructions(tmp_path: Path) -> None:
@@ -224,6 +229,10 @@ def test_report_of_a_real_sweep(tiny: Path, tmp_path: Path) -> None:
         assert {f"{figure}.png", f"{figure}.svg"} <= names
     assert len(names) == 12
     assert "name: tiny" in page and "trials_per_cell: 2" in page  # the spec that ran
+    # ... as written: the file's own text, kept by `sweep run` beside the resolved spec
+    written = (tiny / "spec-as-written.yaml").read_text()
+    assert written == (tiny.parent.parent / "tiny.yaml").read_text()
+    assert html.escape(written) in page and "null" not in written
     (commit,) = set(results.trials["git_commit"])
     assert f"{commit} (24)" in page and "cpu (24)" in page
     assert "cannot give p below 0.33" in page  # 2 seeds a side can never be significant

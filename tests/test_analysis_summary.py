@@ -25,7 +25,7 @@ from analysis import (
     summarize,
 )
 from analysis.stats import rank_sum
-from analysis.summary import seed_limit, typical_reconstructions
+from analysis.summary import frontier_text, goal_of, seed_limit, typical_reconstructions
 from analysis.tables import RECONSTRUCTIONS_COLUMNS
 
 _ids = itertools.count()
@@ -96,7 +96,8 @@ def test_cell_summary_median_iqr_mean_and_solves() -> None:
     (cell,) = cell_summary(frame(rows)).to_dict("records")
     assert (cell["seeds"], cell["diverged"], cell["failed"]) == (5, 1, 1)
     assert (cell["q25"], cell["median"], cell["q75"]) == pytest.approx((0.2, 0.3, 0.4))
-    assert cell["iqr"] == pytest.approx(0.2) and cell["mean"] == pytest.approx(0.3)
+    assert "iqr" not in cell  # the IQR is the interval [q25, q75], never its width
+    assert cell["mean"] == pytest.approx(0.3) and cell["goal"] == "min"  # no goal: a v1 sweep
     assert cell["ci_low"] < 0.3 < cell["ci_high"]
     assert cell["ci_low"] >= 0.1 and cell["ci_high"] <= 0.5
     assert (cell["solved"], cell["solve_rate"], cell["solve_median"]) == (2, 0.4, 200.0)
@@ -156,6 +157,16 @@ def test_headline_names_the_winner_its_margin_and_significance() -> None:
     assert limit is not None and "cannot give p below 0.1" in limit
 
 
+def test_goal_of_rows() -> None:
+    assert goal_of(frame(seeds("easy", "plastic", [0.1]))) == "min"  # not recorded: a v1 sweep
+    assert goal_of(frame(seeds("easy", "plastic", [0.1], goal="max"))) == "max"
+    mixed = frame(seeds("easy", "a", [0.1], goal="max") + seeds("easy", "b", [0.1], goal="min"))
+    with pytest.raises(ValueError, match=r"goals \['max', 'min'\]"):
+        goal_of(mixed)
+    with pytest.raises(ValueError, match="expected one of"):
+        goal_of(frame(seeds("easy", "plastic", [0.1], goal="up")))
+
+
 def test_headline_with_one_model_and_no_seed_limit_with_ten_seeds() -> None:
     trials = frame(seeds("easy", "plastic", LOW) + seeds("hard", "plastic", LOW))
     top = headline(cell_summary(trials), comparisons(trials))
@@ -171,25 +182,43 @@ def _solve_rates(rates: dict[tuple[str, str], float]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_frontier_is_the_hardest_level_solved_in_half_the_seeds() -> None:
+def test_frontier_is_the_hardest_level_solved_with_every_easier_one() -> None:
     order = ["d1", "d2", "d3", "d4"]
     rates = {
         **{("d1", "x"): 1.0, ("d2", "x"): 0.5, ("d3", "x"): 0.3, ("d4", "x"): 0.6},
         **{(d, "y"): 0.0 for d in order},
         **{("d1", "z"): 0.49, ("d2", "z"): math.nan},
         **{("d3", "w"): 1.0, ("d1", "w"): 1.0},
+        **{(d, "v"): 1.0 for d in order},
     }
     found = frontier(_solve_rates(rates), order).set_index("model")
     reached = found["frontier"].to_dict()
-    assert reached["x"] == "d4"  # levels solved need not be contiguous
-    assert found.loc["x", "levels_solved"] == 3 and found.loc["x", "frontier_rank"] == 3
+    # x solves d1 and d2, fails d3 (0.3 < half) and solves d4: the frontier cannot skip d3,
+    # and d4 is an island
+    assert reached["x"] == "d2" and found.loc["x", "frontier_rank"] == 1
+    assert found.loc["x", "stops_at"] == "d3" and found.loc["x", "islands"] == ("d4",)
+    assert found.loc["x", "levels_solved"] == 3
     assert pd.isna(reached["y"]) and found.loc["y", "levels_solved"] == 0
+    assert found.loc["y", "islands"] == () and found.loc["y", "stops_at"] == "d1"
     assert pd.isna(reached["z"])  # 0.49 < half
-    assert reached["w"] == "d3"
-    # the order given is the ladder: reversed, x's hardest level is d1
-    assert frontier(_solve_rates(rates), order[::-1]).set_index("model").loc["x", "frontier"] == (
-        "d1"
+    # w has no seeds at d2: not known to be solved, so its frontier stops there
+    assert reached["w"] == "d1" and found.loc["w", "islands"] == ("d3",)
+    assert reached["v"] == "d4" and found["stops_at"].isna()["v"]
+    # the order given is the ladder: reversed, x solves d4, fails d3, and d2, d1 are islands
+    backwards = frontier(_solve_rates(rates), order[::-1]).set_index("model")
+    assert backwards.loc["x", "frontier"] == "d4"
+    assert backwards.loc["x", "islands"] == ("d2", "d1")
+
+
+def test_frontier_text_shows_islands() -> None:
+    rates = {("small", "plastic"): 1.0, ("medium", "plastic"): 0.0, ("large", "plastic"): 0.7}
+    found = frontier(_solve_rates(rates), ["small", "medium", "large"])
+    (row,) = found.to_dict("records")
+    assert frontier_text(row) == (
+        "plastic: frontier small; also solves large (island beyond medium, which it does not solve)"
     )
+    (none,) = frontier(_solve_rates({("small", "rnn"): 0.0}), ["small"]).to_dict("records")
+    assert frontier_text(none) == "rnn: frontier none"
 
 
 def test_best_config_is_the_lowest_final_error_of_the_search() -> None:
@@ -251,6 +280,16 @@ def test_param_importance_per_cell_never_crashes() -> None:
     assert ("hard", "rnn") not in {k[:2] for k in found.index}  # nothing searched
     assert imp.loc[("hard", "lstm")].tolist() == [0.5, 0.5]  # a flat objective: no ranking
     assert "equal" in str(found.loc[("hard", "lstm", "x"), "note"])
+    # no cell here has the 50 completed trials PED-ANOVA needs to mean anything
+    assert not found["meaningful"].any()
+    assert str(found.loc[("easy", "plastic", "x"), "note"]).startswith(
+        "only 40 completed trials: too few to mean anything"
+    )
+    assert found.loc[("easy", "rnn", "x"), "note"] == "the only parameter searched"
+    many = np.random.default_rng(1).uniform(size=(60, 2))
+    enough = {("s", "easy/plastic"): _study([{"x": a, "y": b} for a, b in many], list(many[:, 0]))}
+    (ok, _) = param_importance(enough).to_dict("records")
+    assert ok["meaningful"] and ok["completed"] == 60 and "too few" not in ok["note"]
 
 
 def test_curve_summary_over_confirmation_seeds_leaves_out_diverged_trials() -> None:

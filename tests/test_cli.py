@@ -60,7 +60,7 @@ def test_train_a_modulated_variant(model: str, param: str) -> None:
 @pytest.mark.parametrize(
     ("args", "names"),
     [
-        (["--task", "mazes"], ["'mazes'", "patterns"]),
+        (["--task", "bandit"], ["'bandit'", "patterns, images, cue_reward, maze"]),
         (["--difficulty", "hardest"], ["'hardest'", "paper-full"]),
         (["--model", "transformer"], ["'transformer'", "plastic, rnn, lstm, gru"]),
         (["--episodes", "0"], ["--episodes=0"]),

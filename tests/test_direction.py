@@ -27,6 +27,7 @@ from sweep.records import TrialResult
 from sweep.scheduling import CellScheduler
 from sweep.search import CellSearcher, journal_storage
 from sweep.spec import EarlyStop, SweepSpec, parse_spec
+from sweep.store import reached
 from sweep.tasks import TASKS, make_task, register_task
 from sweep.tasks.patterns import LEVELS, PatternTask
 from tests.sweeps import status_rows, sweep, tiny_spec, write_spec
@@ -98,7 +99,7 @@ def _parsed(root: Path, task: str) -> SweepSpec:
     return parse_spec({**_spec(root, task), "plugin_root": str(root)})
 
 
-def _result(episodes: int, value: float, solved_at: int | None = None) -> dict[str, Any]:
+def _result(episodes: int, value: float) -> dict[str, Any]:
     """A report of a trial with a 200-episode budget, evaluated every 100 episodes."""
     return TrialResult(
         step=episodes // 100,
@@ -108,7 +109,7 @@ def _result(episodes: int, value: float, solved_at: int | None = None) -> dict[s
         wall_s=1.0,
         episodes_per_second=100.0,
         best_error=value,
-        episodes_to_solve=solved_at,
+        episodes_to_solve=None,
         num_parameters=1,
         done=episodes >= 200,
     ).to_dict()
@@ -231,24 +232,23 @@ def test_asha_stops_the_lower_trial_of_a_higher_is_better_cell(plugin_root: Path
 
 # -- the cells view ---------------------------------------------------------------------------
 def test_the_cells_view_follows_the_goal_live_and_from_storage(plugin_root: Path) -> None:
-    """Search best: the highest evaluation; confirmed: median and seeds that reached the
-    threshold (0.98 in these rows) at an evaluation, as the trial's Report says."""
+    """Search best: the highest evaluation; confirmed: median and seeds at or over the
+    threshold (0.875 for `trivial`: one wrong bit per 8-bit pattern)."""
     spec = _parsed(plugin_root, "recall")
     cell = make_cells(spec)[0]
     live = LiveCells(spec)
     trials: list[Trial] = []
     for number, (phase, values) in enumerate(
-        [("search", [0.6, 0.9]), ("search", [0.7]), ("confirm", [0.99]), ("confirm", [0.95])]
+        [("search", [0.6, 0.9]), ("search", [0.7]), ("confirm", [0.99]), ("confirm", [0.85])]
     ):
         trial = _trial(trial_config(spec, cell, phase, 0, number, {}).to_dict())
         for step, v in enumerate(values, 1):
             live.on_trial_result(0, trials, trial, _result(100 * step, v))
         trial.set_status(Trial.TERMINATED)
-        solved_at = 200 if values[-1] >= 0.98 else None
-        trial.run_metadata.last_result = _result(200, values[-1], solved_at)
+        trial.run_metadata.last_result = _result(200, values[-1])
         trials.append(trial)
     [counts] = live.counts(trials)
-    assert (counts.best, counts.confirmed, counts.solved) == (0.9, [0.99, 0.95], 1)
+    assert (counts.best, counts.confirmed, counts.solved) == (0.9, [0.99, 0.85], 1)
 
     rows = pd.DataFrame(
         {
@@ -256,11 +256,10 @@ def test_the_cells_view_follows_the_goal_live_and_from_storage(plugin_root: Path
             "cell": ["trivial/plastic"] * 5,
             "phase": ["search", "search", "confirm", "confirm", "confirm"],
             "status": ["completed", "stopped_early", "completed", "completed", "diverged"],
-            "best_error": [0.9, 0.7, 0.99, 0.95, 0.5],
-            "final_error": [0.85, 0.7, 0.99, 0.95, 0.5],
-            "solved_threshold": [0.98] * 5,
+            "best_error": [0.9, 0.7, 0.99, 0.85, 0.5],
+            "final_error": [0.85, 0.7, 0.99, 0.85, 0.5],
+            "solved_threshold": [0.875] * 5,
             "goal": ["max"] * 5,
-            "episodes_to_solve": [None, None, 200, None, None],
         }
     )
     curves = pd.DataFrame(
@@ -272,12 +271,12 @@ def test_the_cells_view_follows_the_goal_live_and_from_storage(plugin_root: Path
         }
     )
     [stored] = counts_from_storage(spec, rows, curves)
-    assert (stored.best, stored.confirmed, stored.solved) == (0.93, [0.99, 0.95], 1)
+    assert (stored.best, stored.confirmed, stored.solved) == (0.93, [0.99, 0.85], 1)
     assert (stored.done, stored.failed, stored.running) == (5, 1, 1)
     screen = Console(file=io.StringIO(), width=200)
     screen.print(render([stored], "sweep demo", "bits_right", "max"))
     text = screen.file.getvalue()  # type: ignore[attr-defined]
-    assert status_rows(text)["trivial/plastic"][4:] == ["0.9300", "0.9700", "1/2"]
+    assert status_rows(text)["trivial/plastic"][4:] == ["0.9300", "0.9200", "1/2"]
     assert "bits_right, higher is better" in text
 
 
@@ -339,5 +338,6 @@ def test_a_higher_is_better_sweep_end_to_end(plugin_root: Path) -> None:
     best = curves.loc[curves["phase"] == "search", "error"].max()
     assert float(shown[4]) == pytest.approx(best, abs=5e-4)
     assert float(shown[5]) == pytest.approx(confirm["final_error"].median(), abs=5e-4)
-    assert shown[6] == f"{confirm['episodes_to_solve'].notna().sum()}/2"
+    solved = reached(confirm["final_error"], confirm["solved_threshold"], "max").sum()
+    assert shown[6] == f"{solved}/2"
     assert "bits_right, higher is better" in " ".join(status.stdout.split())

@@ -83,7 +83,6 @@ def test_status_prints_the_whole_table_into_a_pipe(tmp_path: Path) -> None:
             "phase": "confirm",
             "status": "completed",
             "final_error": 0.015,
-            "episodes_to_solve": 100,
         },
         {
             **identity,

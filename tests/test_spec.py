@@ -35,7 +35,7 @@ def _broken(change: str) -> dict[str, Any]:
     elif change == "wrong type":
         s["train"]["episodes"] = "many"
     elif change == "unknown task":
-        s["task"] = "mazes"
+        s["task"] = "bandit"
     elif change == "misspelled task":
         s["task"] = "pattern"
     elif change == "unknown level":
@@ -104,8 +104,8 @@ BAD = {
     "misspelled nested key": "train.episdoes: unknown key; did you mean 'episodes'?",
     "misspelled section key": "search.trials_per_cel: unknown key; did you mean 'trials_per_cell'?",
     "wrong type": "train.episodes: 'many': Input should be a valid integer",
-    "unknown task": "task: unknown task 'mazes'; valid: patterns, images",
-    "misspelled task": "task: unknown task 'pattern'; valid: patterns, images; did you mean 'patt",
+    "unknown task": "task: unknown task 'bandit'; valid: patterns, images, cue_reward, maze",
+    "misspelled task": "task: unknown task 'pattern'; valid: patterns, images, cue_reward, maze;",
     "unknown level": "difficulties[1]: unknown level 'impossible'; valid: trivial, tiny",
     "misspelled level": "difficulties[1]: unknown level 'tyni'; valid: trivial, tiny, small",
     "level of a custom difficulty": "difficulties[1].mine.level: unknown level 'smal'; valid:",

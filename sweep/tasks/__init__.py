@@ -9,14 +9,21 @@ from plastic_models.rules import qualified
 from sweep.errors import unknown
 from sweep.store import GOALS
 from sweep.tasks.base import Episode, Task
+from sweep.tasks.cue_reward import LEVELS as CUE_REWARD_LEVELS
+from sweep.tasks.cue_reward import CueRewardTask
 from sweep.tasks.images import LEVELS as IMAGE_LEVELS
 from sweep.tasks.images import ImageTask
+from sweep.tasks.maze import LEVELS as MAZE_LEVELS
+from sweep.tasks.maze import MazeTask
 from sweep.tasks.patterns import LEVELS as PATTERN_LEVELS
 from sweep.tasks.patterns import PatternTask
+from sweep.tasks.reward import RewardTask
 
 TASKS: dict[str, tuple[Any, dict[str, dict[str, Any]]]] = {
     "patterns": (PatternTask, PATTERN_LEVELS),
     "images": (ImageTask, IMAGE_LEVELS),
+    "cue_reward": (CueRewardTask, CUE_REWARD_LEVELS),
+    "maze": (MazeTask, MAZE_LEVELS),
 }
 
 
@@ -65,10 +72,25 @@ def make_task(
     return made
 
 
+def learns_from_reward(task: str) -> bool:
+    """Whether the task is a reward task (an environment the model acts in, trained by A2C)."""
+    return callable(getattr(_entry(task)[0], "environment", None))
+
+
 def _entry(task: str) -> tuple[Any, dict[str, dict[str, Any]]]:
     if task not in TASKS:
         raise ValueError(unknown("task", task, list(TASKS)))
     return TASKS[task]
 
 
-__all__ = ["TASKS", "Episode", "Task", "levels", "make_task", "register_task", "task_metric"]
+__all__ = [
+    "TASKS",
+    "Episode",
+    "RewardTask",
+    "Task",
+    "learns_from_reward",
+    "levels",
+    "make_task",
+    "register_task",
+    "task_metric",
+]

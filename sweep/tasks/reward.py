@@ -1,0 +1,202 @@
+"""What reward tasks share: a batched torch environment stepped with a model's actions, its
+reference levels measured by simulation, and the advantage actor-critic loss that trains on it.
+
+A reward task's model outputs `actions` logits then one value estimate at every step; the
+agent samples its action from the logits. An episode has a fixed number of steps; every
+random draw (the episode's hidden layout, in-episode draws, the actions) comes from the
+generator given at `reset`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from sweep.models import Model
+
+# The reference levels are the mean reward per episode over this many episodes drawn from a
+# fixed seed: a task measures them itself, once per set of protocol parameters.
+REFERENCE_EPISODES = 512
+REFERENCE_SEED = 20_190_501
+
+
+class RewardEnv(Protocol):
+    """A batch of environments, one per batch element, stepped together as tensors."""
+
+    actions: int  # the agent picks one of this many actions each step
+
+    def reset(
+        self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
+    ) -> Tensor:
+        """Start `batch_size` fresh episodes; every later random draw also uses `generator`.
+        Returns the first observation (B, input_size)."""
+        ...
+
+    def step(self, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """Apply actions (B,) int64: the next observation (B, input_size) and the reward
+        (B,) the actions earned (which the next observation also shows)."""
+        ...
+
+    def oracle(self) -> Tensor:
+        """The actions (B,) of an agent that knows what is hidden (the reward's place, the
+        rewarded cue): the task's upper reference."""
+        ...
+
+
+@runtime_checkable
+class RewardTask(Protocol):
+    """A task learned from reward inside each episode (trained by A2C, `sweep.train`)."""
+
+    name: str
+    level: str
+    metric: str
+    goal: str
+    chance: float
+    solved_threshold: float
+
+    @property
+    def actions(self) -> int: ...
+
+    @property
+    def input_size(self) -> int: ...
+
+    @property
+    def output_size(self) -> int: ...
+
+    @property
+    def steps(self) -> int: ...
+
+    @property
+    def observation_bound(self) -> float: ...
+
+    def environment(self) -> RewardEnv: ...
+
+
+Policy = Callable[[RewardEnv, torch.Generator, int], Tensor]
+
+
+def random_actions(env: RewardEnv, generator: torch.Generator, batch: int) -> Tensor:
+    return torch.randint(0, env.actions, (batch,), generator=generator)
+
+
+def oracle_actions(env: RewardEnv, generator: torch.Generator, batch: int) -> Tensor:
+    return env.oracle()
+
+
+def measured_reward(
+    env: RewardEnv, steps: int, policy: Policy, episodes: int = REFERENCE_EPISODES
+) -> float:
+    """Mean reward per episode of a fixed policy over `episodes` episodes from a fixed seed."""
+    generator = torch.Generator().manual_seed(REFERENCE_SEED)
+    env.reset(episodes, generator)
+    total = torch.zeros(episodes)
+    for _ in range(steps):
+        _, reward = env.step(policy(env, generator, episodes))
+        total += reward
+    return float(total.mean())
+
+
+@dataclass(frozen=True)
+class References:
+    """A task's measured reference levels (reward per episode)."""
+
+    chance: float  # a uniformly random policy
+    oracle: float  # an agent that knows what is hidden
+
+    def threshold(self, fraction: float) -> float:
+        """Solved: at least `fraction` of the way from chance to the oracle."""
+        return self.chance + fraction * (self.oracle - self.chance)
+
+    def as_dict(self) -> dict[str, float]:
+        """The levels worth drawing beside chance (`Task.references`)."""
+        return {"oracle": self.oracle}
+
+
+def measure_references(env: RewardEnv, steps: int) -> References:
+    return References(
+        measured_reward(env, steps, random_actions), measured_reward(env, steps, oracle_actions)
+    )
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One batch of episodes played by the model: per step (T, B) the log-probability and
+    entropy of the sampled action, the value estimate, the reward."""
+
+    log_probs: Tensor
+    entropies: Tensor
+    values: Tensor
+    rewards: Tensor
+
+    @property
+    def episode_rewards(self) -> Tensor:
+        """(B,) total reward of each episode."""
+        return self.rewards.sum(0)
+
+
+def play(
+    model: Model,
+    task: RewardTask,
+    batch_size: int,
+    generator: torch.Generator,
+    device: torch.device | str = "cpu",
+) -> Rollout:
+    """Run `batch_size` episodes with the model choosing the actions step by step (actions
+    sampled from its logits with `generator`)."""
+    env = task.environment()
+    obs = env.reset(batch_size, generator, device)
+    state = model.initial_state(batch_size, device)
+    log_probs, entropies, values, rewards = [], [], [], []
+    for _ in range(task.steps):
+        out, state = model.step(obs, state)  # (B, actions + 1)
+        logits, value = out[:, : task.actions], out[:, task.actions]
+        log_p = torch.log_softmax(logits, dim=-1)  # (B, A)
+        probs = log_p.exp()
+        action = torch.multinomial(probs.detach().cpu(), 1, generator=generator).squeeze(1)
+        action = action.to(out.device)
+        obs, reward = env.step(action)
+        log_probs.append(log_p.gather(1, action.unsqueeze(1)).squeeze(1))
+        entropies.append(-(probs * log_p).sum(-1))
+        values.append(value)
+        rewards.append(reward)
+    stack = torch.stack
+    return Rollout(stack(log_probs), stack(entropies), stack(values), stack(rewards))
+
+
+@dataclass(frozen=True)
+class A2C:
+    """Advantage actor-critic coefficients (Backpropamine's A2C): discount `gamma`, the
+    entropy bonus's weight `entropy`, the value loss's weight `value`."""
+
+    gamma: float
+    entropy: float
+    value: float
+
+    def loss(self, rollout: Rollout) -> Tensor:
+        """Mean over steps and episodes of -log pi(a) * advantage + value * (R - V)^2
+        - entropy * H(pi), with R the discounted return to the episode's end (the advantage
+        R - V does not train the value through the policy term)."""
+        returns = discounted_returns(rollout.rewards, self.gamma)  # (T, B)
+        advantage = returns - rollout.values
+        policy = -(rollout.log_probs * advantage.detach())
+        terms = policy + self.value * advantage.square() - self.entropy * rollout.entropies
+        return terms.mean()
+
+
+def discounted_returns(rewards: Tensor, gamma: float) -> Tensor:
+    """R_t = r_t + gamma * R_{t+1}, R_T = 0 (fixed-length episodes): (T, B)."""
+    returns = torch.empty_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running = rewards[t] + gamma * running
+        returns[t] = running
+    return returns
+
+
+def one_hot(index: Tensor, size: int) -> Tensor:
+    return torch.nn.functional.one_hot(index, size).float()

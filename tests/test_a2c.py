@@ -1,0 +1,142 @@
+"""Training on the reward tasks by advantage actor-critic, in the same `Trial` as the
+supervised tasks: every family plays, the same seed gives the same numbers, a restored trial
+continues exactly, best and solved follow the metric's goal (higher reward is better)."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import pytest
+import torch
+
+from sweep.models import build_model
+from sweep.tasks import make_task
+from sweep.tasks.reward import A2C, Rollout, discounted_returns, play
+from sweep.train import TrainConfig, Trial, train_trial
+
+SHORT = {"maze": {"steps": 12}, "cue_reward": {"steps": 12}}
+SETTINGS: dict[str, Any] = {"episodes": 12, "batch_size": 4, "eval_every": 8, "eval_episodes": 4}
+VARIANTS = [
+    ("plastic", {"modulation": "none"}),
+    ("plastic", {"modulation": "simple", "hidden": 8}),
+    ("plastic", {"modulation": "retroactive", "hidden": 8, "rule": "oja"}),
+    ("plastic", {"modulation": "simple", "hidden": 8, "rule": "additive", "fanout": True}),
+    ("plastic_lstm", {"hidden": 8, "modulation": "retroactive"}),
+    ("rnn", {"hidden": 8}),
+    ("lstm", {"hidden": 8}),
+    ("gru", {"hidden": 8}),
+]
+
+
+def _task(name: str) -> Any:
+    return make_task(name, "tiny", SHORT[name])
+
+
+@pytest.mark.parametrize("task", ["maze", "cue_reward"])
+@pytest.mark.parametrize(("family", "params"), VARIANTS)
+def test_every_family_plays_and_learns_from_reward(
+    task: str, family: str, params: dict[str, Any]
+) -> None:
+    made = _task(task)
+    reports = list(train_trial(made, family, params, TrainConfig(**SETTINGS)))
+    assert [r.episodes for r in reports] == [8, 12]
+    last = reports[-1]
+    assert last.done and last.final_error == last.error and math.isfinite(last.loss)
+    assert last.best_error == max(r.error for r in reports)  # higher reward is better
+    model = build_model(family, made.input_size, made.output_size, params, device="cpu")
+    before = [p.detach().clone() for p in model.parameters()]
+    trial = Trial(made, family, params, TrainConfig(**{**SETTINGS, "episodes": 4}))
+    trial.model.load_state_dict(model.state_dict())
+    list(trial.reports())
+    moved = [not torch.equal(a, b) for a, b in zip(before, trial.model.parameters(), strict=True)]
+    assert any(moved)
+
+
+def _numbers(reports: list[Any]) -> list[dict[str, Any]]:
+    timing = ("wall_s", "episodes_per_second")
+    return [{k: v for k, v in r.to_dict().items() if k not in timing} for r in reports]
+
+
+def test_same_seed_same_numbers_and_a_restored_trial_continues_exactly() -> None:
+    task = _task("maze")
+    params = {"modulation": "simple", "hidden": 8}
+    train = TrainConfig(**{**SETTINGS, "episodes": 24, "seed": 5})
+    whole = _numbers(list(train_trial(task, "plastic", params, train)))
+    assert whole == _numbers(list(train_trial(task, "plastic", params, train)))
+    other = TrainConfig(**{**SETTINGS, "episodes": 24, "seed": 6})
+    assert whole != _numbers(list(train_trial(task, "plastic", params, other)))
+    first = Trial(task, "plastic", params, train)
+    head = next(first.reports())
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)  # as a checkpoint travels
+    buffer.seek(0)
+    resumed = Trial(task, "plastic", params, train)
+    resumed.load_state_dict(torch.load(buffer, weights_only=False))
+    assert _numbers([head, *resumed.reports()]) == whole
+
+
+def test_discounted_returns_from_the_definition() -> None:
+    rewards = torch.tensor([[1.0, 0.0], [0.0, 10.0], [2.0, 0.0]])  # (T, B)
+    gamma = 0.9
+    expected = [[1 + 0.81 * 2, 9.0], [0.9 * 2, 10.0], [2.0, 0.0]]
+    assert torch.allclose(discounted_returns(rewards, gamma), torch.tensor(expected))
+
+
+def test_a2c_loss_from_its_terms() -> None:
+    """Mean over steps and episodes of -log pi * (R - V) (advantage held fixed) +
+    value_coef (R - V)^2 - entropy_coef H, term by term."""
+    g = torch.Generator().manual_seed(0)
+    t, b = 5, 3
+    values = torch.randn(t, b, generator=g, requires_grad=True)
+    plain_v = values.detach()
+    log_probs = torch.randn(t, b, generator=g, requires_grad=True)
+    entropies = torch.rand(t, b, generator=g)
+    rewards = torch.randn(t, b, generator=g)
+    a2c = A2C(gamma=0.8, entropy=0.05, value=0.3)
+    loss = a2c.loss(Rollout(log_probs, entropies, values, rewards))
+    total = 0.0
+    for j in range(b):
+        for i in range(t):
+            ret = sum(0.8**k * float(rewards[i + k, j]) for k in range(t - i))
+            adv = ret - float(plain_v[i, j])
+            total += (
+                -float(log_probs.detach()[i, j]) * adv
+                + 0.3 * adv**2
+                - 0.05 * float(entropies[i, j])
+            )
+    assert loss.item() == pytest.approx(total / (t * b), rel=1e-5)
+    loss.backward()
+    assert values.grad is not None and log_probs.grad is not None
+    # the policy term does not train the value: d loss / d V is the value term's only
+    returns = discounted_returns(rewards, 0.8)
+    expected = -2 * 0.3 * (returns - values.detach()) / (t * b)
+    assert torch.allclose(values.grad, expected, atol=1e-6)
+
+
+def test_actions_are_sampled_from_the_policy_with_the_given_generator() -> None:
+    task = _task("cue_reward")
+    model = build_model("rnn", task.input_size, task.output_size, {"hidden": 8}, device="cpu")
+    model.reset_parameters(torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a = play(model, task, 64, torch.Generator().manual_seed(1))
+        b = play(model, task, 64, torch.Generator().manual_seed(1))
+    assert torch.equal(a.rewards, b.rewards) and torch.equal(a.log_probs, b.log_probs)
+    # an untrained policy is near uniform over the two actions
+    assert a.entropies.mean().item() == pytest.approx(math.log(2), abs=0.05)
+
+
+def test_a_reward_trial_is_solved_at_or_above_its_threshold() -> None:
+    task = _task("maze")
+    trial = Trial(task, "rnn", {"hidden": 8}, TrainConfig(**SETTINGS))
+    reports = list(trial.reports())
+    solved = [r.episodes for r in reports if r.error >= task.solved_threshold]
+    assert reports[-1].episodes_to_solve == (solved[0] if solved else None)
+
+
+def test_a_reward_task_trains_with_one_worker() -> None:
+    from sweep.train import Ranks
+
+    with pytest.raises(ValueError, match="trains with one worker, not 2"):
+        Trial(_task("maze"), "rnn", {"hidden": 8}, TrainConfig(**SETTINGS), Ranks(0, 2))
