@@ -56,6 +56,9 @@ from sweep.tasks.images import LEVELS as IMAGE_LEVELS
 from sweep.train import TrainConfig, Trial
 
 PATHS = ("reference", "plain", "generic", "fast")
+# Time to solution's target: the bit error the paper's curves settle at (0.01-0.02), 20 wrong
+# bits per 1000-bit pattern; the task's own solved criterion (1 wrong bit) is stricter.
+PAPER_SOLVED = 0.02
 
 
 @dataclass(frozen=True)
@@ -289,7 +292,7 @@ def time_to_solution(
     for report in trial.reports():
         errors.append(report.error)
         wall = time.perf_counter() - start
-        if len(errors) >= 10 and sum(errors[-10:]) / 10 <= task.solved_threshold:
+        if len(errors) >= 10 and sum(errors[-10:]) / 10 <= PAPER_SOLVED:
             return {
                 "seed": seed,
                 "path": path,

@@ -76,9 +76,42 @@ def test_score_is_fraction_of_wrong_sign_bits() -> None:
 
 
 def test_every_protocol_parameter_can_be_set_directly() -> None:
-    task = make_task("patterns", "tiny", {"pattern_size": 10, "delay": 0, "solved_threshold": 0.1})
-    assert task.output_size == 10 and task.solved_threshold == 0.1
+    task = make_task("patterns", "tiny", {"pattern_size": 10, "delay": 0, "solved_wrong_bits": 2})
+    assert task.output_size == 10 and task.solved_threshold == pytest.approx(0.2)
     assert task.settings()["delay"] == 0
+
+
+def _with_wrong_bits(task: PatternTask, wrong: int, batch: int = 4) -> float:
+    """The task's score when every recalled pattern of a batch has `wrong` wrong bits."""
+    ep = task.sample(batch, gen(1))
+    out = torch.zeros(task.steps, batch, task.output_size)
+    out[-1] = ep.targets
+    out[-1, :, :wrong] *= -1
+    return task.score(out, ep)
+
+
+@pytest.mark.parametrize("level", levels("patterns"))
+def test_solved_means_one_wrong_bit_per_pattern_at_every_level(level: str) -> None:
+    """The criterion counts wrong bits per recalled pattern, whatever the pattern's size:
+    one wrong bit in every pattern is exactly solved, two are not, at every level."""
+    task = make_task("patterns", level)
+    assert isinstance(task, PatternTask)
+    assert _with_wrong_bits(task, 1) <= task.solved_threshold
+    assert _with_wrong_bits(task, 2) > task.solved_threshold
+    assert task.solved_threshold * task.output_size == pytest.approx(1.0)
+
+
+def test_solved_threshold_is_per_pattern_not_per_bit() -> None:
+    """At 16 bits a whole wrong bit per pattern is allowed, as at 50 (a fixed bit fraction
+    of 0.02 allowed 0.32 bits there)."""
+    tiny, simplified = make_task("patterns", "tiny"), make_task("patterns", "paper-simplified")
+    assert tiny.solved_threshold == pytest.approx(1 / 16)
+    assert simplified.solved_threshold == pytest.approx(0.02)
+
+
+def test_solved_criterion_must_be_below_chance() -> None:
+    with pytest.raises(ValueError, match="solved_wrong_bits: 8 must be below chance"):
+        make_task("patterns", "tiny", {"solved_wrong_bits": 8})
 
 
 @pytest.mark.parametrize("bad", [{"degrade": 1.0}, {"pattern_size": 0}, {"bits": 3}])

@@ -5,7 +5,11 @@ steps, for `cycles` cycles (order reshuffled every cycle); then one of them with
 contiguous part (`erase`, from the top or the bottom, at random) blanked, for `test_time`
 steps. The network must output the whole image at the last step. The metric is the mean
 squared error on the erased part; chance is the error of predicting the image mean (0: the
-images are zero-mean), and a level counts as solved at `solved_fraction` of chance.
+images are zero-mean), and a level counts as solved at `solved_fraction` (0.5) of chance:
+the recalled part's squared error is at most half of what the cue left missing. That is the
+pattern task's criterion in spirit (a fixed amount of error per recalled item, in the item's
+own terms, whatever its size): pixels are not quantized, and chance is measured at each
+level's image size, so the ratio means the same at every level.
 
 Images come from photographs that ship with scikit-image (cut into patches; training and
 evaluation use disjoint photographs, so evaluation images are never seen in training), or
