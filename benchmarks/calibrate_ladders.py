@@ -4,8 +4,8 @@ Trains every model family at its default size on every level of a task's ladder 
 fixed budget (`sweep.train.Trial`: Adam at one learning rate per family, no tuning, fixed
 seeds), and prints a table level x family -> median final error in units of the level's
 solved threshold ("x thr": 1 is exactly solved; for patterns it is the wrong bits per
-recalled pattern) with its IQR, and the fraction of seeds that solved the level (reached the
-threshold at an evaluation, as `analysis` counts it). Then it checks that the ladder is
+recalled pattern) with its IQR, and the fraction of seeds that solved the level (the final
+value reached the threshold, as `analysis` counts it). Then it checks that the ladder is
 monotone for every family: going one level up, the solved fraction must not rise and the
 median error (in threshold units) must not fall, beyond noise:
 
@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 import torch
 from machine import cpu_model  # benchmarks/machine.py, beside this script
 
+from sweep.store import reached
 from sweep.tasks import levels, make_task
 from sweep.train import TrainConfig, Trial
 
@@ -64,7 +65,7 @@ class Outcome:
     run: Run
     final_error: float
     threshold: float
-    solved: bool  # reached the threshold at some evaluation (episodes_to_solve set)
+    solved: bool  # the final value reached the threshold (as `analysis` counts a seed)
     seconds: float
 
 
@@ -98,10 +99,8 @@ def train_one(run: Run) -> Outcome:
     start = time.perf_counter()
     *_, last = Trial(task, run.family, {}, config).reports()
     error = last.error if not last.diverged else task.chance
-    return Outcome(
-        run, error, task.solved_threshold, last.episodes_to_solve is not None,
-        time.perf_counter() - start,
-    )  # fmt: skip
+    solved = not last.diverged and bool(reached(error, task.solved_threshold, task.goal))
+    return Outcome(run, error, task.solved_threshold, solved, time.perf_counter() - start)
 
 
 def cells(outcomes: Sequence[Outcome]) -> dict[tuple[str, str], Cell]:

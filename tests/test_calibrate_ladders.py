@@ -84,4 +84,6 @@ def test_cells_summarise_real_outcomes_in_threshold_units(cal: ModuleType) -> No
     assert cell.median == pytest.approx(units[1]) and cell.seeds == 3
     assert cell.iqr == pytest.approx((units[1] + units[2]) / 2 - (units[0] + units[1]) / 2)
     assert cell.solved == sum(o.solved for o in outcomes)
+    # solved as the analysis counts a seed: its final error at or under the threshold
+    assert [o.solved for o in outcomes] == [o.final_error <= o.threshold for o in outcomes]
     assert "| `trivial` | " in cal.markdown(cells, ["trivial"], ["gru"])
