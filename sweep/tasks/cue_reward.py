@@ -17,9 +17,6 @@ constant 1. Actions: 0 withhold, 1 respond.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
-from functools import cache
 from typing import Annotated, Any
 
 import torch
@@ -34,8 +31,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 from torch import Tensor
 
-from sweep.tasks.base import resolve_settings
-from sweep.tasks.reward import References, measure_references, one_hot
+from sweep.tasks.reward import RewardTaskBase, one_hot
 
 ACTIONS = 2
 RESPOND = 1
@@ -171,41 +167,12 @@ class CueRewardEnv:
         return self.rewarded_go[:, self.t].long()
 
 
-@cache
-def _references(settings: CueRewardSettings) -> References:
-    return measure_references(CueRewardEnv(settings), settings.steps)
-
-
-class CueRewardTask:
+class CueRewardTask(RewardTaskBase):
     name = "cue_reward"
     settings_class = CueRewardSettings
-    metric = "reward"
-    goal = "max"
+    levels = LEVELS
     actions = ACTIONS
-
-    def __init__(self, settings: CueRewardSettings, level: str = "custom"):
-        self.config = settings
-        self.level = level
-
-    @classmethod
-    def from_level(
-        cls, level: str | None, overrides: Mapping[str, Any] | None = None, name: str | None = None
-    ) -> CueRewardTask:
-        settings = resolve_settings(CueRewardSettings, LEVELS, cls.name, level, overrides)
-        return cls(settings, name or level or "custom")
-
-    @property
-    def chance(self) -> float:
-        """A uniformly random policy's reward per episode (measured, cached)."""
-        return _references(self.config).chance
-
-    @property
-    def references(self) -> dict[str, float]:
-        return _references(self.config).as_dict()
-
-    @property
-    def solved_threshold(self) -> float:
-        return _references(self.config).threshold(self.config.solved_fraction)
+    config: CueRewardSettings
 
     @property
     def observation_bound(self) -> float:
@@ -213,23 +180,8 @@ class CueRewardTask:
         return max(1.0, self.config.reward + self.config.action_penalty)
 
     @property
-    def picture(self) -> None:
-        return None
-
-    @property
     def input_size(self) -> int:
         return self.config.cue_size + 6
-
-    @property
-    def output_size(self) -> int:
-        return ACTIONS + 1  # action logits, then the value estimate
-
-    @property
-    def steps(self) -> int:
-        return self.config.steps
-
-    def settings(self) -> dict[str, object]:
-        return dataclasses.asdict(self.config)
 
     def environment(self) -> CueRewardEnv:
         return CueRewardEnv(self.config)

@@ -15,8 +15,6 @@ Actions: 0 up, 1 down, 2 left, 3 right.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass as plain_dataclass
 from functools import cache
 from typing import Annotated, Any
@@ -33,8 +31,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 from torch import Tensor
 
-from sweep.tasks.base import resolve_settings
-from sweep.tasks.reward import References, measure_references, one_hot
+from sweep.tasks.reward import RewardTaskBase, one_hot
 
 ACTIONS = 4
 VIEW = 9
@@ -175,41 +172,12 @@ class MazeEnv:
         return left.argmin(dim=1)
 
 
-@cache
-def _references(settings: MazeSettings) -> References:
-    return measure_references(MazeEnv(settings), settings.steps)
-
-
-class MazeTask:
+class MazeTask(RewardTaskBase):
     name = "maze"
     settings_class = MazeSettings
-    metric = "reward"
-    goal = "max"
+    levels = LEVELS
     actions = ACTIONS
-
-    def __init__(self, settings: MazeSettings, level: str = "custom"):
-        self.config = settings
-        self.level = level
-
-    @classmethod
-    def from_level(
-        cls, level: str | None, overrides: Mapping[str, Any] | None = None, name: str | None = None
-    ) -> MazeTask:
-        settings = resolve_settings(MazeSettings, LEVELS, cls.name, level, overrides)
-        return cls(settings, name or level or "custom")
-
-    @property
-    def chance(self) -> float:
-        """A uniformly random policy's reward per episode (measured, cached)."""
-        return _references(self.config).chance
-
-    @property
-    def references(self) -> dict[str, float]:
-        return _references(self.config).as_dict()
-
-    @property
-    def solved_threshold(self) -> float:
-        return _references(self.config).threshold(self.config.solved_fraction)
+    config: MazeSettings
 
     @property
     def observation_bound(self) -> float:
@@ -217,23 +185,8 @@ class MazeTask:
         return max(1.0, self.config.reward + self.config.wall_penalty)
 
     @property
-    def picture(self) -> None:
-        return None
-
-    @property
     def input_size(self) -> int:
         return VIEW + 1 + ACTIONS + 2
-
-    @property
-    def output_size(self) -> int:
-        return ACTIONS + 1  # action logits, then the value estimate
-
-    @property
-    def steps(self) -> int:
-        return self.config.steps
-
-    def settings(self) -> dict[str, object]:
-        return dataclasses.asdict(self.config)
 
     def environment(self) -> MazeEnv:
         return MazeEnv(self.config)

@@ -9,12 +9,15 @@ generator given at `reset`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
+
+from sweep.tasks.base import resolve_settings
 
 if TYPE_CHECKING:
     from sweep.models import Model
@@ -121,6 +124,75 @@ def measure_references(env: RewardEnv, steps: int) -> References:
     return References(
         measured_reward(env, steps, random_actions), measured_reward(env, steps, oracle_actions)
     )
+
+
+# A task's reference levels, measured once per set of protocol parameters (each task has its
+# own settings class, so its settings never equal another task's).
+_MEASURED: dict[Any, References] = {}
+
+
+class RewardTaskBase:
+    """What every reward task has in common, given its `name`, `settings_class` (a frozen
+    settings dataclass with `steps` and `solved_fraction`), `levels` (the ladder),
+    `actions`, `input_size`, `observation_bound` and `environment()`: the metric and its
+    goal, construction from a level, the measured reference levels and the solved
+    threshold, and the output layout (action logits, then one value estimate)."""
+
+    name: str
+    settings_class: type
+    levels: dict[str, dict[str, Any]]
+    actions: int
+    metric = "reward"
+    goal = "max"
+
+    def __init__(self, settings: Any, level: str = "custom"):
+        self.config = settings
+        self.level = level
+
+    @classmethod
+    def from_level(
+        cls, level: str | None, overrides: Mapping[str, Any] | None = None, name: str | None = None
+    ) -> Any:
+        settings: Any = resolve_settings(cls.settings_class, cls.levels, cls.name, level, overrides)
+        return cls(settings, name or level or "custom")
+
+    def environment(self) -> RewardEnv:
+        raise NotImplementedError
+
+    def _measured(self) -> References:
+        found = _MEASURED.get(self.config)
+        if found is None:
+            found = measure_references(self.environment(), self.config.steps)
+            _MEASURED[self.config] = found
+        return found
+
+    @property
+    def chance(self) -> float:
+        """A uniformly random policy's reward per episode (measured, cached)."""
+        return self._measured().chance
+
+    @property
+    def references(self) -> dict[str, float]:
+        return self._measured().as_dict()
+
+    @property
+    def solved_threshold(self) -> float:
+        return self._measured().threshold(self.config.solved_fraction)
+
+    @property
+    def picture(self) -> None:
+        return None
+
+    @property
+    def output_size(self) -> int:
+        return self.actions + 1  # action logits, then the value estimate
+
+    @property
+    def steps(self) -> int:
+        return int(self.config.steps)
+
+    def settings(self) -> dict[str, object]:
+        return dataclasses.asdict(self.config)
 
 
 @dataclass(frozen=True)
