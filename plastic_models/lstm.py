@@ -31,7 +31,13 @@ from torch import Tensor, nn
 from plastic_models.checkpointed import unroll
 from plastic_models.config import AlphaGranularity, InitDistribution, ModulationName
 from plastic_models.modulation import MODULATIONS, Neuromodulator
-from plastic_models.network import alpha_shape, draw, plastic_product, reset_linear
+from plastic_models.network import (
+    alpha_shape,
+    draw,
+    plastic_product,
+    reset_linear,
+    scaled_gradient,
+)
 from plastic_models.rules import get_rule
 
 State = tuple[Tensor, ...]
@@ -41,26 +47,33 @@ State = tuple[Tensor, ...]
 class PlasticLSTMConfig:
     """Hyperparameters of a plastic LSTM; input/output sizes come from the task.
 
+    Defaults are the reference language model's (backpropamine awd-lstm-lm/mylstm.py and
+    main.py): the additive rule clipped at 2 (`cliptype clip`, `clipval 2.0`), M(t) through
+    the fanout, alpha per neuron ~ 1e-4 U[0, 1), alpha's gradient divided by about H
+    (`--agdiv`), eta 0.01 without modulation.
+
     hidden: number of LSTM units H.
     rule, eta, learn_eta, modulation, fanout: as for the plastic network (PlasticConfig).
     alpha: per connection (H x H), per postsynaptic unit (H, the language model's default) or
         one scalar.
-    clip: the traces' hard clip (2 in the language model's code); None: no clip unless the
-        modulation or the rule sets one.
+    clip: the traces' hard clip; None: no clip unless the modulation or the rule sets one.
     init, alpha_scale: alpha ~ alpha_scale * N(0, 1) or U[0, 1). w and the other weights get
         PyTorch's LSTM init, U(-1/sqrt(H), 1/sqrt(H)).
+    alpha_grad_scale: alpha's gradient is multiplied by this (its value is unchanged);
+        None: 1 / H, the reference's `--agdiv H`; 1: plain gradient descent.
     """
 
     hidden: PositiveInt = 64
-    rule: str = "hebb"
+    rule: str = "additive"
     alpha: AlphaGranularity = "neuron"
     eta: Annotated[float, Field(gt=0, le=1)] = 0.01
     learn_eta: bool = True
     clip: PositiveFloat | None = 2.0
     modulation: ModulationName = "none"
-    fanout: bool = False
-    init: InitDistribution = "normal"
-    alpha_scale: NonNegativeFloat = 0.01
+    fanout: bool = True
+    init: InitDistribution = "uniform"
+    alpha_scale: NonNegativeFloat = 1e-4
+    alpha_grad_scale: PositiveFloat | None = None
 
     @field_validator("rule")
     @classmethod
@@ -104,6 +117,11 @@ class PlasticLSTM(nn.Module):
     @property
     def neurons(self) -> int:
         return self.config.hidden
+
+    @property
+    def alpha_grad_scale(self) -> float:
+        scale = self.config.alpha_grad_scale
+        return 1.0 / self.config.hidden if scale is None else scale
 
     @property
     def num_parameters(self) -> int:
@@ -151,7 +169,8 @@ class PlasticLSTM(nn.Module):
         x_i, x_f, x_o, x_g = drive.chunk(4, dim=-1)
         r_i, r_f, r_o = self.recurrent(h).chunk(3, dim=-1)
         i, f, o = torch.sigmoid(x_i + r_i), torch.sigmoid(x_f + r_f), torch.sigmoid(x_o + r_o)
-        g = torch.tanh(x_g + plastic_product(h, self.w, self.alpha, self.rule.read(traces[0])))
+        alpha = scaled_gradient(self.alpha, self.alpha_grad_scale)
+        g = torch.tanh(x_g + plastic_product(h, self.w, alpha, self.rule.read(traces[0])))
         c = f * c + i * g
         h_new = o * torch.tanh(c)
         m = None if self.modulator is None else self.modulator(h_new)

@@ -47,6 +47,13 @@ def plastic_product(x: Tensor, w: Tensor, alpha: Tensor, trace: Tensor) -> Tenso
     return fixed + torch.bmm(x.unsqueeze(1), trace).squeeze(1) * alpha
 
 
+def scaled_gradient(tensor: Tensor, scale: float) -> Tensor:
+    """`tensor`'s value, with its gradient multiplied by `scale` on the way back."""
+    if scale == 1.0:
+        return tensor
+    return tensor * scale + (tensor * (1.0 - scale)).detach()
+
+
 def draw(
     tensor: Tensor, distribution: str, scale: float, generator: torch.Generator | None
 ) -> None:

@@ -109,7 +109,9 @@ def reference_lstm_forward(net: PlasticLSTM, inputs: Tensor) -> Tensor:
     """Same contract as `net(inputs)` for a plastic LSTM: (T, B, I) -> (T, B, O)."""
     cfg = net.config
     hid = cfg.hidden
-    alpha = net.alpha.expand(hid, hid)
+    # the value of alpha, its gradient scaled (the language model divides it by about H)
+    scale = net.alpha_grad_scale
+    alpha = (net.alpha * scale + (net.alpha * (1 - scale)).detach()).expand(hid, hid)
     clip = cfg.clip
     if clip is None:
         clip = 1.0 if cfg.modulation != "none" or cfg.rule == "additive" else None

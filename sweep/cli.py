@@ -6,6 +6,7 @@ commands, so `sweep --help` and a usage error answer at once.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -99,6 +100,8 @@ class _WithChoices(click.Command):
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Valid choices"):
             formatter.write_dl(choices())
+        with formatter.section("Defaults: the published method's (sweep.defaults)"):
+            formatter.write_dl(DEFAULTS_HELP)
         super().format_epilog(ctx, formatter)
 
 
@@ -136,6 +139,41 @@ def _parse_params(items: tuple[str, ...], flag: str) -> dict[str, Any]:
     return params
 
 
+# What an unset setting resolves to (sweep.defaults; README "Parity with the reference code")
+DEFAULTS_HELP = [
+    (
+        "plastic",
+        "patterns, images: the 2018 code's (rule hebb, init normal, direct architecture); "
+        "modulation simple: rule additive (clip 1), init uniform; retroactive: rule hebb "
+        "for the eligibility trace, clip(PW + M E) at 1, init uniform",
+    ),
+    (
+        "plastic (maze, cue_reward)",
+        "Backpropamine's: rule additive, clip 1, init uniform, eta 0.01 (maze) or 0.1 "
+        "(cue_reward), hidden 100 at maze 13x13 and 200 at cue_reward 4x20 bits, scaled "
+        "to the level",
+    ),
+    (
+        "plastic_lstm",
+        "the language model's: rule additive, clip 2, fanout, alpha per neuron ~ "
+        "1e-4 U[0,1), alpha_grad_scale 1/hidden",
+    ),
+    (
+        "training (maze)",
+        "batch 30, lr 1e-3 (the reference: 1e-4), adam_eps 1e-4, grad_clip 4, "
+        "entropy simpson 0.03, value 0.1",
+    ),
+    (
+        "training (cue_reward)",
+        "batch 30, lr 1e-3 (the reference: 1e-4), adam_eps 1e-6, grad_clip 2, "
+        "entropy simpson 0.1, value 0.1",
+    ),
+]
+
+# `sweep train`'s own defaults, below the task's reference and above TrainConfig's
+CLI_TRAIN = {"batch_size": 16, "lr": 1e-3}
+
+
 def _resolve_trial(
     task: str,
     difficulty: str,
@@ -143,21 +181,26 @@ def _resolve_trial(
     model: str,
     params: dict[str, Any],
     train: dict[str, Any],
-) -> tuple[Task, TrainConfig]:
-    """Validate everything a trial needs (datasets included) before any training starts."""
+) -> tuple[Task, TrainConfig, dict[str, Any]]:
+    """Validate everything a trial needs (datasets included) before any training starts;
+    what is unset takes the published method's value (`sweep.defaults`)."""
     from pydantic import ValidationError
 
+    from sweep.defaults import method_of, resolve_model, resolve_train
     from sweep.models import make_config
     from sweep.tasks import make_task
     from sweep.train import TrainConfig
 
     try:
         made = make_task(task, difficulty, task_params)
-        make_config(model, params)
+        method = method_of(made)
+        resolved = resolve_model(method, model, params)
+        make_config(model, resolved)
     except ValueError as e:
         raise BadInput(str(e)) from None
     try:
-        return made, TrainConfig(**train)
+        settings = {**CLI_TRAIN, **resolve_train(method, train)}
+        return made, TrainConfig(**settings), resolved
     except ValidationError as e:
         err = e.errors()[0]
         flag = "--" + str(err["loc"][0]).replace("_", "-")
@@ -210,15 +253,21 @@ def run_with_progress(task: Task, model: str, params: dict[str, Any], train: Tra
 )
 @click.option("--hidden", type=int, help="Neurons (plastic: omit for the direct architecture).")
 @click.option("--episodes", type=int, default=16_000, show_default=True)
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
-@click.option("--grad-clip", type=float, help="Max gradient norm (default: none).")
+@click.option("--batch-size", type=int, help="Episodes per step (default: the task's, else 16).")
+@click.option("--lr", type=float, help="Adam learning rate (default: the task's, else 1e-3).")
+@click.option("--adam-eps", type=float, help="Adam's epsilon (default: the task's, else 1e-8).")
+@click.option("--grad-clip", type=float, help="Max gradient norm (default: the task's, else none).")
 @click.option("--eval-every", type=int, default=1000, show_default=True)
 @click.option("--eval-episodes", type=int, default=256, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--gamma", type=float, help="Reward tasks: discount of the returns (0.9).")
-@click.option("--entropy-coef", type=float, help="Reward tasks: entropy bonus weight (0.03).")
+@click.option(
+    "--entropy",
+    type=click.Choice(["shannon", "simpson"]),
+    help="Reward tasks: exploration term, entropy bonus or sum p^2 penalty (the task's).",
+)
+@click.option("--entropy-coef", type=float, help="Reward tasks: its weight (the task's).")
 @click.option("--value-coef", type=float, help="Reward tasks: value loss weight (0.1).")
 @click.option(
     "--param", "params", multiple=True, help="Model hyperparameter KEY=VALUE, repeatable."
@@ -245,10 +294,12 @@ def train(
     if hidden is not None:
         model_params["hidden"] = hidden
     protocol = _parse_params(task_params, "--task-param")
-    given = {k: v for k, v in train.items() if v is not None}  # unset: TrainConfig's default
-    made, config = _resolve_trial(task, difficulty, protocol, model, model_params, given)
-    report = run_with_progress(made, model, model_params, config)
+    given = {k: v for k, v in train.items() if v is not None}  # unset: the task's, TrainConfig's
+    made, config, resolved = _resolve_trial(task, difficulty, protocol, model, model_params, given)
+    report = run_with_progress(made, model, resolved, config)
     record = {"task": task, "difficulty": difficulty, "model": model, "seed": config.seed}
+    record["model_params"] = resolved  # the settings in effect, the reference's defaults included
+    record["train"] = {k: v for k, v in dataclasses.asdict(config).items() if k != "seed"}
     record |= {
         "metric": made.metric,  # what the *_error values measure
         "goal": made.goal,  # min: lower is better; max: higher is better

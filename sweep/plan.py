@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweep.defaults import Method, method_of, resolve_model
 from sweep.models import build_model, get_family, hidden_for_parameters, make_config, num_parameters
 from sweep.records import TrialConfig
 from sweep.spec import SEEDS_PER_CELL, SEEDS_PER_SWEEP, TRAIN_SEARCHABLE, Distribution, SweepSpec
@@ -28,6 +29,7 @@ class TaskInfo:
     chance: float
     solved_threshold: float
     references: dict[str, float]
+    method: Method  # what the task's reference code sets (`sweep.defaults`)
 
     @classmethod
     def of(cls, task: Task, name: str, level: str | None, overrides: dict[str, Any]) -> TaskInfo:
@@ -41,6 +43,7 @@ class TaskInfo:
             task.chance,
             task.solved_threshold,
             dict(task.references),
+            method_of(task),
         )
 
 
@@ -85,11 +88,13 @@ def make_cells(spec: SweepSpec) -> list[Cell]:
                 kind, name = entry.match
                 other = spec.models[name]
                 sizes = (task.input_size, task.output_size)
+                theirs = resolve_model(info.method, other.family, other.params())
                 if kind == "neurons":
-                    params["hidden"] = build_model(other.family, *sizes, other.params()).neurons
+                    params["hidden"] = build_model(other.family, *sizes, theirs).neurons
                 else:
-                    target = num_parameters(other.family, *sizes, other.params())
-                    params["hidden"] = hidden_for_parameters(entry.family, target, *sizes, params)
+                    target = num_parameters(other.family, *sizes, theirs)
+                    ours = resolve_model(info.method, entry.family, params)
+                    params["hidden"] = hidden_for_parameters(entry.family, target, *sizes, ours)
             has = set(TRAIN_SEARCHABLE) | set(get_family(entry.family).parameters)
             space = {p: d for p, d in spec.search.space.items() if p in has}
             cells.append(Cell(len(cells), difficulty, model, entry.family, info, params, space))
@@ -102,10 +107,10 @@ def trial_config(
     """A trial of `cell` with the searched values `hp`: every setting resolved (defaults
     filled in, validated), so neither the trial nor the driver resolves anything again."""
     family_params = set(get_family(cell.family).parameters)
-    model = make_config(
-        cell.family, {**cell.params, **{k: v for k, v in hp.items() if k in family_params}}
-    )
-    train = spec.train_config(**{k: v for k, v in hp.items() if k not in family_params})
+    given = {**cell.params, **{k: v for k, v in hp.items() if k in family_params}}
+    model = make_config(cell.family, resolve_model(cell.task.method, cell.family, given))
+    searched = {k: v for k, v in hp.items() if k not in family_params}
+    train = spec.train_config(cell.task.method.train, **searched)
     return TrialConfig(
         cell=cell.id,
         difficulty=cell.difficulty,

@@ -42,8 +42,8 @@ from sweep.train import TrainConfig
 
 # Training settings a search may sample; everything else it samples is a model parameter.
 # The A2C coefficients matter to reward tasks only.
-A2C_SEARCHABLE = ("gamma", "entropy_coef", "value_coef")
-TRAIN_SEARCHABLE = ("lr", "batch_size", "grad_clip", *A2C_SEARCHABLE)
+A2C_SEARCHABLE = ("gamma", "entropy", "entropy_coef", "value_coef")
+TRAIN_SEARCHABLE = ("lr", "batch_size", "adam_eps", "grad_clip", *A2C_SEARCHABLE)
 _SET_BY_SWEEP = ("seed", "device")
 # sweep.plan gives each cell a block of SEEDS_PER_CELL search seeds and each sweep a block
 # of SEEDS_PER_SWEEP seeds, whose top end holds the confirmation seeds: budgets beyond
@@ -256,8 +256,10 @@ class SweepSpec(_Strict):
         stop = self.early_stop
         return stop if stop is not None and stop.scheduler == "asha" else None
 
-    def train_config(self, **values: Any) -> TrainConfig:
-        return TrainConfig(**{**self.train, **values})
+    def train_config(self, defaults: Mapping[str, Any] | None = None, **values: Any) -> TrainConfig:
+        """The spec's training settings with `values` set; what both leave unset comes from
+        `defaults` (a task's reference, `sweep.defaults`), then TrainConfig's own."""
+        return TrainConfig(**{**(defaults or {}), **self.train, **values})
 
     def difficulty_items(self) -> list[tuple[str, str | None, dict[str, Any]]]:
         """(name, ladder level or None, parameter overrides) per difficulty, in order.

@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -23,19 +23,24 @@ from sweep.tasks.reward import A2C, play
 @config_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class TrainConfig:
     """episodes: training episodes in all (each gradient step uses `batch_size` of them).
-    lr: Adam learning rate. grad_clip: max global gradient norm (None: no clipping).
+    lr: Adam learning rate. adam_eps: Adam's epsilon (PyTorch's 1e-8; Backpropamine's code
+    1e-4 on the maze, 1e-6 on cue-reward). grad_clip: max global gradient norm (None: none).
+    A task's reference code may set these: unset ones take its values (`sweep.defaults`).
     eval_every: evaluate after every this many episodes (and at the end).
     eval_episodes: fresh episodes per evaluation, never used for training.
     seed: seeds model init, training episodes and evaluation episodes (separate streams).
     device: torch device to train on.
     Reward tasks only (advantage actor-critic; Backpropamine's values as defaults):
-    gamma: discount of future rewards in the returns. entropy_coef: weight of the policy's
-    entropy bonus. value_coef: weight of the value estimate's squared error.
+    gamma: discount of future rewards in the returns. entropy: the exploration term,
+    "shannon" (a bonus on the policy's entropy) or "simpson" (a penalty on sum p^2, the
+    Backpropamine code's). entropy_coef: its weight. value_coef: weight of the value
+    estimate's squared error.
     """
 
     episodes: PositiveInt = 1000
     batch_size: PositiveInt = 16
     lr: Annotated[float, Field(gt=0)] = 3e-4
+    adam_eps: PositiveFloat = 1e-8
     grad_clip: PositiveFloat | None = None
     eval_every: PositiveInt = 100
     eval_episodes: PositiveInt = 64
@@ -44,9 +49,10 @@ class TrainConfig:
     gamma: Annotated[float, Field(ge=0, le=1)] = 0.9
     entropy_coef: Annotated[float, Field(ge=0)] = 0.03
     value_coef: Annotated[float, Field(ge=0)] = 0.1
+    entropy: Literal["shannon", "simpson"] = "shannon"
 
     def a2c(self) -> A2C:
-        return A2C(self.gamma, self.entropy_coef, self.value_coef)
+        return A2C(self.gamma, self.entropy_coef, self.value_coef, self.entropy)
 
 
 # A finished trial of a picture task records its outputs on this many evaluation episodes,
@@ -128,7 +134,7 @@ class Trial:
         model.reset_parameters(seeded(train.seed, 0))
         model.to(self.device)
         self.model = model
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=train.lr)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, eps=train.adam_eps)
         self.train_gen, self.eval_gen = seeded(train.seed, 1), seeded(train.seed, 2)
         self.episodes = 0
         self.step = 0

@@ -84,27 +84,29 @@ def test_discounted_returns_from_the_definition() -> None:
     assert torch.allclose(discounted_returns(rewards, gamma), torch.tensor(expected))
 
 
-def test_a2c_loss_from_its_terms() -> None:
+@pytest.mark.parametrize("form", ["shannon", "simpson"])
+def test_a2c_loss_from_its_terms(form: str) -> None:
     """Mean over steps and episodes of -log pi * (R - V) (advantage held fixed) +
-    value_coef (R - V)^2 - entropy_coef H, term by term."""
+    value_coef (R - V)^2 - entropy_coef H (shannon) or + entropy_coef sum p^2 (simpson, the
+    Backpropamine code's `bent * y.pow(2).sum()`), term by term."""
     g = torch.Generator().manual_seed(0)
     t, b = 5, 3
     values = torch.randn(t, b, generator=g, requires_grad=True)
     plain_v = values.detach()
     log_probs = torch.randn(t, b, generator=g, requires_grad=True)
     entropies = torch.rand(t, b, generator=g)
+    concentrations = torch.rand(t, b, generator=g)
     rewards = torch.randn(t, b, generator=g)
-    a2c = A2C(gamma=0.8, entropy=0.05, value=0.3)
-    loss = a2c.loss(Rollout(log_probs, entropies, values, rewards))
+    a2c = A2C(gamma=0.8, entropy=0.05, value=0.3, form=form)
+    loss = a2c.loss(Rollout(log_probs, entropies, concentrations, values, rewards))
+    explore = -entropies if form == "shannon" else concentrations
     total = 0.0
     for j in range(b):
         for i in range(t):
             ret = sum(0.8**k * float(rewards[i + k, j]) for k in range(t - i))
             adv = ret - float(plain_v[i, j])
             total += (
-                -float(log_probs.detach()[i, j]) * adv
-                + 0.3 * adv**2
-                - 0.05 * float(entropies[i, j])
+                -float(log_probs.detach()[i, j]) * adv + 0.3 * adv**2 + 0.05 * float(explore[i, j])
             )
     assert loss.item() == pytest.approx(total / (t * b), rel=1e-5)
     loss.backward()

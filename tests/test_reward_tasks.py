@@ -17,15 +17,49 @@ from sweep.spec import SpecError, parse_spec
 from sweep.tasks import levels, make_task
 from sweep.tasks.cue_reward import NO_CUE, CueRewardEnv, CueRewardSettings
 from sweep.tasks.gym_env import RewardTaskEnv
-from sweep.tasks.maze import MazeEnv, MazeSettings, layout
+from sweep.tasks.maze import (
+    LEVELS,
+    MazeEnv,
+    MazeSettings,
+    MazeTask,
+    expected_reward,
+    layout,
+    memoryless_best,
+)
 from sweep.tasks.reward import measured_reward, oracle_actions, random_actions
 from tests.sweeps import sweep, tiny_spec
 
 UP, DOWN, LEFT, RIGHT = range(4)
 
 
+@pytest.mark.parametrize("size", [5, 9, 13])
+def test_the_centre_pillar_is_cleared_as_in_the_reference(size: int) -> None:
+    """backpropamine maze/batch.py: `lab[CTR, CTR] = 0`, the maze's one landmark; at 5 x 5
+    an open 3 x 3 room."""
+    grid = layout(size)
+    wall = grid.wall.view(size, size)
+    centre = size // 2
+    assert not wall[centre, centre] and grid.centre == centre * size + centre
+    pillars = [(r, c) for r in range(2, size - 1, 2) for c in range(2, size - 1, 2)]
+    assert all(bool(wall[r, c]) == ((r, c) != (centre, centre)) for r, c in pillars)
+    if size == 5:
+        assert not wall[1:4, 1:4].any()
+    assert grid.centre not in grid.goals.tolist()
+    assert len(grid.goals) == len(grid.free) - 1
+
+
+def test_the_agent_starts_in_the_centre_and_the_reward_is_never_there() -> None:
+    env, _ = _maze(batch=512, size=9)
+    assert torch.all(env.position == env.grid.centre)
+    assert torch.all(env.goal != env.grid.centre)
+    assert len(env.goal.unique()) == len(env.grid.goals)  # every other free cell is drawn
+    env, _ = _maze(batch=512, size=9, start="random")
+    assert len(env.position.unique()) > 1 and torch.all(env.position != env.goal)
+    assert not env.grid.wall[env.position].any()
+
+
 def test_maze_walls_are_the_border_and_the_even_even_cells() -> None:
-    grid = layout(7)
+    grid = layout(7)  # its centre (3, 3) holds no pillar: nothing to clear
     wall = grid.wall.view(7, 7)
     for r in range(7):
         for c in range(7):
@@ -261,3 +295,25 @@ def test_sweep_train_on_an_unknown_maze_level_lists_the_ladder(tmp_path: Path) -
     assert (
         "'13x13'" in done.stderr and "tiny, small, paper-2018, large, backpropamine" in done.stderr
     )
+
+
+@pytest.mark.parametrize("start", ["centre", "random"])
+def test_the_exact_expectation_is_what_simulation_measures(start: str) -> None:
+    """The memoryless reference's objective, checked on the uniform policy: its exact
+    expected reward is the mean reward of simulated episodes."""
+    settings = MazeSettings(size=7, steps=60, start=start)  # type: ignore[arg-type]
+    views = len(torch.unique(layout(7).view, dim=0))
+    exact = expected_reward(settings, torch.zeros(views, 4)).item()
+    simulated = measured_reward(MazeEnv(settings), settings.steps, random_actions, 8192)
+    assert simulated == pytest.approx(exact, rel=0.05)  # about 4 standard errors
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level", list(LEVELS))
+def test_every_maze_level_is_solvable_and_needs_memory(level: str) -> None:
+    """Chance < the best memoryless policy found < the solved threshold < the oracle: an
+    agent that reaches the threshold remembers something a reactive policy cannot."""
+    task = MazeTask.from_level(level)
+    memoryless = memoryless_best(task.config)
+    assert task.chance < memoryless < task.solved_threshold < task.references["oracle"]
+    assert memoryless > 1.5 * task.chance  # the search did find a better reactive policy

@@ -17,7 +17,7 @@ constant 1. Actions: 0 withhold, 1 respond.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import torch
 from pydantic import (
@@ -173,6 +173,24 @@ class CueRewardTask(RewardTaskBase):
     levels = LEVELS
     actions = ACTIONS
     config: CueRewardSettings
+    # backpropamine sr/README.md's command line (Adam eps 1e-6, batch 30, clip 2, entropy 0.1)
+    reference_train: ClassVar[dict[str, Any]] = dict(
+        batch_size=30,
+        lr=1e-3,  # the reference's 1e-4 is for 6M episodes (README: parity table)
+        adam_eps=1e-6,
+        grad_clip=2.0,
+        gamma=0.9,
+        entropy="simpson",
+        entropy_coef=0.1,
+        value_coef=0.1,
+    )
+    reference_eta = 0.1  # sr/modul.py: the plastic network's eta (learned)
+
+    def reference_hidden(self) -> int:
+        """200 neurons at 4 cues of 20 bits (the reference), scaled by the square root of
+        the bits to remember below it."""
+        bits = self.config.cues * self.config.cue_size
+        return max(16, round(200 * (bits / 80) ** 0.5))
 
     @property
     def observation_bound(self) -> float:

@@ -31,6 +31,7 @@ from pydantic import ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveI
 from pydantic.dataclasses import dataclass
 from torch import Tensor
 
+from sweep.defaults import Method
 from sweep.tasks.base import (
     Episode,
     Split,
@@ -152,6 +153,7 @@ class ImageTask:
     name = "images"
     metric = "erased_mse"
     goal = "min"
+    method = Method()  # the 2018 paper's code: its defaults are the families' own
     settings_class = ImageSettings
 
     def __init__(self, settings: ImageSettings, level: str = "custom"):

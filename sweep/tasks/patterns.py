@@ -39,6 +39,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 from torch import Tensor
 
+from sweep.defaults import Method
 from sweep.tasks.base import (
     Episode,
     Split,
@@ -102,6 +103,7 @@ class PatternTask:
     metric = "bit_error"
     goal = "min"
     chance = 0.5
+    method = Method()  # the 2018 paper's code: its defaults are the families' own
 
     def __init__(self, settings: PatternSettings, level: str = "custom"):
         self.config = settings

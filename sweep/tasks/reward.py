@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
+from sweep.defaults import BACKPROPAMINE, Method
 from sweep.tasks.base import resolve_settings
 
 if TYPE_CHECKING:
@@ -144,6 +145,21 @@ class RewardTaskBase:
     actions: int
     metric = "reward"
     goal = "max"
+    # Backpropamine's training settings for this task (its README's command line), and the
+    # unmodulated plastic network's eta there
+    reference_train: ClassVar[dict[str, Any]]
+    reference_eta: ClassVar[float]
+
+    def reference_hidden(self) -> int:
+        """The plastic network's neurons at this level: the reference's, scaled to it."""
+        raise NotImplementedError
+
+    @property
+    def method(self) -> Method:
+        """Backpropamine's code: its A2C settings, and a plastic network with a hidden layer
+        (the direct architecture's tanh outputs would bound the logits and the value)."""
+        plastic = {"hidden": self.reference_hidden(), "eta": self.reference_eta}
+        return Method(BACKPROPAMINE, dict(self.reference_train), plastic)
 
     def __init__(self, settings: Any, level: str = "custom"):
         self.config = settings
@@ -202,6 +218,7 @@ class Rollout:
 
     log_probs: Tensor
     entropies: Tensor
+    concentrations: Tensor  # sum_a p(a)^2, the Simpson index of the policy
     values: Tensor
     rewards: Tensor
 
@@ -223,7 +240,7 @@ def play(
     env = task.environment()
     obs = env.reset(batch_size, generator, device)
     state = model.initial_state(batch_size, device)
-    log_probs, entropies, values, rewards = [], [], [], []
+    log_probs, entropies, concentrations, values, rewards = [], [], [], [], []
     for _ in range(task.steps):
         out, state = model.step(obs, state)  # (B, actions + 1)
         logits, value = out[:, : task.actions], out[:, task.actions]
@@ -234,30 +251,39 @@ def play(
         obs, reward = env.step(action)
         log_probs.append(log_p.gather(1, action.unsqueeze(1)).squeeze(1))
         entropies.append(-(probs * log_p).sum(-1))
+        concentrations.append(probs.square().sum(-1))
         values.append(value)
         rewards.append(reward)
     stack = torch.stack
-    return Rollout(stack(log_probs), stack(entropies), stack(values), stack(rewards))
+    return Rollout(
+        stack(log_probs), stack(entropies), stack(concentrations), stack(values), stack(rewards)
+    )
 
 
 @dataclass(frozen=True)
 class A2C:
     """Advantage actor-critic coefficients (Backpropamine's A2C): discount `gamma`, the
-    entropy bonus's weight `entropy`, the value loss's weight `value`."""
+    exploration term's weight `entropy` and form `form`, the value loss's weight `value`."""
 
     gamma: float
     entropy: float
     value: float
+    form: str = "shannon"
 
     def loss(self, rollout: Rollout) -> Tensor:
-        """Mean over steps and episodes of -log pi(a) * advantage + value * (R - V)^2
-        - entropy * H(pi), with R the discounted return to the episode's end (the advantage
-        R - V does not train the value through the policy term)."""
+        """Mean over steps and episodes of -log pi(a) * advantage + value * (R - V)^2 plus the
+        exploration term, with R the discounted return to the episode's end (the advantage
+        R - V does not train the value through the policy term). Exploration: "shannon"
+        - entropy * H(pi); "simpson" + entropy * sum_a pi(a)^2 (Backpropamine's code: a
+        penalty on concentrated policies)."""
         returns = discounted_returns(rollout.rewards, self.gamma)  # (T, B)
         advantage = returns - rollout.values
         policy = -(rollout.log_probs * advantage.detach())
-        terms = policy + self.value * advantage.square() - self.entropy * rollout.entropies
-        return terms.mean()
+        if self.form == "simpson":
+            explore = self.entropy * rollout.concentrations
+        else:
+            explore = -self.entropy * rollout.entropies
+        return (policy + self.value * advantage.square() + explore).mean()
 
 
 def discounted_returns(rewards: Tensor, gamma: float) -> Tensor:
