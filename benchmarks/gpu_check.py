@@ -39,6 +39,7 @@ line and writes nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -203,8 +204,10 @@ def step_cuda_tests(dry: bool, out: Path) -> Iterator[Row]:
             problem = case.find("error")
         if problem is not None:
             message = (problem.get("message") or "").splitlines()
-            yield {"failed_test": f"{case.get('classname')}::{case.get('name')}",
-                   "message": message[0][:200] if message else ""}
+            yield {
+                "failed_test": f"{case.get('classname')}::{case.get('name')}",
+                "message": message[0][:200] if message else "",
+            }
     if failed:
         raise RuntimeError(f"{failed} CUDA test(s) failed (see the rows and cuda-tests.xml)")
 
@@ -262,7 +265,11 @@ def step_image(dry: bool, out: Path) -> Iterator[Row]:
     task = make_task("images", level)
     budget_s = 0.5 if dry else 30.0  # of timed training, after a warm-up report
     train = TrainConfig(
-        episodes=10**6, batch_size=1, lr=1e-4, eval_every=every, eval_episodes=1,
+        episodes=10**6,
+        batch_size=1,
+        lr=1e-4,
+        eval_every=every,
+        eval_episodes=1,
         device=str(device()),
     )
     before = reset_memory()
@@ -415,8 +422,14 @@ def step_data_parallel(dry: bool, out: Path) -> Iterator[Row]:
     from data_parallel import one_sweep
 
     args = argparse.Namespace(
-        task="patterns", level="paper-simplified", model="plastic", episodes=2000,
-        batch_size=16, trials=2, cpus=2, gpu=1.0,
+        task="patterns",
+        level="paper-simplified",
+        model="plastic",
+        episodes=2000,
+        batch_size=16,
+        trials=2,
+        cpus=2,
+        gpu=1.0,
     )
     one, two = one_sweep(args, 1), one_sweep(args, 2)
     yield {
@@ -475,23 +488,15 @@ def child(name: str, dry: bool, out: Path) -> None:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGINT to the step's process group (Ray shuts down at exit), then SIGKILL."""
-    for sig, wait in ((signal.SIGINT, KILL_GRACE_S), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait)
-            if sig == signal.SIGKILL:
-                return
-        except subprocess.TimeoutExpired:
-            continue
-    # the leader has exited after SIGINT: its group may still hold Ray's processes
-    try:
+    """SIGINT to the step's process group (Ray shuts down at exit), then SIGKILL to whatever
+    is left of the group (it may outlive its leader)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=KILL_GRACE_S)
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    process.wait()
 
 
 def run_step(step: Step, dry: bool, out: Path, budget: float) -> dict[str, Any]:
@@ -600,12 +605,12 @@ def main() -> None:
         return
     if not args.dry_run and not torch.cuda.is_available():
         build = f"torch {torch.__version__}" + ("" if torch.version.cuda else ", a CPU build")
-        sys.exit(
-            f"gpu_check: no CUDA device visible ({build}); run it on a CUDA machine, "
+        parser.error(
+            f"no CUDA device visible ({build}); run it on a CUDA machine, "
             "or with --dry-run to check the wiring on the CPU"
         )
     if args.out.exists() and not args.out.is_dir():
-        sys.exit(f"gpu_check: --out {args.out}: not a folder")
+        parser.error(f"--out {args.out}: not a folder")
     (args.out / "logs").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     record: dict[str, Any] = {
@@ -623,8 +628,15 @@ def main() -> None:
         left = args.budget - (time.perf_counter() - start)
         budget = min(step.dry_budget_s if args.dry_run else step.budget_s, left)
         if budget < 5:
-            result = {"name": step.name, "title": step.title, "budget_s": 0, "seconds": 0,
-                      "status": "not run: the overall budget is spent", "rows": [], "log": None}
+            result = {
+                "name": step.name,
+                "title": step.title,
+                "budget_s": 0,
+                "seconds": 0,
+                "status": "not run: the overall budget is spent",
+                "rows": [],
+                "log": None,
+            }
         else:
             result = run_step(step, args.dry_run, args.out, budget)
         record["steps"].append(result)
