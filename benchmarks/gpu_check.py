@@ -83,7 +83,7 @@ class Step:
     name: str
     title: str
     budget_s: float  # on a GPU
-    dry_budget_s: float
+    dry_budget_s: float  # a safety limit only: a loaded 2-core machine is slow
     run: Callable[[bool, Path], Iterator[Row]]  # (dry run, output folder) -> figure rows
 
 
@@ -129,6 +129,12 @@ def reset_memory() -> int:
 # --- the steps: each yields its figure rows, in its own process ---------------------------
 
 
+def nccl_version() -> str:
+    """torch's NCCL version: a tuple in recent torch, an int (e.g. 2708) in older ones."""
+    version: Any = torch.cuda.nccl.version()
+    return ".".join(map(str, version)) if isinstance(version, tuple) else str(version)
+
+
 def step_device(dry: bool, out: Path) -> Iterator[Row]:
     row: Row = {"torch": torch.__version__, "cpu": cpu_model()}
     if torch.cuda.is_available():
@@ -146,7 +152,7 @@ def step_device(dry: bool, out: Path) -> Iterator[Row]:
             "driver": smi.stdout.strip().splitlines()[0] if smi.returncode == 0 else "unknown",
             "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version(),
-            "nccl": ".".join(map(str, torch.cuda.nccl.version())),
+            "nccl": nccl_version(),
         }
     else:
         row |= {"gpu": "none (dry run on the CPU)", "gpus": 0, "cuda": torch.version.cuda}
@@ -261,9 +267,9 @@ def step_image(dry: bool, out: Path) -> Iterator[Row]:
     from sweep.tasks import make_task
     from sweep.train import TrainConfig, Trial
 
-    level, every = ("tiny", 2) if dry else ("paper", 10)
+    level, every = ("tiny", 2) if dry else ("paper", 5)
     task = make_task("images", level)
-    budget_s = 0.5 if dry else 30.0  # of timed training, after a warm-up report
+    budget_s = 0.5 if dry else 20.0  # of timed training, after a warm-up report
     train = TrainConfig(
         episodes=10**6,
         batch_size=1,
@@ -462,13 +468,13 @@ def step_populations(dry: bool, out: Path) -> Iterator[Row]:
 
 
 STEPS = [
-    Step("device", "Device and versions", 30, 20, step_device),
-    Step("cuda_tests", "CUDA tests (pytest -m cuda)", 75, 40, step_cuda_tests),
-    Step("plastic", "Fast plastic path against plain autograd", 90, 30, step_plastic),
-    Step("image", "Image task, paper level, batch 1", 50, 30, step_image),
-    Step("sweep", "examples/quick.yaml with gpu: 0.25", 120, 60, step_sweep),
-    Step("data_parallel", "Data-parallel route", 60, 30, step_data_parallel),
-    Step("populations", "Populations (resources.members)", 45, 30, step_populations),
+    Step("device", "Device and versions", 20, 60, step_device),
+    Step("cuda_tests", "CUDA tests (pytest -m cuda)", 60, 90, step_cuda_tests),
+    Step("plastic", "Fast plastic path against plain autograd", 90, 60, step_plastic),
+    Step("image", "Image task, paper level, batch 1", 45, 60, step_image),
+    Step("sweep", "examples/quick.yaml with gpu: 0.25", 150, 150, step_sweep),
+    Step("data_parallel", "Data-parallel route", 60, 60, step_data_parallel),
+    Step("populations", "Populations (resources.members)", 50, 60, step_populations),
 ]
 BY_NAME = {step.name: step for step in STEPS}
 
