@@ -70,7 +70,7 @@ def spec(args: argparse.Namespace, folder: str, workers: int) -> dict[str, Any]:
         },
         "early_stop": "none",
         "confirm": {"seeds": 0},
-        "resources": {"workers": workers, "cpu": args.cpus / workers, "gpu": 0},
+        "resources": {"workers": workers, "cpu": args.cpus / workers, "gpu": args.gpu},
         "max_concurrent": 1,
         "fault_tolerance": {"max_failures": 0, "checkpoint_every_s": 1e9},
     }
@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the embedded Ray")
+    parser.add_argument("--gpu", type=float, default=0.0, help="GPUs per worker (NCCL when 1)")
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
     figures = {w: one_sweep(args, w) for w in (1, 2)}

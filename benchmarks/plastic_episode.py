@@ -143,14 +143,17 @@ def _rss_kib(field: str) -> int:
     return 0
 
 
-def worker(case: Case, path: str, repeats: int, threads: int) -> dict[str, Any]:
-    """Run in the subprocess: time `repeats` training steps after a warm-up, then profile one."""
-    torch.set_num_threads(threads)
+def training_step(
+    case: Case, path: str, device: str = "cpu"
+) -> tuple[Callable[[], None], torch.optim.Optimizer]:
+    """One training step of the case on the path (forward, squared error on the last step,
+    backward, Adam), and its optimizer; network, episode and optimizer built on `device`."""
     generator = torch.Generator().manual_seed(0)
     config = PlasticConfig(input_mode=case.input_mode, modulation=case.modulation)
     net = PlasticNetwork(case.n, case.n - 1, config)
     net.reset_parameters(generator)
-    x, targets = inputs(case, generator)
+    net.to(device)
+    x, targets = (t.to(device) for t in inputs(case, generator))
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-4)
     forwards: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
         "fast": net,
@@ -166,6 +169,13 @@ def worker(case: Case, path: str, repeats: int, threads: int) -> dict[str, Any]:
         loss.backward()
         optimizer.step()
 
+    return train_step, optimizer
+
+
+def worker(case: Case, path: str, repeats: int, threads: int) -> dict[str, Any]:
+    """Run in the subprocess: time `repeats` training steps after a warm-up, then profile one."""
+    torch.set_num_threads(threads)
+    train_step, optimizer = training_step(case, path)
     before = _rss_kib("VmRSS")
     train_step()  # warm-up: Adam's state, the allocator
     seconds = []

@@ -118,7 +118,7 @@ def test_memory_grows_as_sqrt_of_episode_length_not_linearly(clip: float | None)
     assert long / short <= 2.5  # sqrt(4) = 2, plus rounding of the segment count
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda  # skipped without CUDA (conftest.py)
 @pytest.mark.parametrize("variant", VARIANTS[::5], ids=_ids)
 def test_fast_path_on_gpu_matches_reference(variant: dict[str, object]) -> None:
     net = _net(eta=0.3, init_scale=0.1, **variant)
@@ -226,7 +226,7 @@ def test_clamp_mode_held_neuron_passes_its_gradient_only_to_its_input(clip: floa
     assert torch.equal(net(blank), additive(blank))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda  # skipped without CUDA (conftest.py)
 @pytest.mark.parametrize("variant", CLAMP_VARIANTS[::4], ids=_ids)
 def test_clamp_mode_on_gpu_matches_reference(variant: dict[str, object]) -> None:
     net = _net(eta=0.3, input_mode="clamp", **variant)

@@ -169,7 +169,7 @@ def test_plastic_lstm_matches_reference_at_long_episodes(
         assert _max_rel(g_out[name], g_ref[name]) <= grad_tol, name
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda  # skipped without CUDA (conftest.py)
 @pytest.mark.parametrize("modulation", MODULATIONS)
 def test_generic_path_on_gpu_matches_reference(modulation: str) -> None:
     net = _net(torch.float64, 0.1, rule="oja", modulation=modulation, fanout=True)

@@ -172,7 +172,7 @@ def test_kernel_memory_grows_as_sqrt_of_episode_length() -> None:
     assert long / short <= 2.5
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda  # skipped without CUDA (conftest.py)
 @pytest.mark.parametrize("alpha", ALPHAS)
 def test_kernel_on_gpu_matches_reference(alpha: str) -> None:
     """The whole batch as one chunk on the GPU, against the reference on the CPU."""
