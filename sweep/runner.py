@@ -374,7 +374,8 @@ def existing(spec: SweepSpec) -> str | None:
     if fs.get_file_info(f"{root}/{TUNE_DIR}").type == pafs.FileType.NotFound:
         return None
     trials = read_table(folder, "trials")
-    per_cell = trials.groupby("cell")["trial_id"].nunique() if len(trials) else {}
+    counted = trials.groupby("cell")["trial_id"].nunique() if len(trials) else None
+    per_cell = {str(c): int(n) for c, n in counted.items()} if counted is not None else {}
     left = [c for c in cell_ids(spec) if per_cell.get(c, 0) < budget(spec)]
     return "resume" if left else "done"
 
