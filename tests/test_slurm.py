@@ -182,8 +182,12 @@ def test_a_requeued_job_finishes_the_sweep_exactly(slurm: dict[str, str], tmp_pa
     before = _raw_trials(folder)
     assert 1 <= len(before) < 5, "the sweep finished before it could be requeued"
     subprocess.run(["scontrol", "requeue", job], env=slurm, check=True)
-    # Slurm holds a requeued job back until its old credential expires (2 min); no need here
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=slurm)
+    # Slurm holds a requeued job back (BeginTime, about 2 min) once it is pending again; this
+    # test need not wait for that
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _state(slurm, job) != "PENDING":
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=slurm, check=True)
     _wait_done(slurm, job, log)
     text = log.read_text()
     assert "(run 1)" in text and "continuing the sweep there (same spec)" in text
