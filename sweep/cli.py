@@ -386,14 +386,33 @@ def run_command(
     spec_path: str, address: str | None, num_cpus: int | None, num_gpus: int | None
 ) -> None:
     """Run a sweep: every (difficulty, model) cell searched with the same budget, then each
-    cell's best configuration confirmed on fresh seeds."""
+    cell's best configuration confirmed on fresh seeds.
+
+    Safe to run again (a requeued cluster job does): where the sweep exists with the same
+    spec it is continued as `sweep resume` would, or, when nothing is left to do, its cells
+    are printed. A different spec under the same name is refused."""
     started = time.monotonic()
     spec = _spec_or_exit(spec_path)
     from sweep import runner
+    from sweep.spec import SpecError
 
     try:
-        written = Path(spec_path).read_text()  # read once already: it validated
-        folder = runner.run(spec, address, num_cpus, num_gpus, written=written)
+        found = runner.existing(spec)
+        folder = runner.sweep_dir(spec)
+        if found == "done":
+            click.echo(f"{folder}: this sweep is finished (same spec); nothing left to run")
+            _print_cells(folder)
+            return
+        if found == "resume":
+            click.echo(f"{folder}: continuing the sweep there (same spec), as `sweep resume`")
+            runner.resume(folder, address, num_cpus, num_gpus)
+        else:
+            written = Path(spec_path).read_text()  # read once already: it validated
+            folder = runner.run(spec, address, num_cpus, num_gpus, written=written)
+    except SpecError as e:
+        for line in e.errors:
+            click.echo(f"sweep: error: {line}", err=True)
+        sys.exit(2)
     except runner.SweepError as e:
         raise BadInput(str(e)) from None
     except runner.SweepFailed as e:

@@ -10,12 +10,13 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from sweep import plugins
-from sweep.plan import make_cells
+from sweep.errors import quote
+from sweep.plan import cell_ids, make_cells
 from sweep.progress import LiveCells, budget, counts_from_storage, render
 from sweep.results import ResultsWriter, compact, read_table
 from sweep.scheduling import CellScheduler
 from sweep.search import CellSearcher
-from sweep.spec import Resources, SweepSpec, parse_spec_text
+from sweep.spec import Resources, SpecError, SweepSpec, parse_spec_text
 from sweep.storage import download_journal, is_local, sees, upload_journal
 from sweep.store import SPEC_AS_WRITTEN, SPEC_FILE, filesystem
 from sweep.tasks import task_metric
@@ -274,12 +275,9 @@ def run(
         exists = fs.get_file_info(f"{root}/{SPEC_FILE}").type != pafs.FileType.NotFound
     except OSError as e:
         raise SweepError(f"{folder}: cannot use this storage: {e}") from None
-    if exists:
-        raise SweepError(
-            f"{folder} already holds a sweep; finish it with `sweep resume {folder}`"
-            " or choose another name"
-        )
-    created = _first_missing(fs, root)
+    if exists:  # the same spec whose Tuner never started (see `existing`): start it
+        _same_spec(folder, spec)
+    created = None if exists else _first_missing(fs, root)
     try:
         fs.create_dir(root, recursive=True)
     except OSError as e:
@@ -324,6 +322,62 @@ def run(
     tuner.fit()
     _finish(folder)
     return folder
+
+
+def _same_spec(folder: str, spec: SweepSpec) -> None:
+    """Refuse a spec that differs from the one the sweep in `folder` ran: one line per
+    changed key, naming the old and the new value."""
+    stored = read_spec(folder)
+    old, new = _flat(stored.model_dump(mode="json")), _flat(spec.model_dump(mode="json"))
+    old.pop("plugin_root", None), new.pop("plugin_root", None)  # where the file was read
+    changed = [
+        f"{key}: {quote(old.get(key, '(not set)'))} -> {quote(new.get(key, '(not set)'))}"
+        for key in sorted(set(old) | set(new))
+        if old.get(key, _UNSET) != new.get(key, _UNSET)
+    ]
+    if changed:
+        raise SpecError(
+            [
+                f"{folder} holds sweep {spec.name!r} run with another spec; changed: {line}; "
+                "to run this spec as a new sweep, give it a new `name`"
+                for line in changed
+            ]
+        )
+
+
+_UNSET = object()
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{'search.space.lr.loguniform': [...], ...}: a spec's values by dotted key."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, inner in value.items():
+            out |= _flat(inner, f"{prefix}.{key}" if prefix else str(key))
+        return out
+    return {prefix: value}
+
+
+def existing(spec: SweepSpec) -> str | None:
+    """What `sweep run` finds where `spec`'s sweep goes: None (no sweep there, or the same
+    spec whose Tuner never started: run it), "resume" (the same spec, started: continue it)
+    or "done" (the same spec, every cell's budget spent). A sweep there with another spec
+    raises SpecError, one line per changed key."""
+    folder = sweep_dir(spec)
+    fs, root = filesystem(folder)
+    try:
+        if fs.get_file_info(f"{root}/{SPEC_FILE}").type == pafs.FileType.NotFound:
+            return None
+    except OSError as e:
+        raise SweepError(f"{folder}: cannot use this storage: {e}") from None
+    _same_spec(folder, spec)
+    if fs.get_file_info(f"{root}/{TUNE_DIR}").type == pafs.FileType.NotFound:
+        return None
+    trials = read_table(folder, "trials")
+    counted = trials.groupby("cell")["trial_id"].nunique() if len(trials) else None
+    per_cell = {str(c): int(n) for c, n in counted.items()} if counted is not None else {}
+    left = [c for c in cell_ids(spec) if per_cell.get(c, 0) < budget(spec)]
+    return "resume" if left else "done"
 
 
 def _finish(folder: str) -> None:
@@ -372,4 +426,4 @@ def status(folder: str) -> Any:
     return render(counts, f"sweep {spec.name}: {folder}", *task_metric(spec.task))
 
 
-__all__ = ["SweepError", "SweepFailed", "read_spec", "resume", "run", "status"]
+__all__ = ["SweepError", "SweepFailed", "existing", "read_spec", "resume", "run", "status"]

@@ -19,6 +19,7 @@ import optuna
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from sweep.models import hidden_for_parameters, num_parameters
 from sweep.results import CURVES_SCHEMA, TRIALS_SCHEMA
@@ -138,11 +139,30 @@ def test_status_from_storage_and_no_second_run_into_the_same_folder(
         assert float(row[5]) == pytest.approx(confirm["final_error"].median(), abs=5e-4)
         solved = (confirm["final_error"] <= confirm["solved_threshold"]).sum()
         assert row[6] == f"{solved}/2", cell
-    again = sweep("run", str(folder.parent.parent / "tiny.yaml"), timeout=60)
-    assert again.returncode == 2 and "already holds a sweep" in again.stderr
+    # the same spec again (a requeued job): nothing to run, the cells printed, exit 0
+    spec_file = folder.parent.parent / "tiny.yaml"
+    before = sorted(p.name for p in folder.rglob("*") if p.is_file())
+    again = sweep("run", str(spec_file), timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert "nothing left to run" in again.stdout and status_rows(again.stdout) == rows
+    assert sorted(p.name for p in folder.rglob("*") if p.is_file()) == before
+    # another spec under the same name: one line per changed key, exit 2, nothing written
+    changed = yaml.safe_load(spec_file.read_text())
+    changed["train"]["episodes"] = 400
+    changed["search"]["space"]["lr"] = {"loguniform": [1.0e-3, 1.0e-2]}
+    other = folder.parent.parent / "changed" / "tiny.yaml"
+    other.parent.mkdir()
+    other.write_text(yaml.safe_dump(changed))
+    refused = sweep("run", str(other), timeout=60)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("sweep: error: ") and "search.space.lr.loguniform: " in lines[0]
+    assert "train.episodes: 200 -> 400" in lines[1] and "new `name`" in lines[1]
+    assert sorted(p.name for p in folder.rglob("*") if p.is_file()) == before
 
 
-def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
+def test_run_again_after_the_driver_is_killed_continues_it(tmp_path: Path) -> None:
     spec = tiny_spec(
         tmp_path,
         name="killed",
@@ -176,8 +196,10 @@ def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
     before = _raw_rows(folder, "trials")
     assert 3 <= len(before) < 16
 
-    done = sweep("resume", str(folder))
+    # the same command again, as a requeued cluster job runs it: the sweep continues
+    done = sweep("run", str(tmp_path / "killed.yaml"))
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "continuing the sweep there (same spec)" in done.stdout
     raw = _raw_rows(folder, "trials")
     trials = pd.read_parquet(folder / "trials").drop_duplicates("trial_id", keep="last")
     assert len(trials) == 4 * (3 + 1)

@@ -1,0 +1,199 @@
+"""slurm/sweep.sbatch on a real Slurm: Debian's slurm-wlm and munge, installed here when
+missing (root), configured as one node of this machine, started for this module and stopped
+at its end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.sweeps import SWEEP, _free_port, tiny_spec, write_spec
+
+pytestmark = pytest.mark.slow
+SCRIPT = Path(__file__).parents[1] / "slurm" / "sweep.sbatch"
+MUNGE_PID = Path("/run/munge/munged.pid")
+
+
+def _install() -> str | None:
+    """Install slurm-wlm and munge from the distribution; why not, or None."""
+    if all(shutil.which(t) for t in ("sbatch", "slurmctld", "slurmd", "munged")):
+        return None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return "Slurm is not installed and this is not a root Debian machine to install it"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "slurm-wlm", "munge"]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            return f"cannot install slurm-wlm and munge: {done.stderr.strip()[-300:]}"
+    return None
+
+
+def _munge() -> subprocess.Popen[bytes] | None:
+    """munged, started unless one already answers; the one started, to stop."""
+    if subprocess.run("munge -n | unmunge", shell=True, capture_output=True).returncode == 0:
+        return None
+    Path("/run/munge").mkdir(exist_ok=True)
+    shutil.chown("/run/munge", "munge", "munge")
+    if not Path("/etc/munge/munge.key").exists():
+        subprocess.run(["runuser", "-u", "munge", "--", "mungekey", "-c"], check=True)
+    return subprocess.Popen(["runuser", "-u", "munge", "--", "munged", "--foreground"])
+
+
+CONF = """\
+ClusterName=sweeptest
+SlurmctldHost={host}
+SlurmctldPort={ctld_port}
+SlurmdPort={d_port}
+SlurmUser=root
+AuthType=auth/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobRequeue=1
+ReturnToService=2
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+MpiDefault=none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd.pid
+SlurmctldLogFile={root}/slurmctld.log
+SlurmdLogFile={root}/slurmd.log
+NodeName={host} CPUs={cpus} State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The environment in which sbatch, squeue and scontrol use this test's Slurm."""
+    why = _install()
+    if why:
+        pytest.skip(why)
+    root = tmp_path_factory.mktemp("slurm")
+    for sub in ("state", "spool"):
+        (root / sub).mkdir()
+    host = socket.gethostname().split(".")[0]
+    conf = CONF.format(
+        host=host, root=root, cpus=os.cpu_count() or 1, ctld_port=_free_port(), d_port=_free_port()
+    )
+    (root / "slurm.conf").write_text(conf)
+    env = {**os.environ, "SLURM_CONF": str(root / "slurm.conf")}
+    munged = _munge()
+    daemons = [
+        subprocess.Popen([d, "-D"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for d in ("slurmctld", "slurmd")
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            sinfo = ["sinfo", "-h", "-o", "%T"]
+            up = subprocess.run(sinfo, env=env, capture_output=True, text=True)
+            if up.stdout.strip() == "idle":
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"Slurm did not come up: {(root / 'slurmctld.log').read_text()[-2000:]}")
+        yield env
+    finally:
+        for daemon in [*daemons, munged]:
+            if daemon is not None:
+                daemon.terminate()
+                daemon.wait(timeout=30)
+
+
+def _submit(env: dict[str, str], spec: Path, out: Path) -> str:
+    """`sbatch slurm/sweep.sbatch SPEC` for this machine: one node, its CPUs, no GPU."""
+    cpus = str(os.cpu_count() or 1)
+    options = ["--parsable", "--nodes=1", f"--cpus-per-task={cpus}", "--gres=none"]
+    done = subprocess.run(
+        ["sbatch", *options, f"--output={out}", str(SCRIPT), str(spec)],
+        env={**env, "PATH": f"{Path(SWEEP).parent}:{env['PATH']}", "HOME": str(out.parent)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip().split(";")[0]
+
+
+def _state(env: dict[str, str], job: str) -> str:
+    shown = subprocess.run(
+        ["scontrol", "show", "job", job], env=env, capture_output=True, text=True
+    ).stdout
+    return next((w.split("=")[1] for w in shown.split() if w.startswith("JobState=")), "GONE")
+
+
+def _wait_done(env: dict[str, str], job: str, log: Path, timeout: float = 400) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _state(env, job) not in ("COMPLETED", "FAILED", "GONE"):
+        time.sleep(1)
+    state = _state(env, job)
+    assert state == "COMPLETED", f"{state}: {log.read_text()[-3000:] if log.exists() else ''}"
+
+
+def _raw_trials(folder: Path) -> pd.DataFrame:
+    parts = sorted((folder / "trials").glob("part-*.parquet"))
+    return pd.concat([pd.read_parquet(p) for p in parts]) if parts else pd.DataFrame()
+
+
+def _spec(tmp_path: Path, name: str, trials: int) -> Path:
+    spec = tiny_spec(
+        tmp_path,
+        name=name,
+        difficulties=["tiny"],
+        models={"lstm": {"family": "lstm", "hidden": 16}},
+        train={"episodes": 300, "batch_size": 8, "eval_every": 100, "eval_episodes": 16},
+        search={"trials_per_cell": trials, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
+        confirm={"seeds": 1},
+        max_concurrent=1,
+        fault_tolerance={"checkpoint_every_s": 0},
+    )
+    return write_spec(tmp_path, spec)
+
+
+def test_sbatch_runs_the_sweep(slurm: dict[str, str], tmp_path: Path) -> None:
+    log = tmp_path / "job.out"
+    job = _submit(slurm, _spec(tmp_path, "slurm", 2), log)
+    _wait_done(slurm, job, log)
+    trials = pd.read_parquet(tmp_path / "results" / "slurm" / "trials")
+    assert sorted(trials["phase"]) == ["confirm", "search", "search"]
+    assert set(trials["status"]) == {"completed"}
+    assert "finished in" in log.read_text()
+
+
+def test_a_requeued_job_finishes_the_sweep_exactly(slurm: dict[str, str], tmp_path: Path) -> None:
+    log = tmp_path / "job.out"
+    folder = tmp_path / "results" / "requeued"
+    job = _submit(slurm, _spec(tmp_path, "requeued", 4), log)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(_raw_trials(folder)) < 1:
+        time.sleep(0.5)
+    before = _raw_trials(folder)
+    assert 1 <= len(before) < 5, "the sweep finished before it could be requeued"
+    subprocess.run(["scontrol", "requeue", job], env=slurm, check=True)
+    # Slurm holds a requeued job back (BeginTime, about 2 min) once it is pending again; this
+    # test need not wait for that
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _state(slurm, job) != "PENDING":
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=slurm, check=True)
+    _wait_done(slurm, job, log)
+    text = log.read_text()
+    assert "(run 1)" in text and "continuing the sweep there (same spec)" in text
+    raw = _raw_trials(folder)
+    # the budget exactly: 4 search trials and 1 confirmation, each once, none run twice
+    assert raw["trial_id"].is_unique, raw[["trial_id", "phase", "seed"]]
+    assert sorted(raw["phase"]) == ["confirm"] + ["search"] * 4
+    assert raw["seed"].is_unique
+    assert set(before["trial_id"]) <= set(raw["trial_id"])
