@@ -527,13 +527,13 @@ def _tracking_errors(tracking: Tracking, storage: str | None) -> list[str]:
         if (problem := missing_package(name)) is not None
     ]
     remote = storage is not None and "://" in storage and not storage.startswith("file://")
-    if tracking.mlflow is not None and tracking.mlflow.tracking_uri is None and remote:
-        if not os.environ.get("MLFLOW_TRACKING_URI"):
-            errors.append(
-                f"tracking.mlflow.tracking_uri: missing: the sweep's storage {quote(storage)} "
-                "is not a local folder, so give a server (http://HOST:PORT) or set "
-                "MLFLOW_TRACKING_URI"
-            )
+    mlflow = tracking.mlflow
+    if mlflow and not mlflow.tracking_uri and remote and not os.environ.get("MLFLOW_TRACKING_URI"):
+        errors.append(
+            f"tracking.mlflow.tracking_uri: missing: the sweep's storage {quote(storage)} "
+            "is not a local folder, so give a server (http://HOST:PORT) or set "
+            "MLFLOW_TRACKING_URI"
+        )
     return errors
 
 

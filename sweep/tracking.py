@@ -123,8 +123,14 @@ class Tracker(Callback):
                 _one_line(e),
             )
 
-    def setup(self, **info: Any) -> None:
-        self._call("setup", **info)
+    def setup(
+        self,
+        stop: Any = None,
+        num_samples: int | None = None,
+        total_num_samples: int | None = None,
+        **info: Any,
+    ) -> None:
+        self._call("setup", stop, num_samples, total_num_samples, **info)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
         self._call("on_trial_start", iteration, trials, trial, **info)
@@ -176,7 +182,7 @@ def _tensorboard(spec: SweepSpec, folder: str) -> Callback:
     storage: written locally, copied there when the trial ends)."""
     from ray.tune.logger import TBXLoggerCallback
 
-    class TensorBoard(TBXLoggerCallback):  # type: ignore[misc]  # Ray's class is untyped
+    class TensorBoard(TBXLoggerCallback):
         def __init__(self, sweep: str, folder: str):
             super().__init__()
             self.sweep, self.folder = sweep, folder
@@ -242,7 +248,7 @@ def _mlflow(sweep: str, uri: str, experiment: str) -> Callback:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
-    class MLflow(MLflowLoggerCallback):  # type: ignore[misc]  # Ray's class is untyped
+    class MLflow(MLflowLoggerCallback):
         def __init__(self, sweep: str, **kwargs: Any):
             super().__init__(**kwargs)
             self.sweep = sweep
@@ -252,7 +258,7 @@ def _mlflow(sweep: str, uri: str, experiment: str) -> Callback:
             # run's name is the trial's, `run_name`)
             shared = self.tags
             config = TrialConfig.from_dict(trial.config)
-            self.tags = {**shared, **identity(self.sweep, config, trial.trial_id)}
+            self.tags = {**(shared or {}), **identity(self.sweep, config, trial.trial_id)}
             try:
                 super().log_trial_start(trial)
             finally:
@@ -278,7 +284,7 @@ def _wandb(spec: SweepSpec, folder: str) -> Callback:
         os.makedirs(root, exist_ok=True)
         kwargs["dir"] = root
 
-    class Wandb(WandbLoggerCallback):  # type: ignore[misc]  # Ray's class is untyped
+    class Wandb(WandbLoggerCallback):
         def __init__(self, sweep: str, **kwargs: Any):
             super().__init__(**kwargs)
             self.sweep = sweep

@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from sweep.spec import SpecError, parse_spec
+from sweep.tracking import PACKAGES
 from tests.sweeps import SWEEP, MLflowServer, sweep, tiny_spec, write_spec
 
 METRIC = "bit_error"  # the patterns task's
@@ -20,8 +22,9 @@ TAGS = ["timesteps_total", METRIC, f"best_{METRIC}", "loss", "episodes_per_secon
 
 
 def _spec(tmp: Path, name: str, tracking: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    """2 models x (2 search trials + 1 confirmation seed): 6 trials of 2 evaluations."""
+    """2 models x (1 search trial + 1 confirmation seed): 4 trials of 2 evaluations."""
     models = {"plastic": {"family": "plastic"}, "lstm": {"family": "lstm", "hidden": 16}}
+    changes.setdefault("search", {**tiny_spec(tmp)["search"], "trials_per_cell": 1})
     return tiny_spec(
         tmp,
         name=name,
@@ -33,9 +36,9 @@ def _spec(tmp: Path, name: str, tracking: dict[str, Any], **changes: Any) -> dic
     )
 
 
-def _tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _tables(folder: Path, count: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
     trials = pd.read_parquet(folder / "trials")
-    assert len(trials) == 6 and set(trials["status"]) == {"completed"}
+    assert len(trials) == count and set(trials["status"]) == {"completed"}
     return trials, pd.read_parquet(folder / "curves")
 
 
@@ -71,7 +74,7 @@ def test_bad_tracking_settings_are_one_line_each(monkeypatch: pytest.MonkeyPatch
         "tracking.tensorbord: unknown key; did you mean 'tensorboard'?",
         "tracking.wandb.mode: 'sometimes': Input should be 'offline' or 'online'",
     ]
-    remote = tiny_spec(Path("/nonexistent"), storage="s3://bucket/sweeps", tracking={"mlflow": True})
+    remote = tiny_spec(Path("/x"), storage="s3://bucket/sweeps", tracking={"mlflow": True})
     with pytest.raises(SpecError) as e:
         parse_spec(remote)
     assert e.value.errors == [
@@ -107,8 +110,7 @@ def test_a_tracker_whose_package_is_missing_is_one_line_exit_2_and_nothing_writt
     `sitecustomize` on PYTHONPATH."""
     blocked = tmp_path / "blocked"
     blocked.mkdir()
-    packages = {"tensorboardX", "mlflow", "wandb"}
-    (blocked / "sitecustomize.py").write_text(BLOCK.format(BLOCKED=sorted(packages)))
+    (blocked / "sitecustomize.py").write_text(BLOCK.format(BLOCKED=sorted(PACKAGES.values())))
     tracking = {"tensorboard": True, "mlflow": {"experiment": "x"}, "wandb": {"project": "p"}}
     spec = _spec(tmp_path, "missing", tracking)
     done = sweep("run", str(write_spec(tmp_path, spec)), env={**_env(), "PYTHONPATH": str(blocked)})
@@ -117,7 +119,7 @@ def test_a_tracker_whose_package_is_missing_is_one_line_exit_2_and_nothing_writt
     assert lines == [
         f"sweep: error: tracking.{name}: package {package!r} is not installed; "
         f"pip install -e '.[{name}]' (or '.[tracking]' for all three)"
-        for name, package in [("tensorboard", "tensorboardX"), ("mlflow", "mlflow"), ("wandb", "wandb")]
+        for name, package in PACKAGES.items()
     ]
     assert not (tmp_path / "results").exists()
 
@@ -192,8 +194,16 @@ def _check_mlflow(client: Any, experiment: str, trials: pd.DataFrame, curves: pd
         for key in ("cell", "difficulty", "model", "phase", "sweep"):
             assert run.data.tags[key] == trial[key]
         assert run.data.tags["goal"] == "min" and run.data.tags["metric"] == METRIC
-        assert float(run.data.params["train/lr"]) == pytest.approx(trial["hp.lr"])
-        assert run.data.params["model_params/hidden"] == str(trial["hp.hidden"])
+        params = run.data.params
+        for column in [c for c in trials.columns if c.startswith("hp.") and pd.notna(trial[c])]:
+            name = column.removeprefix("hp.")  # every resolved hyperparameter is a param
+            logged = params.get(f"train/{name}", params.get(f"model_params/{name}"))
+            assert logged is not None, column
+            expected = trial[column]
+            if isinstance(expected, str | bool | np.bool_):
+                assert logged == str(expected)
+            else:
+                assert float(logged) == pytest.approx(float(expected))
         curve = _curve(curves, trial["trial_id"])
         for metric, column in [(METRIC, "error"), ("loss", "loss")]:
             history = sorted(client.get_metric_history(run.info.run_id, metric), key=_step)
@@ -223,7 +233,7 @@ def _wandb_records(path: Path) -> Iterator[Any]:
         pending += data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):  # a whole record, or the last chunk of one
-            record = wandb_internal_pb2.Record()
+            record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]
             record.ParseFromString(pending)
             yield record
             pending = b""
@@ -244,10 +254,14 @@ def test_wandb_offline_writes_one_run_folder_per_trial(local: tuple[Path, Any]) 
     for _, trial in trials.iterrows():
         records = list(_wandb_records(files[trial["trial_id"]]))
         (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
-        assert run.group == "local" and run.job_type == trial["phase"]
-        assert list(run.tags) == [trial["cell"], trial["difficulty"], trial["model"], trial["phase"]]
+        assert (run.project, run.run_group, run.job_type) == ("local", "local", trial["phase"])
+        assert run.display_name.startswith(f"{trial['cell']} {trial['phase']} seed")
+        config = {item.key: json.loads(item.value_json) for item in run.config.update}
+        for key in ("cell", "difficulty", "model", "phase", "seed"):
+            assert config[key] == trial[key]
+        assert list(run.tags) == [trial[k] for k in ("cell", "difficulty", "model", "phase")]
         logged = [
-            {item.key: json.loads(item.value_json) for item in r.history.item}
+            {_key(item): json.loads(item.value_json) for item in r.history.item}
             for r in records
             if r.WhichOneof("record_type") == "history"
         ]
@@ -256,12 +270,17 @@ def test_wandb_offline_writes_one_run_folder_per_trial(local: tuple[Path, Any]) 
         assert [h["timesteps_total"] for h in logged] == curve["episodes"].tolist()
 
 
+def _key(item: Any) -> str:
+    return str(item.key or "/".join(item.nested_key))
+
+
 # -- an MLflow server on loopback ------------------------------------------------------------
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[MLflowServer]:
-    running = MLflowServer(tmp_path / "server")
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowServer]:
+    """One server for the tests below; the last one kills it."""
+    running = MLflowServer(tmp_path_factory.mktemp("mlflow"))
     yield running
     running.stop()
 
@@ -288,7 +307,8 @@ def test_an_mlflow_server_that_dies_mid_sweep_is_one_warning_and_loses_no_row(
 
     tracking = {"tensorboard": True, "mlflow": {"tracking_uri": server.uri, "experiment": "dies"}}
     train = {"episodes": 600, "batch_size": 8, "eval_every": 200, "eval_episodes": 16}
-    path = write_spec(tmp_path, _spec(tmp_path, "dies", tracking, train=train))
+    search = {**tiny_spec(tmp_path)["search"], "trials_per_cell": 2}  # 6 trials: time to die
+    path = write_spec(tmp_path, _spec(tmp_path, "dies", tracking, train=train, search=search))
     driver = subprocess.Popen(
         [SWEEP, "run", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -299,14 +319,15 @@ def test_an_mlflow_server_that_dies_mid_sweep_is_one_warning_and_loses_no_row(
             server.stop()
             break
         time.sleep(0.2)
-    stdout, stderr = driver.communicate(timeout=600)
+    stderr = driver.communicate(timeout=600)[1]
     assert server.process.poll() is not None, "the sweep ended before its first run was seen"
     assert driver.returncode == 0, stderr[-3000:]
     (warning,) = _warnings(stderr)
     assert warning.startswith("tracking: mlflow failed (")
-    assert warning.endswith("it is off for the rest of this sweep, which goes on (the Parquet "
-                            "tables are complete)")
+    assert warning.endswith(
+        "it is off for the rest of this sweep, which goes on (the Parquet tables are complete)"
+    )
     folder = tmp_path / "results" / "dies"
-    trials, curves = _tables(folder)
+    trials, curves = _tables(folder, count=6)
     assert len(curves) == 3 * len(trials)  # every evaluation of every trial
     assert len(list((folder / "tensorboard").rglob("events.out.tfevents.*"))) == len(trials)
