@@ -247,6 +247,8 @@ def _mlflow(sweep: str, uri: str, experiment: str) -> Callback:
     # (the driver waits on every call); the user's own settings win.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    # not two lines of links per trial between the sweep's own output
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
     class MLflow(MLflowLoggerCallback):
         def __init__(self, sweep: str, **kwargs: Any):
