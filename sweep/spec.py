@@ -519,7 +519,9 @@ def _tracking_errors(tracking: Tracking, storage: str | None) -> list[str]:
     """Each tracker named has its package (imported here, so that a broken install fails
     now, not in the middle of the sweep); MLflow needs a tracking URI when the sweep's
     storage is not a local folder."""
-    from sweep.tracking import missing_package  # imports Ray's callbacks: only when needed
+    if not tracking.names():
+        return []
+    from sweep.tracking import missing_package  # imports Ray: only when a tracker is named
 
     errors = [
         f"tracking.{name}: {problem}"
