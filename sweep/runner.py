@@ -13,6 +13,7 @@ from sweep import plugins
 from sweep.errors import quote
 from sweep.plan import cell_ids, make_cells
 from sweep.progress import LiveCells, budget, counts_from_storage, render
+from sweep.records import TrialConfig
 from sweep.results import ResultsWriter, compact, read_table
 from sweep.scheduling import CellScheduler
 from sweep.search import CellSearcher
@@ -20,9 +21,11 @@ from sweep.spec import Resources, SpecError, SweepSpec, parse_spec_text
 from sweep.storage import download_journal, is_local, sees, upload_journal
 from sweep.store import SPEC_AS_WRITTEN, SPEC_FILE, filesystem
 from sweep.tasks import task_metric
+from sweep.tracking import run_name, trackers
 
 TUNE_DIR = "tune"
-# Tune's own CSV/JSON/TensorBoard loggers duplicate what the Parquet tables hold.
+# Tune's own CSV/JSON/TensorBoard loggers duplicate what the Parquet tables hold; the
+# trackers a spec asks for (`tracking:`) are added as callbacks of their own (sweep.tracking).
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 # ...so the ResultGrid that fit() builds at the end finds no per-trial result files; it
@@ -53,6 +56,11 @@ def sweep_dir(spec: SweepSpec) -> str:
 
 def _trial_dirname(trial: Any) -> str:
     return str(trial.trial_id)
+
+
+def _trial_name(trial: Any) -> str:
+    """What trackers call a trial's run: its cell, phase and seed, then its id."""
+    return run_name(TrialConfig.from_dict(trial.config), str(trial.trial_id))
 
 
 def _init_ray(
@@ -295,7 +303,8 @@ def run(
         raise
     _allow_pending_trials(spec)
     cells = make_cells(spec)  # the sweep's plan, resolved once
-    callbacks: list[Any] = [ResultsWriter(spec, folder)]
+    # the results writer first: a report is in the tables before any tracker sees it
+    callbacks: list[Any] = [ResultsWriter(spec, folder), *trackers(spec, folder)]
     if live:
         callbacks.append(LiveCells(spec))
     asha = spec.asha
@@ -310,6 +319,7 @@ def run(
             # a trial the scheduler stopped: data-parallel trials get fresh ones.
             reuse_actors=spec.resources.workers == 1,
             trial_dirname_creator=_trial_dirname,
+            trial_name_creator=_trial_name,
         ),
         run_config=tune.RunConfig(
             name=TUNE_DIR,

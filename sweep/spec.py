@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import os
 import re
 from collections.abc import Mapping
 from functools import cache
@@ -207,6 +208,46 @@ class ModelEntry(BaseModel):
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
+def _true_is_defaults(value: Any) -> Any:
+    """`mlflow: true` turns a tracker on with its defaults; `false` (or null) leaves it off."""
+    if value is True:
+        return {}
+    return None if value is False else value
+
+
+class MLflowTracking(_Strict):
+    """tracking_uri: where runs go, as MLflow takes it (a server `http://HOST:PORT`, a
+    folder, `sqlite:///FILE`); default: MLFLOW_TRACKING_URI, else `<sweep>/mlruns`.
+    experiment: the MLflow experiment (default: the sweep's name)."""
+
+    tracking_uri: Annotated[str, Field(min_length=1)] | None = None
+    experiment: Annotated[str, Field(min_length=1)] | None = None
+
+
+class WandbTracking(_Strict):
+    """project: the W&B project (default: WANDB_PROJECT, else the sweep's name).
+    mode: offline writes run folders under `<sweep>/wandb/` for `wandb sync`; online sends
+    (with the key from `wandb login` or WANDB_API_KEY). entity: team or user (default: W&B's)."""
+
+    project: Annotated[str, Field(min_length=1)] | None = None
+    mode: Literal["offline", "online"] = "offline"
+    entity: Annotated[str, Field(min_length=1)] | None = None
+
+
+class Tracking(_Strict):
+    """Trackers that follow the sweep live (all off by default); credentials come from each
+    tool's own environment, never from the spec."""
+
+    tensorboard: bool = False
+    mlflow: Annotated[MLflowTracking | None, BeforeValidator(_true_is_defaults)] = None
+    wandb: Annotated[WandbTracking | None, BeforeValidator(_true_is_defaults)] = None
+
+    def names(self) -> list[str]:
+        """The trackers turned on, in the spec's order of fields."""
+        on = {"tensorboard": self.tensorboard, "mlflow": self.mlflow, "wandb": self.wandb}
+        return [name for name, value in on.items() if value]
+
+
 def _difficulty(value: Any) -> str | dict[str, dict[str, Any]]:
     """A ladder level's name, or {name: {level: LEVEL, PARAM: VALUE, ...}}."""
     if isinstance(value, str) and _NAME.fullmatch(value):
@@ -246,6 +287,7 @@ class SweepSpec(_Strict):
     resources: Resources = Field(default_factory=Resources)
     max_concurrent: PositiveInt | None = None
     fault_tolerance: FaultTolerance = Field(default_factory=FaultTolerance)
+    tracking: Tracking = Field(default_factory=Tracking)
     # modules that register rules, families or tasks (sweep.plugins); plugin_root: the folder
     # they are looked up in first, set to the spec's own folder when a spec file is loaded
     plugins: list[str] = Field(default_factory=list)
@@ -470,6 +512,32 @@ def _cross_errors(values: dict[str, Any], raw: Mapping[Any, Any]) -> list[str]:
         if "difficulties" in values and "confirm" in values and "models" in raw:
             cells = len(_difficulty_items(values["difficulties"])) * len(names)
             errors += _seed_errors(values["search"], values["confirm"], cells)
+    if "tracking" in values:
+        errors += _tracking_errors(values["tracking"], values.get("storage"))
+    return errors
+
+
+def _tracking_errors(tracking: Tracking, storage: str | None) -> list[str]:
+    """Each tracker named has its package (imported here, so that a broken install fails
+    now, not in the middle of the sweep); MLflow needs a tracking URI when the sweep's
+    storage is not a local folder."""
+    if not tracking.names():
+        return []
+    from sweep.tracking import missing_package  # imports Ray: only when a tracker is named
+
+    errors = [
+        f"tracking.{name}: {problem}"
+        for name in tracking.names()
+        if (problem := missing_package(name)) is not None
+    ]
+    remote = storage is not None and "://" in storage and not storage.startswith("file://")
+    mlflow = tracking.mlflow
+    if mlflow and not mlflow.tracking_uri and remote and not os.environ.get("MLFLOW_TRACKING_URI"):
+        errors.append(
+            f"tracking.mlflow.tracking_uri: missing: the sweep's storage {quote(storage)} "
+            "is not a local folder, so give a server (http://HOST:PORT) or set "
+            "MLFLOW_TRACKING_URI"
+        )
     return errors
 
 

@@ -211,6 +211,46 @@ class S3Server:
         self.process.wait()
 
 
+class MLflowServer:
+    """`mlflow server` on loopback with a folder as its store (MLflow's own client, server and
+    REST API); `uri` is its tracking URI."""
+
+    def __init__(self, store: Path) -> None:
+        self.port = _free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        server = str(Path(sys.executable).with_name("mlflow"))
+        command = [server, "server", "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--workers", "1", "--backend-store-uri", store.absolute().as_uri()]
+        command += ["--default-artifact-root", (store / "artifacts").absolute().as_uri()]
+        env = {**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true"}
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import urllib.request
+
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError("the MLflow server did not start")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
 def kill_node_mid_trial(
     cluster: LocalCluster,
     node: subprocess.Popen[bytes],
