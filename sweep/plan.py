@@ -13,6 +13,9 @@ from sweep.records import TrialConfig
 from sweep.spec import SEEDS_PER_CELL, SEEDS_PER_SWEEP, TRAIN_SEARCHABLE, Distribution, SweepSpec
 from sweep.tasks import Task, make_task
 
+# the reference of a task that declares none: the families' own defaults
+FAMILY_DEFAULTS = Method()
+
 _SET_PER_TRIAL = ("seed", "device")
 
 
@@ -29,7 +32,9 @@ class TaskInfo:
     chance: float
     solved_threshold: float
     references: dict[str, float]
-    method: Method  # what the task's reference code sets (`sweep.defaults`)
+    # what the task's reference code sets (`sweep.defaults`); the default also serves plans
+    # pickled before it existed (a resumed older sweep)
+    method: Method = FAMILY_DEFAULTS
 
     @classmethod
     def of(cls, task: Task, name: str, level: str | None, overrides: dict[str, Any]) -> TaskInfo:
