@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import torch
@@ -147,12 +148,14 @@ class RewardTaskBase:
     goal = "max"
     # Backpropamine's training settings for this task (its README's command line), and the
     # unmodulated plastic network's eta there
-    reference_train: ClassVar[dict[str, Any]]
-    reference_eta: ClassVar[float]
+    # (a plugin's reward task may leave these: TrainConfig's defaults, Backpropamine's maze eta
+    # and 64 neurons)
+    reference_train: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    reference_eta: ClassVar[float] = 0.01
 
     def reference_hidden(self) -> int:
         """The plastic network's neurons at this level: the reference's, scaled to it."""
-        raise NotImplementedError
+        return 64
 
     @property
     def method(self) -> Method:
