@@ -30,7 +30,7 @@ from sweep.train import TrainConfig, Trial
 from sweep.trainable import load_checkpoint, save_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.sweeps import S3Server
+from tests.support.sweeps import S3Server
 
 CASES = {  # name -> (pattern level, model family)
     "50-bit plastic (N = 51)": ("paper-simplified", "plastic"),

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 
 from sweep.models import FAMILIES, Model, build_model
+from tests.support.sweeps import sweep, tiny_spec, write_spec
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -29,3 +33,15 @@ def make(family: str, input_size: int = 9, output_size: int = 8, **params: objec
     model = build_model(family, input_size, output_size, params, device="cpu")
     model.reset_parameters(torch.Generator().manual_seed(0))
     return model
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One real sweep of `tiny_spec` on embedded Ray (2 difficulties x 3 models x (2 search
+    + 2 confirmation trials)), run once per test session for every test that only reads it:
+    its folder and the finished `sweep run`. Tests that change files work on a copy."""
+    tmp = tmp_path_factory.mktemp("tiny")
+    done = sweep("run", str(write_spec(tmp, tiny_spec(tmp))))
+    return tmp / "results" / "tiny", done

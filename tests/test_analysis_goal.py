@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from analysis import Results, Summary, load, summarize
 from analysis.plots import (
@@ -30,8 +29,8 @@ from analysis.plots import (
 from analysis.report import write_report
 from analysis.summary import frontier_text
 from analysis.tables import CURVES_COLUMNS
-from sweep.results import write_part
 from sweep.store import SCHEMA_VERSION, VERSIONED
+from tests.support.folders import sweep_folder
 from tests.test_analysis_summary import seeds
 
 LEVELS = ["5x5", "7x7", "9x9"]
@@ -70,12 +69,8 @@ def reward_seeds(difficulty: str, model: str, rewards: Any, **values: Any) -> li
 
 
 def write_sweep(root: Path, name: str, task: str, rows: list[dict[str, Any]]) -> Path:
-    """A sweep folder whose part files the sweep's writer wrote, and a resolved spec.yaml
-    with unset options as null (as `sweep run` writes it)."""
-    folder = root / name
-    folder.mkdir(parents=True)
+    """A resolved spec.yaml with unset options as null (as `sweep run` writes it)."""
     spec = {
-        "name": name,
         "task": task,
         "difficulties": LEVELS if task == "maze" else ["easy", "hard"],
         "models": {
@@ -86,9 +81,7 @@ def write_sweep(root: Path, name: str, task: str, rows: list[dict[str, Any]]) ->
         "search": {"space": {"lr": {"uniform": None, "loguniform": [1e-4, 1e-2]}}},
         "plugin_root": None,
     }
-    (folder / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    write_part(folder, "trials", [{**r, "sweep": name, **PROVENANCE} for r in rows])
-    return folder
+    return sweep_folder(root, name, spec, trials=rows, provenance=PROVENANCE)
 
 
 def maze_rows() -> list[dict[str, Any]]:

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-import yaml
 
 import analysis
 from analysis import NoSweepError, UnreadablePartWarning, load
@@ -27,6 +26,7 @@ from sweep.results import (
     SCHEMAS,
     write_part,
 )
+from tests.support.folders import sweep_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,11 +67,7 @@ def curve_row(trial_id: str, step: int, error: float, **values: Any) -> dict[str
 
 
 def make_sweep(root: Path, name: str = "s", difficulties: tuple[str, ...] = ("tiny",)) -> Path:
-    folder = root / name
-    folder.mkdir(parents=True)
-    spec = {"name": name, "task": "patterns", "difficulties": list(difficulties)}
-    (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
-    return folder
+    return sweep_folder(root, name, {"difficulties": list(difficulties)})
 
 
 def test_columns_load_with_their_documented_dtypes(tmp_path: Path) -> None:

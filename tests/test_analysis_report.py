@@ -4,7 +4,6 @@ output of a real tiny sweep."""
 from __future__ import annotations
 
 import html
-import os
 import re
 import shutil
 import subprocess
@@ -14,20 +13,22 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
 
 from analysis import UnreadablePartWarning, load, summarize
 from analysis.report import write_report
 from sweep.results import write_part
-from tests.sweeps import sweep, tiny_spec, write_spec
+from tests.support.folders import sweep_folder
+from tests.support.sweeps import bound_by_permissions
 from tests.test_analysis_summary import HIGH, LOW, pictures, seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def analysis_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def analysis_cli(*args: str, bound: bool = False) -> subprocess.CompletedProcess[str]:
+    """`python -m analysis <args>`; `bound`: as a process that file permissions bind."""
+    command = [sys.executable, "-m", "analysis", *args]
     return subprocess.run(
-        [sys.executable, "-m", "analysis", *args],
+        bound_by_permissions(command) if bound else command,
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -45,14 +46,9 @@ def headline_rows(page: str) -> list[tuple[str, str, bool]]:
 
 # -- hand-built sweeps ----------------------------------------------------------------------
 def written_sweep(root: Path, rows: list[dict[str, Any]], name: str = "hand") -> Path:
-    """A sweep folder whose part files the sweep's own writer wrote from `rows`."""
-    folder = root / name
-    folder.mkdir(parents=True)
-    spec = {"name": name, "task": "patterns", "difficulties": ["easy", "hard"]}
-    (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
     provenance = {"git_commit": "abc123", "device": "cpu", "node": "n1", "schema_version": 1}
-    write_part(folder, "trials", [{**r, "sweep": name, **provenance} for r in rows])
-    return folder
+    spec = {"difficulties": ["easy", "hard"]}
+    return sweep_folder(root, name, spec, trials=rows, provenance=provenance)
 
 
 def test_report_headline_marks_significant_wins_and_leaves_out_diverged(tmp_path: Path) -> None:
@@ -133,13 +129,12 @@ def test_a_folder_of_other_things_is_named_in_one_line_each(tmp_path: Path) -> N
         assert lines[1].startswith(f"analysis: {tmp_path}: no sweep here")
 
 
-@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root reads anything")
 def test_a_folder_that_cannot_be_read_is_named(tmp_path: Path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0)
     try:
-        done = analysis_cli("summary", str(locked))
+        done = analysis_cli("summary", str(locked), bound=True)
         assert done.returncode == 2
         assert done.stderr.splitlines() == [
             f"analysis: {locked}: cannot be read (permission denied)"
@@ -149,13 +144,12 @@ def test_a_folder_that_cannot_be_read_is_named(tmp_path: Path) -> None:
 
 
 # -- a real sweep ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One tiny real sweep (embedded Ray): 2 difficulties x 3 models x (2 + 2) trials."""
-    tmp = tmp_path_factory.mktemp("analysis")
-    done = sweep("run", str(write_spec(tmp, tiny_spec(tmp))))
+@pytest.fixture
+def tiny(tiny_sweep: tuple[Path, subprocess.CompletedProcess[str]]) -> Path:
+    """The session's tiny real sweep (embedded Ray): 2 difficulties x 3 models x (2 + 2)."""
+    folder, done = tiny_sweep
     assert done.returncode == 0, done.stderr[-3000:]
-    return tmp / "results" / "tiny"
+    return folder
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.sweeps import tiny_spec
+from tests.support.sweeps import tiny_spec
 
 SWEEP = [str(Path(sys.executable).with_name("sweep"))]
 

@@ -5,10 +5,8 @@ object storage is moto's S3 server on loopback, spoken to by pyarrow's real S3 c
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,15 +17,14 @@ import pytest
 
 import analysis
 from sweep.results import read_table
-from tests.sweeps import (
-    SWEEP,
-    LocalCluster,
-    S3Server,
+from tests.support.driver import (
+    Driver,
+    assert_kept,
     kill_node_mid_trial,
-    sweep,
-    tiny_spec,
-    write_spec,
+    kill_when_rows,
+    tapped_rows,
 )
+from tests.support.sweeps import LocalCluster, S3Server, sweep, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
 needs_root = pytest.mark.skipif(
@@ -103,21 +100,21 @@ def test_an_s3_sweep_on_nodes_that_share_no_disk_survives_losing_a_worker(
             confirm={"seeds": 0},
             fault_tolerance={"max_failures": 3, "checkpoint_every_s": 0},
         )
-        driver = subprocess.Popen(
-            [SWEEP, "run", str(write_spec(tmp_path, spec)), "--address", cluster.address],
-            env=cluster.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        victim = cluster.node_with("victim")
-        killed = kill_node_mid_trial(cluster, cluster.nodes[1], victim, folder, driver)
-        assert killed is not None, "no trial ran on the worker"
-        _, stderr = driver.communicate(timeout=600)
-        assert driver.returncode == 0, stderr.decode()[-3000:]
+        line = ("run", str(write_spec(tmp_path, spec)), "--address", cluster.address)
+        with Driver(*line, logs=tmp_path, env=cluster.env, tap=tmp_path / "raw") as driver:
+            victim = cluster.node_with("victim")
+            before = kill_node_mid_trial(cluster, cluster.nodes[1], victim, folder, driver)
+            assert driver.finish() == 0, driver.stderr[-3000:]
     finally:
         cluster.stop()
+    killed = before["trial_id"].iloc[0]
     trials, curves = read_table(folder, "trials"), read_table(folder, "curves")
     assert len(trials) == 3 and set(trials["status"]) == {"completed"}
+    # every step reported once, counted before compaction (which keeps one row per step),
+    # and the steps reported before the kill are the ones kept
+    raw = tapped_rows(tmp_path / "raw", "curves")
+    assert len(raw) == 3 * 6 and not raw.duplicated(["trial_id", "step"]).any()
+    assert_kept(before, curves, ["trial_id", "step"], ["wall_s", "error", "node"])
     assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 3).all()
     resumed = curves[curves["trial_id"] == killed].sort_values("step")
     assert resumed["node"].iloc[0] == victim and resumed["node"].iloc[-1] != victim
@@ -142,37 +139,23 @@ def test_a_killed_driver_resumes_from_s3_on_a_fresh_disk_and_analysis_reads_it(
         confirm={"seeds": 1},
         fault_tolerance={"checkpoint_every_s": 0},
     )
-    first_cache = tmp_path / "first-driver-cache"
-    driver = subprocess.Popen(
-        [SWEEP, "run", str(write_spec(tmp_path, spec))],
-        env={**os.environ, "SWEEP_CACHE": str(first_cache)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and driver.poll() is None:
-            if len(read_table(folder, "trials")) >= 3:
-                break
-            time.sleep(0.5)
-        assert driver.poll() is None, "the sweep finished before it could be killed"
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and its embedded Ray
-        driver.wait()
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-    before = read_table(folder, "trials")
+    first_cache, tap = tmp_path / "first-driver-cache", tmp_path / "raw"
+    first = {"SWEEP_CACHE": str(first_cache)}
+    with Driver("run", str(write_spec(tmp_path, spec)), logs=tmp_path, env=first) as driver:
+        before = kill_when_rows(driver, folder, "trials", 3)  # the driver and its embedded Ray
     assert 3 <= len(before) < 16
     assert (first_cache.exists()) and not (tmp_path / "results").exists()  # all of it in S3
 
     fresh = tmp_path / "fresh-head-cache"  # a new head: nothing on its disk
-    done = sweep("resume", folder, env={**os.environ, "SWEEP_CACHE": str(fresh)})
+    done = sweep("resume", folder, env={**os.environ, "SWEEP_CACHE": str(fresh)}, tap=tap)
     assert done.returncode == 0, done.stderr[-3000:]
     trials = read_table(folder, "trials")
     assert len(trials) == 4 * (3 + 1)
     assert set(trials["status"]) == {"completed"}, trials["error"].dropna().tolist()
-    assert set(before["trial_id"]) <= set(trials["trial_id"])
+    # trials finished before the kill were not run again: one row per trial before
+    # compaction, and the rows written before the kill are the ones kept
+    assert tapped_rows(tap, "trials")["trial_id"].is_unique
+    assert_kept(before, trials, ["trial_id"], ["started_at", "finished_at", "final_error"])
     curves = read_table(folder, "curves")
     assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 16).all()
 
@@ -197,7 +180,7 @@ def test_a_killed_driver_resumes_from_s3_on_a_fresh_disk_and_analysis_reads_it(
     assert (out / "report.html").stat().st_size > 10_000
 
 
-def _kill_trial_workers(driver: subprocess.Popen[bytes]) -> int:
+def _kill_trial_workers(driver: Driver) -> int:
     """SIGKILL every Ray worker process running a trial under this driver."""
     killed = 0
     for proc in psutil.Process(driver.pid).children(recursive=True):
@@ -223,25 +206,13 @@ def test_a_sweep_whose_trials_all_fail_exits_non_zero_naming_the_error(tmp_path:
         confirm={"seeds": 1},
         fault_tolerance={"max_failures": 0},
     )
-    driver = subprocess.Popen(
-        [SWEEP, "run", str(write_spec(tmp_path, spec))],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while driver.poll() is None and time.monotonic() < deadline:
-            _kill_trial_workers(driver)
-            time.sleep(0.5)
-        stdout, stderr = driver.communicate(timeout=60)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-    assert driver.returncode == 1, stderr.decode()[-3000:]
-    last = stderr.decode().strip().splitlines()[-1]
+    with Driver("run", str(write_spec(tmp_path, spec)), logs=tmp_path) as driver:
+        # kill every trial's workers as they start, again and again, until the sweep ends
+        driver.wait_until(lambda: _kill_trial_workers(driver) < 0, every=0.5)
+        assert driver.finish(timeout=60) == 1, driver.stderr[-3000:]
+    last = driver.stderr.strip().splitlines()[-1]
     assert last.startswith("sweep: error: every trial of 1 cell(s) failed (small/plastic)")
     assert "most often (2x) with: " in last
     trials = pd.read_parquet(tmp_path / "results" / "doomed" / "trials")
     assert len(trials) == 2 and set(trials["status"]) == {"failed"}
-    assert "small/plastic" in stdout.decode()  # the cells table, printed before the error
+    assert "small/plastic" in driver.stdout  # the cells table, printed before the error

@@ -15,7 +15,7 @@ from sweep.distributed import Rendezvous, broadcast, free_port, leave
 from sweep.spec import SpecError, parse_spec
 from sweep.tasks import make_task
 from sweep.train import Ranks, TrainConfig, Trial
-from tests.sweeps import tiny_spec
+from tests.support.sweeps import tiny_spec
 
 # 45 episodes in batches of 7: the last batch has 3, fewer than 4 ranks (an empty shard)
 SETTINGS: dict[str, Any] = {

@@ -6,18 +6,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import psutil
-import pyarrow.parquet as pq
 import pytest
 
-from tests.sweeps import SWEEP, sweep, tiny_spec, write_spec
+from tests.support.driver import Driver, assert_kept, raw_rows, raw_table, tapped_rows
+from tests.support.sweeps import sweep, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -34,14 +31,6 @@ while ray.available_resources().get("CPU", 0) < total and time.monotonic() - sta
     time.sleep(0.2)
 print(json.dumps({"total": total, "free": ray.available_resources().get("CPU", 0)}))
 """
-
-
-def _raw(folder: Path, table: str) -> pd.DataFrame:
-    """Every row of every part file, without the readers' de-duplication."""
-    parts = sorted((folder / table).glob("part-*.parquet"))
-    if not parts:
-        return pd.DataFrame(columns=["trial_id", "step"])
-    return pd.concat(pq.read_table(p).to_pandas() for p in parts)
 
 
 def _workers_of(pid: int) -> list[psutil.Process]:
@@ -84,38 +73,28 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_and_asha_frees_every_cpu
         },
         early_stop={"scheduler": "asha", "grace_episodes": 4000, "reduction_factor": 2},
     )
-    folder = tmp_path / "results" / "dp"
-    driver = subprocess.Popen(
-        [sys.executable, "-c", RUN_AND_COUNT, str(write_spec(tmp_path, spec))],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    killed_trial, killed_pid, before = None, None, pd.DataFrame()
-    try:
-        deadline = time.monotonic() + 300
-        while killed_trial is None and time.monotonic() < deadline and driver.poll() is None:
-            curves = _raw(folder, "curves")
-            workers = _workers_of(driver.pid)
+    folder, tap = tmp_path / "results" / "dp", tmp_path / "raw"
+    script = "from tests.support.tap import install\ninstall()\n" + RUN_AND_COUNT
+    with Driver(str(write_spec(tmp_path, spec)), logs=tmp_path, tap=tap, script=script) as driver:
+
+        def first_trial_mid_way() -> tuple[pd.DataFrame, int] | None:
             # the first trial (ASHA stops none at a rung it reaches first; trials run one at
             # a time), with a checkpoint and steps still to go (6 in all)
-            first = (
-                curves[curves["trial_id"] == curves["trial_id"].iloc[0]] if len(curves) else curves
-            )
+            curves, workers = raw_rows(folder, "curves"), _workers_of(driver.pid)
+            if not len(curves):
+                return None
+            first = curves[curves["trial_id"] == curves["trial_id"].iloc[0]]
             if len(first) == len(curves) and 1 <= len(first) <= 3 and len(workers) == 1:
-                killed_trial, before = first["trial_id"].iloc[0], first
-                killed_pid = workers[0].pid
-                os.kill(killed_pid, signal.SIGKILL)
-            time.sleep(0.1)
-        out, err = driver.communicate(timeout=600)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait()
-    assert killed_trial is not None, "no worker to kill"
-    assert driver.returncode == 0, err[-3000:]
-    resources = json.loads(out.strip().splitlines()[-1])
+                return first, workers[0].pid
+            return None
+
+        found = driver.wait_until(first_trial_mid_way, every=0.1)
+        assert found is not None, "no worker to kill"
+        before, killed_pid = found
+        killed_trial = before["trial_id"].iloc[0]
+        os.kill(killed_pid, signal.SIGKILL)
+        assert driver.finish() == 0, driver.stderr[-3000:]
+    resources = json.loads(driver.stdout.strip().splitlines()[-1])
     assert resources["free"] == resources["total"] == 2  # nothing left reserved
 
     trials = pd.read_parquet(folder / "trials")
@@ -126,16 +105,18 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_and_asha_frees_every_cpu
     assert (trials["nodes"].str.split(";").map(len) == 2).all()
     assert (trials["episodes_per_second"] > 0).all()
 
+    # no step reported twice (counted before compaction, which keeps one row per step)
+    assert not tapped_rows(tap, "curves").duplicated(["trial_id", "step"]).any()
+    assert tapped_rows(tap, "trials")["trial_id"].is_unique
     curves = pd.read_parquet(folder / "curves")
-    assert not curves.duplicated(["trial_id", "step"]).any()
     for trial_id, steps in curves.groupby("trial_id")["step"]:  # none lost
         assert sorted(steps) == list(range(1, len(steps) + 1)), trial_id
     # the killed trial failed (rank 0's collective saw its peer die), was retried, and went
     # on from its checkpoint: the steps reported before the kill are the ones kept (a restart
     # from scratch would have replaced them with new runs, other timings)
     assert (folder / "tune" / killed_trial / "error.txt").exists()
+    assert_kept(before, curves, ["trial_id", "step"], ["wall_s", "error"])
     kept = curves[curves["trial_id"] == killed_trial].set_index("step")["wall_s"]
-    assert kept.loc[before["step"]].tolist() == before["wall_s"].tolist()
     assert sorted(kept.index) == list(range(1, 7)) and kept.is_monotonic_increasing
     killed = trials[trials["trial_id"] == killed_trial]
     assert killed["status"].item() == "completed" and killed["episodes"].item() == 24000
@@ -150,38 +131,29 @@ def test_resume_after_a_killed_driver_with_two_worker_trials(tmp_path: Path) -> 
         early_stop="none",
         confirm={"seeds": 1},
     )
-    folder = tmp_path / "results" / "dpresume"
-    driver = subprocess.Popen(
-        [SWEEP, "run", str(write_spec(tmp_path, spec)), "--num-cpus", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and driver.poll() is None:
-            if len(_raw(folder, "trials")) >= 1 and len(_workers_of(driver.pid)) == 1:
-                break
-            time.sleep(0.2)
-        assert driver.poll() is None, "the sweep finished before it could be killed"
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-    before = _raw(folder, "trials")
+    folder, tap = tmp_path / "results" / "dpresume", tmp_path / "raw"
+    with Driver("run", str(write_spec(tmp_path, spec)), "--num-cpus", "2", logs=tmp_path) as driver:
+        mid_trial = driver.wait_until(
+            lambda: len(raw_table(folder, "trials")) >= 1 and len(_workers_of(driver.pid)) == 1
+        )
+        assert mid_trial, "the sweep finished before it could be killed"
+        driver.kill()
+    before = raw_rows(folder, "trials")
     assert 1 <= len(before) < 4
 
-    done = sweep("resume", str(folder), "--num-cpus", "2")
+    done = sweep("resume", str(folder), "--num-cpus", "2", tap=tap)
     assert done.returncode == 0, done.stderr[-3000:]
-    raw = _raw(folder, "trials")
     trials = pd.read_parquet(folder / "trials")
     assert len(trials) == 3 + 1 and trials["trial_id"].is_unique
     assert set(trials["status"]) == {"completed"} and (trials["workers"] == 2).all()
-    # trials finished before the kill were not run again
-    assert (raw[raw["trial_id"].isin(before["trial_id"])].groupby("trial_id").size() == 1).all()
+    # trials finished before the kill were not run again: one row per trial before
+    # compaction, and the rows written before the kill are the ones kept
+    assert tapped_rows(tap, "trials")["trial_id"].is_unique
+    assert_kept(before, trials, ["trial_id"], ["started_at", "finished_at", "final_error"])
+    raw_curves = tapped_rows(tap, "curves")
+    finished = raw_curves[raw_curves["trial_id"].isin(before["trial_id"])]
+    assert not finished.duplicated(["trial_id", "step"]).any()
     curves = pd.read_parquet(folder / "curves")
-    assert not curves.duplicated(["trial_id", "step"]).any()
     assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 4).all()
 
 

@@ -30,7 +30,7 @@ from sweep.spec import EarlyStop, SweepSpec, parse_spec
 from sweep.store import reached
 from sweep.tasks import TASKS, make_task, register_task
 from sweep.tasks.patterns import LEVELS, PatternTask
-from tests.sweeps import status_rows, sweep, tiny_spec, write_spec
+from tests.support.sweeps import status_rows, sweep, tiny_spec, write_spec
 
 # A researcher's task: the pattern task scored as the fraction of bits right.
 RECALL = '''

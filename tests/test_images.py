@@ -15,7 +15,7 @@ from sweep.results import RECONSTRUCTIONS_SCHEMA
 from sweep.tasks import levels, make_task
 from sweep.tasks.images import ImageTask, skimage_patches
 from sweep.train import RECONSTRUCTIONS, TrainConfig, Trial, seeded
-from tests.sweeps import sweep
+from tests.support.sweeps import sweep
 
 
 def gen(seed: int) -> torch.Generator:
@@ -171,7 +171,7 @@ def test_plastic_network_trains_on_images() -> None:
 def test_an_image_sweep_runs_end_to_end(tmp_path: Path) -> None:
     import pandas as pd
 
-    from tests.sweeps import tiny_spec, write_spec
+    from tests.support.sweeps import tiny_spec, write_spec
 
     spec = tiny_spec(
         tmp_path,

@@ -17,14 +17,16 @@ from sweep.models import (
     num_parameters,
 )
 from tests.conftest import make
+from tests.support.registries import ALPHAS, MODULATIONS, PLASTIC_FAMILIES, RULES
 
 T, B, IN, OUT = 7, 3, 9, 8
 VARIANTS: list[dict[str, object]] = [
     {"family": family, "rule": rule, "modulation": modulation, "fanout": fanout, "alpha": alpha}
-    for family in ["plastic", "plastic_lstm"]
-    for rule in ["hebb", "oja", "additive"]
-    for modulation, fanout in [("none", False), ("simple", True), ("retroactive", False)]
-    for alpha in ["connection", "neuron", "scalar"]
+    for family in PLASTIC_FAMILIES
+    for rule in RULES
+    for modulation in MODULATIONS
+    for fanout in [modulation == "simple"]  # fan-out goes with a simple modulator
+    for alpha in ALPHAS
 ]
 
 

@@ -9,12 +9,11 @@ import torch
 
 from plastic_models import PlasticConfig, PlasticNetwork, reference_forward
 from sweep.models import num_parameters
+from tests.support.registries import ALPHAS, RULES
 
 VARIANTS = [
     dict(rule=rule, alpha=alpha, clip=clip, hidden=hidden)
-    for rule, alpha, clip, hidden in itertools.product(
-        ["hebb", "oja", "additive"], ["connection", "neuron", "scalar"], [None, 0.05], [None, 6]
-    )
+    for rule, alpha, clip, hidden in itertools.product(RULES, ALPHAS, [None, 0.05], [None, 6])
 ]
 
 

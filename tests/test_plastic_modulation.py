@@ -16,11 +16,9 @@ from plastic_models import (
     reference_forward,
     reference_lstm_forward,
 )
+from tests.support.registries import ALPHAS, MODULATIONS, RULES
 from tests.test_plastic import _grads, _max_rel
 
-RULES = ["hebb", "oja", "additive"]
-MODULATIONS = ["none", "simple", "retroactive"]
-ALPHAS = ["connection", "neuron", "scalar"]
 TOLERANCE = {torch.float64: (1e-10, 1e-8), torch.float32: (1e-5, 1e-3)}  # outputs, gradients
 
 

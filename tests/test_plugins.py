@@ -14,7 +14,7 @@ import yaml
 from plastic_models.rules import REGISTRY
 from sweep import plugins
 from sweep.models import FAMILIES
-from tests.sweeps import sweep, tiny_spec, write_spec
+from tests.support.sweeps import sweep, tiny_spec, write_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

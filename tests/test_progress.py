@@ -13,7 +13,7 @@ from sweep.progress import CellCounts, eta, render
 from sweep.results import write_part
 from sweep.spec import parse_spec
 from sweep.store import SPEC_FILE
-from tests.sweeps import status_rows
+from tests.support.sweeps import status_rows
 
 
 def test_eta_extrapolates_from_the_finished_trials() -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import subprocess
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,15 +12,8 @@ import pyarrow.fs as pafs
 import pytest
 
 from sweep.results import read_table, write_part
-from tests.sweeps import (
-    SWEEP,
-    LocalCluster,
-    kill_node_mid_trial,
-    status_rows,
-    sweep,
-    tiny_spec,
-    write_spec,
-)
+from tests.support.driver import Driver, assert_kept, kill_node_mid_trial, tapped_rows
+from tests.support.sweeps import LocalCluster, status_rows, sweep, tiny_spec, write_spec
 
 
 def _curve_row(trial: str, step: int) -> dict[str, Any]:
@@ -181,24 +172,24 @@ def test_node_loss_trials_resume_from_their_checkpoints(tmp_path: Path) -> None:
             confirm={"seeds": 0},
             fault_tolerance={"max_failures": 3, "checkpoint_every_s": 0},
         )
-        folder = tmp_path / "results" / "nodeloss"
-        driver = subprocess.Popen(
-            [SWEEP, "run", str(write_spec(tmp_path, spec)), "--address", cluster.address],
-            env=cluster.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        victim_node = cluster.node_with("victim")
-        killed_trial = kill_node_mid_trial(cluster, victim, victim_node, folder, driver)
-        assert killed_trial is not None, "no trial ran on the second node"
-        _, stderr = driver.communicate(timeout=600)
-        assert driver.returncode == 0, stderr.decode()[-3000:]
+        folder, tap = tmp_path / "results" / "nodeloss", tmp_path / "raw"
+        line = ("run", str(write_spec(tmp_path, spec)), "--address", cluster.address)
+        with Driver(*line, logs=tmp_path, env=cluster.env, tap=tap) as driver:
+            victim_node = cluster.node_with("victim")
+            before = kill_node_mid_trial(cluster, victim, victim_node, folder, driver)
+            assert driver.finish() == 0, driver.stderr[-3000:]
     finally:
         cluster.stop()
+    killed_trial = before["trial_id"].iloc[0]
     trials = pd.read_parquet(folder / "trials")
     curves = pd.read_parquet(folder / "curves")
     assert len(trials) == 3 and set(trials["status"]) == {"completed"}
-    assert not curves.duplicated(["trial_id", "step"]).any()
+    # every step reported once, counted before compaction (which keeps one row per step),
+    # and the steps reported before the kill are the ones kept
+    raw = tapped_rows(tap, "curves")
+    assert len(raw) == 3 * 6 and not raw.duplicated(["trial_id", "step"]).any()
+    assert tapped_rows(tap, "trials")["trial_id"].is_unique
+    assert_kept(before, curves, ["trial_id", "step"], ["wall_s", "error", "node"])
     assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 3).all()
     resumed = curves[curves["trial_id"] == killed_trial].sort_values("step")
     # the steps before the kill are the victim node's; the rest ran on the head afterwards
@@ -218,25 +209,17 @@ def test_embedded_ray_listens_on_loopback_only(tmp_path: Path) -> None:
         difficulties=["small"],
         train={"episodes": 4000, "batch_size": 8, "eval_every": 1000, "eval_episodes": 16},
     )
-    driver = subprocess.Popen(
-        [SWEEP, "run", str(write_spec(tmp_path, spec))],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     listening: set[tuple[str, str]] = set()
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and driver.poll() is None:
-            tree = psutil.Process(driver.pid)
-            pids = {tree.pid} | {p.pid for p in tree.children(recursive=True)}
-            for conn in psutil.net_connections("inet"):
-                if conn.status == psutil.CONN_LISTEN and conn.pid in pids:
-                    listening.add((psutil.Process(conn.pid).name(), conn.laddr.ip))
-            if any(name == "raylet" for name, _ in listening) and len(listening) >= 4:
-                break
-            time.sleep(0.5)
-    finally:
-        driver.kill()
-        driver.wait()
+
+    def ray_listening() -> bool:
+        tree = psutil.Process(driver.pid)
+        pids = {tree.pid} | {p.pid for p in tree.children(recursive=True)}
+        for conn in psutil.net_connections("inet"):
+            if conn.status == psutil.CONN_LISTEN and conn.pid in pids:
+                listening.add((psutil.Process(conn.pid).name(), conn.laddr.ip))
+        return any(name == "raylet" for name, _ in listening) and len(listening) >= 4
+
+    with Driver("run", str(write_spec(tmp_path, spec)), logs=tmp_path) as driver:
+        driver.wait_until(ray_listening, timeout=120, every=0.5)
     assert {name for name, _ in listening} >= {"gcs_server", "raylet"}
     assert {ip for _, ip in listening} <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, listening

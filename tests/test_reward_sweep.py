@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from sweep.tasks import make_task
-from tests.sweeps import sweep, tiny_spec, write_spec
+from tests.support.sweeps import sweep, tiny_spec, write_spec
 
 
 @pytest.mark.slow

@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.sweeps import SWEEP, _free_port, tiny_spec, write_spec
+from tests.support.driver import assert_kept, raw_rows, tapped_rows
+from tests.support.sweeps import SWEEP, _free_port, tapped_sweep_on_path, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
 SCRIPT = Path(__file__).parents[1] / "slurm" / "sweep.sbatch"
@@ -113,13 +114,17 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
                 daemon.wait(timeout=30)
 
 
-def _submit(env: dict[str, str], spec: Path, out: Path) -> str:
-    """`sbatch slurm/sweep.sbatch SPEC` for this machine: one node, its CPUs, no GPU."""
+def _submit(env: dict[str, str], spec: Path, out: Path, tap: Path | None = None) -> str:
+    """`sbatch slurm/sweep.sbatch SPEC` for this machine: one node, its CPUs, no GPU; with
+    `tap`, its `sweep` leaves the raw rows before compaction there."""
     cpus = str(os.cpu_count() or 1)
+    path = f"{Path(SWEEP).parent}:{env['PATH']}"
+    if tap is not None:
+        path = f"{tapped_sweep_on_path(tap)}:{path}"
     options = ["--parsable", "--nodes=1", f"--cpus-per-task={cpus}", "--gres=none"]
     done = subprocess.run(
         ["sbatch", *options, f"--output={out}", str(SCRIPT), str(spec)],
-        env={**env, "PATH": f"{Path(SWEEP).parent}:{env['PATH']}", "HOME": str(out.parent)},
+        env={**env, "PATH": path, "HOME": str(out.parent)},
         capture_output=True,
         text=True,
         check=True,
@@ -140,11 +145,6 @@ def _wait_done(env: dict[str, str], job: str, log: Path, timeout: float = 400) -
         time.sleep(1)
     state = _state(env, job)
     assert state == "COMPLETED", f"{state}: {log.read_text()[-3000:] if log.exists() else ''}"
-
-
-def _raw_trials(folder: Path) -> pd.DataFrame:
-    parts = sorted((folder / "trials").glob("part-*.parquet"))
-    return pd.concat([pd.read_parquet(p) for p in parts]) if parts else pd.DataFrame()
 
 
 def _spec(tmp_path: Path, name: str, trials: int) -> Path:
@@ -174,12 +174,12 @@ def test_sbatch_runs_the_sweep(slurm: dict[str, str], tmp_path: Path) -> None:
 
 def test_a_requeued_job_finishes_the_sweep_exactly(slurm: dict[str, str], tmp_path: Path) -> None:
     log = tmp_path / "job.out"
-    folder = tmp_path / "results" / "requeued"
-    job = _submit(slurm, _spec(tmp_path, "requeued", 4), log)
+    folder, tap = tmp_path / "results" / "requeued", tmp_path / "raw"
+    job = _submit(slurm, _spec(tmp_path, "requeued", 4), log, tap)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(_raw_trials(folder)) < 1:
+    while time.monotonic() < deadline and len(raw_rows(folder, "trials")) < 1:
         time.sleep(0.5)
-    before = _raw_trials(folder)
+    before = raw_rows(folder, "trials")
     assert 1 <= len(before) < 5, "the sweep finished before it could be requeued"
     subprocess.run(["scontrol", "requeue", job], env=slurm, check=True)
     # Slurm holds a requeued job back (BeginTime, about 2 min) once it is pending again; this
@@ -191,9 +191,12 @@ def test_a_requeued_job_finishes_the_sweep_exactly(slurm: dict[str, str], tmp_pa
     _wait_done(slurm, job, log)
     text = log.read_text()
     assert "(run 1)" in text and "continuing the sweep there (same spec)" in text
-    raw = _raw_trials(folder)
     # the budget exactly: 4 search trials and 1 confirmation, each once, none run twice
+    # (counted before compaction, which keeps one row per trial), and the rows written
+    # before the requeue are the ones kept
+    raw = tapped_rows(tap, "trials")
     assert raw["trial_id"].is_unique, raw[["trial_id", "phase", "seed"]]
     assert sorted(raw["phase"]) == ["confirm"] + ["search"] * 4
     assert raw["seed"].is_unique
-    assert set(before["trial_id"]) <= set(raw["trial_id"])
+    trials = pd.read_parquet(folder / "trials")
+    assert_kept(before, trials, ["trial_id"], ["started_at", "finished_at", "final_error"])

@@ -8,11 +8,19 @@ from typing import Any
 
 import pytest
 
+from plastic_models.rules import REGISTRY as RULES
+from sweep.models import FAMILIES
 from sweep.plan import confirm_seed, make_cells, search_seed
 from sweep.spec import SEEDS_PER_CELL, SEEDS_PER_SWEEP, SpecError, load_spec, parse_spec
-from tests.sweeps import sweep, tiny_spec, write_spec
+from sweep.tasks import TASKS, levels
+from tests.support.sweeps import sweep, tiny_spec, write_spec
 
 ROOT = Path(__file__).resolve().parents[1]
+# the valid names each error lists, as the registries hold them (a plugin's part included)
+TASK_NAMES = ", ".join(TASKS)
+PATTERN_LEVELS = ", ".join(levels("patterns"))
+FAMILY_NAMES = ", ".join(FAMILIES)
+RULE_NAMES = ", ".join(RULES)
 
 
 @pytest.mark.parametrize("example", sorted(p.stem for p in (ROOT / "examples").glob("*.yaml")))
@@ -104,15 +112,15 @@ BAD = {
     "misspelled nested key": "train.episdoes: unknown key; did you mean 'episodes'?",
     "misspelled section key": "search.trials_per_cel: unknown key; did you mean 'trials_per_cell'?",
     "wrong type": "train.episodes: 'many': Input should be a valid integer",
-    "unknown task": "task: unknown task 'bandit'; valid: patterns, images, cue_reward, maze",
-    "misspelled task": "task: unknown task 'pattern'; valid: patterns, images, cue_reward, maze;",
-    "unknown level": "difficulties[1]: unknown level 'impossible'; valid: trivial, tiny",
-    "misspelled level": "difficulties[1]: unknown level 'tyni'; valid: trivial, tiny, small",
+    "unknown task": f"task: unknown task 'bandit'; valid: {TASK_NAMES}",
+    "misspelled task": f"task: unknown task 'pattern'; valid: {TASK_NAMES}; did you mean",
+    "unknown level": f"difficulties[1]: unknown level 'impossible'; valid: {PATTERN_LEVELS}",
+    "misspelled level": f"difficulties[1]: unknown level 'tyni'; valid: {PATTERN_LEVELS}",
     "level of a custom difficulty": "difficulties[1].mine.level: unknown level 'smal'; valid:",
     "difficulty not a name": "difficulties[1]: 3: must be a level name or {NAME: {level:",
-    "unknown family": "models.lstm.family: unknown family 'transformer'; valid: plastic, rnn",
-    "misspelled family": "models.lstm.family: unknown family 'lstn'; valid: plastic, rnn, lstm",
-    "misspelled rule": "models.plastic.rule: unknown rule 'hebian'; valid: hebb, oja, additive",
+    "unknown family": f"models.lstm.family: unknown family 'transformer'; valid: {FAMILY_NAMES}",
+    "misspelled family": f"models.lstm.family: unknown family 'lstn'; valid: {FAMILY_NAMES}",
+    "misspelled rule": f"models.plastic.rule: unknown rule 'hebian'; valid: {RULE_NAMES}",
     "misspelled hyperparameter": "models.plastic.etta: family 'plastic' has no such hyperparam",
     "unknown sampler": "search.sampler: 'bayes': Input should be 'tpe', 'random' or 'grid'",
     "no models": "models: Dictionary should have at least 1 item",

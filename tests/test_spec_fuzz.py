@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from sweep.spec import SpecError, load_spec, parse_spec
-from tests.sweeps import sweep, tiny_spec
+from tests.support.sweeps import sweep, tiny_spec
 
 STORAGE = Path("/nonexistent/storage")
 # Names a user might swap in: other sections' keys, models, families, levels, tasks, rules.

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import platform
 import re
-import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -17,7 +14,6 @@ from typing import Any
 
 import optuna
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -25,7 +21,8 @@ from sweep.models import hidden_for_parameters, num_parameters
 from sweep.results import CURVES_SCHEMA, TRIALS_SCHEMA
 from sweep.search import journal_storage
 from sweep.store import SCHEMA_VERSION, VERSIONED
-from tests.sweeps import SWEEP, LocalCluster, status_rows, sweep, tiny_spec, write_spec
+from tests.support.driver import Driver, assert_kept, kill_when_rows, tapped_rows
+from tests.support.sweeps import LocalCluster, status_rows, sweep, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
 State = optuna.trial.TrialState
@@ -39,17 +36,9 @@ def _studies(folder: Path) -> dict[str, list[optuna.trial.FrozenTrial]]:
     }
 
 
-def _raw_rows(folder: Path, table: str) -> pd.DataFrame:
-    """Every row of every part file, without the readers' de-duplication."""
-    return pd.concat(pq.read_table(p).to_pandas() for p in sorted((folder / table).glob("part-*")))
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """One tiny sweep on embedded Ray, shared by the tests that read its results."""
-    tmp = tmp_path_factory.mktemp("tiny")
-    done = sweep("run", str(write_spec(tmp, tiny_spec(tmp))))
-    return tmp / "results" / "tiny", done
+@pytest.fixture
+def tiny(tiny_sweep: tuple[Path, subprocess.CompletedProcess[str]]) -> tuple[Path, Any]:
+    return tiny_sweep
 
 
 def test_tiny_sweep_rows_and_columns(tiny: tuple[Path, Any]) -> None:
@@ -173,40 +162,27 @@ def test_run_again_after_the_driver_is_killed_continues_it(tmp_path: Path) -> No
         confirm={"seeds": 1},
         fault_tolerance={"checkpoint_every_s": 0},  # a checkpoint at every report
     )
-    folder = tmp_path / "results" / "killed"
-    driver = subprocess.Popen(
-        [SWEEP, "run", str(write_spec(tmp_path, spec))],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and driver.poll() is None:
-            parts = list((folder / "trials").glob("part-*.parquet"))
-            if parts and len(_raw_rows(folder, "trials")) >= 3:
-                break
-            time.sleep(0.2)
-        assert driver.poll() is None, "the sweep finished before it could be killed"
-        os.kill(driver.pid, signal.SIGKILL)
-        driver.wait()
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-    before = _raw_rows(folder, "trials")
+    folder, tap = tmp_path / "results" / "killed", tmp_path / "raw"
+    with Driver("run", str(write_spec(tmp_path, spec)), logs=tmp_path, tap=tap) as driver:
+        before = kill_when_rows(driver, folder, "trials", 3)
     assert 3 <= len(before) < 16
 
     # the same command again, as a requeued cluster job runs it: the sweep continues
-    done = sweep("run", str(tmp_path / "killed.yaml"))
+    done = sweep("run", str(tmp_path / "killed.yaml"), tap=tap)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "continuing the sweep there (same spec)" in done.stdout
-    raw = _raw_rows(folder, "trials")
-    trials = pd.read_parquet(folder / "trials").drop_duplicates("trial_id", keep="last")
+    trials = pd.read_parquet(folder / "trials")
     assert len(trials) == 4 * (3 + 1)
     assert set(trials["status"]) == {"completed"}
-    # trials finished before the kill were not run again: no second row for any of them
-    assert (raw[raw["trial_id"].isin(before["trial_id"])].groupby("trial_id").size() == 1).all()
-    curves = _raw_rows(folder, "curves").drop_duplicates(["trial_id", "step"])
+    # trials finished before the kill were not run again: every trial wrote one row in all
+    # (counted before compaction, which keeps one row per trial), and the rows kept are the
+    # ones written before the kill
+    assert tapped_rows(tap, "trials")["trial_id"].value_counts().max() == 1
+    assert_kept(before, trials, ["trial_id"], ["started_at", "finished_at", "final_error"])
+    raw_curves = tapped_rows(tap, "curves")
+    finished = raw_curves[raw_curves["trial_id"].isin(before["trial_id"])]
+    assert not finished.duplicated(["trial_id", "step"]).any()
+    curves = pd.read_parquet(folder / "curves")
     assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 16).all()
     for cell, study in _studies(folder).items():
         assert len(study) == 3, cell

@@ -4,7 +4,6 @@ loopback server) and W&B offline, read back with each tool's own reader."""
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,8 @@ import pytest
 
 from sweep.spec import SpecError, parse_spec
 from sweep.tracking import PACKAGES
-from tests.sweeps import SWEEP, MLflowServer, sweep, tiny_spec, write_spec
+from tests.support.driver import Driver
+from tests.support.sweeps import MLflowServer, sweep, tiny_spec, write_spec
 
 METRIC = "bit_error"  # the patterns task's
 TAGS = ["timesteps_total", METRIC, f"best_{METRIC}", "loss", "episodes_per_second"]
@@ -309,19 +309,18 @@ def test_an_mlflow_server_that_dies_mid_sweep_is_one_warning_and_loses_no_row(
     train = {"episodes": 600, "batch_size": 8, "eval_every": 200, "eval_episodes": 16}
     search = {**tiny_spec(tmp_path)["search"], "trials_per_cell": 2}  # 6 trials: time to die
     path = write_spec(tmp_path, _spec(tmp_path, "dies", tracking, train=train, search=search))
-    driver = subprocess.Popen(
-        [SWEEP, "run", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    client, deadline = MlflowClient(server.uri), time.monotonic() + 300
-    while time.monotonic() < deadline and driver.poll() is None:
+    client = MlflowClient(server.uri)
+
+    def first_run_seen() -> bool:
         found = client.get_experiment_by_name("dies")
-        if found is not None and client.search_runs([found.experiment_id]):
+        return found is not None and bool(client.search_runs([found.experiment_id]))
+
+    with Driver("run", str(path), logs=tmp_path) as driver:
+        if driver.wait_until(first_run_seen):
             server.stop()
-            break
-        time.sleep(0.2)
-    stderr = driver.communicate(timeout=600)[1]
+        assert driver.finish() == 0, driver.stderr[-3000:]
     assert server.process.poll() is not None, "the sweep ended before its first run was seen"
-    assert driver.returncode == 0, stderr[-3000:]
+    stderr = driver.stderr
     (warning,) = _warnings(stderr)
     assert warning.startswith("tracking: mlflow failed (")
     assert warning.endswith(

@@ -1,13 +1,16 @@
-"""Helpers for tests that run real sweeps: specs in a temporary folder, `sweep` subprocesses."""
+"""Real sweeps for tests: specs in a temporary folder, `sweep` subprocesses, local Ray
+clusters, an S3 server and an MLflow server on loopback."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,8 @@ import yaml
 
 SWEEP = str(Path(sys.executable).with_name("sweep"))
 RAY = str(Path(sys.executable).with_name("ray"))
+ROOT = Path(__file__).resolve().parents[2]
+RAW = "SWEEP_TEST_RAW"  # where `tests.support.tap` copies the rows it finds before compaction
 
 
 def tiny_spec(tmp_path: Path, **changes: Any) -> dict[str, Any]:
@@ -55,15 +60,58 @@ def write_spec(tmp_path: Path, spec: dict[str, Any]) -> Path:
     return path
 
 
-def sweep(*args: str, timeout: float = 600, **kw: Any) -> subprocess.CompletedProcess[str]:
+def command(args: Sequence[str], tap: Path | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment changes for `sweep <args>`; with `tap`, the same
+    command through `tests.support.tap`, which leaves the raw rows in that folder."""
+    if tap is None:
+        return [SWEEP, *args], {}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return [sys.executable, "-m", "tests.support.tap", *args], {RAW: str(tap), "PYTHONPATH": path}
+
+
+def tapped_sweep_on_path(tap: Path) -> Path:
+    """A folder holding a `sweep` command that runs the real one through the tap (for
+    scripts that call `sweep` from PATH, as a Slurm job does): put it first on PATH."""
+    line, changes = command([], tap)
+    folder = tap / "bin"
+    folder.mkdir(parents=True, exist_ok=True)
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in changes.items())
+    script = folder / "sweep"
+    script.write_text(f'#!/bin/sh\n{exports}exec {shlex.join(line)} "$@"\n')
+    script.chmod(0o755)
+    return folder
+
+
+def sweep(
+    *args: str,
+    timeout: float = 600,
+    tap: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **kw: Any,
+) -> subprocess.CompletedProcess[str]:
+    """`sweep <args>` to the end; with `tap`, its raw rows before compaction left there."""
+    line, changes = command(args, tap)
+    if changes:
+        env = {**(env or os.environ), **changes}
     return subprocess.run(
-        [SWEEP, *args],
+        line,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
         **kw,
     )
+
+
+def bound_by_permissions(command: list[str]) -> list[str]:
+    """`command` run so that file permissions bind it. As root (CI runs as root), without
+    the capabilities that let root read anything (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+    still uid 0, so the project and its virtual environment stay readable wherever they
+    are, but a folder of mode 000 is closed to it as to any user."""
+    if os.geteuid() != 0:
+        return command
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
 
 
 def status_rows(stdout: str) -> dict[str, list[str]]:
@@ -249,26 +297,3 @@ class MLflowServer:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
-
-
-def kill_node_mid_trial(
-    cluster: LocalCluster,
-    node: subprocess.Popen[bytes],
-    node_id: str,
-    folder: str | Path,
-    driver: subprocess.Popen[bytes],
-    timeout: float = 300,
-) -> str | None:
-    """Kill `node` as soon as the sweep at `folder` has curve rows of a trial running there
-    that is not about to finish (step < 4); the id of that trial, or None if none ran there."""
-    from sweep.results import read_table
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and driver.poll() is None:
-        curves = read_table(folder, "curves")
-        there = curves[(curves["node"] == node_id) & (curves["step"] < 4)]
-        if len(there):
-            cluster.kill(node)
-            return str(there["trial_id"].iloc[0])
-        time.sleep(0.3)
-    return None

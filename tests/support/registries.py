@@ -1,0 +1,20 @@
+"""The registered parts as the registries hold them. Tests parametrize over these lists, so a
+newly registered rule, model family or task is tested without editing one."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from plastic_models.config import AlphaGranularity, ModulationName
+from plastic_models.rules import REGISTRY
+from sweep.models import FAMILIES
+from sweep.tasks import TASKS, learns_from_reward
+
+RULES = list(REGISTRY)
+MODULATIONS = list(get_args(ModulationName))
+ALPHAS = list(get_args(AlphaGranularity))
+# the families whose networks are plastic: a rule is one of their hyperparameters
+PLASTIC_FAMILIES = [name for name, family in FAMILIES.items() if "rule" in family.parameters]
+TASK_NAMES = list(TASKS)
+REWARD_TASKS = [task for task in TASKS if learns_from_reward(task)]
+SUPERVISED_TASKS = [task for task in TASKS if not learns_from_reward(task)]
