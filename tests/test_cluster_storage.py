@@ -24,7 +24,14 @@ from tests.support.driver import (
     kill_when_rows,
     tapped_rows,
 )
-from tests.support.sweeps import LocalCluster, S3Server, sweep, tiny_spec, write_spec
+from tests.support.sweeps import (
+    LocalCluster,
+    S3Server,
+    node_loss_spec,
+    sweep,
+    tiny_spec,
+    write_spec,
+)
 
 pytestmark = pytest.mark.slow
 needs_root = pytest.mark.skipif(
@@ -89,17 +96,7 @@ def test_an_s3_sweep_on_nodes_that_share_no_disk_survives_losing_a_worker(
     storage = s3.uri("lossy")
     folder = f"{storage}/nodeloss"
     try:
-        spec = tiny_spec(
-            tmp_path,
-            name="nodeloss",
-            storage=storage,
-            difficulties=["paper-simplified"],
-            models={"plastic": {"family": "plastic"}},
-            train={"episodes": 12000, "batch_size": 8, "eval_every": 2000, "eval_episodes": 16},
-            search={"trials_per_cell": 3, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
-            confirm={"seeds": 0},
-            fault_tolerance={"max_failures": 3, "checkpoint_every_s": 0},
-        )
+        spec = node_loss_spec(tmp_path, storage=storage)
         line = ("run", str(write_spec(tmp_path, spec)), "--address", cluster.address)
         with Driver(*line, logs=tmp_path, env=cluster.env, tap=tmp_path / "raw") as driver:
             victim = cluster.node_with("victim")

@@ -13,7 +13,14 @@ import pytest
 
 from sweep.results import read_table, write_part
 from tests.support.driver import Driver, assert_kept, kill_node_mid_trial, tapped_rows
-from tests.support.sweeps import LocalCluster, status_rows, sweep, tiny_spec, write_spec
+from tests.support.sweeps import (
+    LocalCluster,
+    node_loss_spec,
+    status_rows,
+    sweep,
+    tiny_spec,
+    write_spec,
+)
 
 
 def _curve_row(trial: str, step: int) -> dict[str, Any]:
@@ -162,16 +169,7 @@ def test_node_loss_trials_resume_from_their_checkpoints(tmp_path: Path) -> None:
         cluster.start_head()
         victim = cluster.start(f"--address={cluster.address}", '--resources={"victim": 1}')
         cluster.wait_for(alive=2)
-        spec = tiny_spec(
-            tmp_path,
-            name="nodeloss",
-            difficulties=["paper-simplified"],
-            models={"plastic": {"family": "plastic"}},
-            train={"episodes": 12000, "batch_size": 8, "eval_every": 2000, "eval_episodes": 16},
-            search={"trials_per_cell": 3, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
-            confirm={"seeds": 0},
-            fault_tolerance={"max_failures": 3, "checkpoint_every_s": 0},
-        )
+        spec = node_loss_spec(tmp_path)
         folder, tap = tmp_path / "results" / "nodeloss", tmp_path / "raw"
         line = ("run", str(write_spec(tmp_path, spec)), "--address", cluster.address)
         with Driver(*line, logs=tmp_path, env=cluster.env, tap=tap) as driver:

@@ -54,6 +54,21 @@ def tiny_spec(tmp_path: Path, **changes: Any) -> dict[str, Any]:
     return spec
 
 
+def node_loss_spec(tmp_path: Path, **changes: Any) -> dict[str, Any]:
+    """3 plastic trials of 6 evaluations, a checkpoint at each, long enough (about a second
+    an evaluation) that a node can be killed mid-trial and the trial retried elsewhere."""
+    spec = {
+        "name": "nodeloss",
+        "difficulties": ["paper-simplified"],
+        "models": {"plastic": {"family": "plastic"}},
+        "train": {"episodes": 12000, "batch_size": 8, "eval_every": 2000, "eval_episodes": 16},
+        "search": {"trials_per_cell": 3, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
+        "confirm": {"seeds": 0},
+        "fault_tolerance": {"max_failures": 3, "checkpoint_every_s": 0},
+    }
+    return tiny_spec(tmp_path, **{**spec, **changes})
+
+
 def write_spec(tmp_path: Path, spec: dict[str, Any]) -> Path:
     path = tmp_path / f"{spec.get('name', 'spec')}.yaml"
     path.write_text(yaml.safe_dump(spec))
