@@ -18,8 +18,10 @@ import pytest
 import analysis
 from sweep.results import read_table
 from tests.support.driver import (
+    TRIAL_RUN,
     Driver,
     assert_kept,
+    assert_one_run,
     kill_node_mid_trial,
     kill_when_rows,
     tapped_rows,
@@ -107,10 +109,10 @@ def test_an_s3_sweep_on_nodes_that_share_no_disk_survives_losing_a_worker(
     killed = before["trial_id"].iloc[0]
     trials, curves = read_table(folder, "trials"), read_table(folder, "curves")
     assert len(trials) == 3 and set(trials["status"]) == {"completed"}
-    # every step reported once, counted before compaction (which keeps one row per step),
-    # and the steps reported before the kill are the ones kept
+    # no step run twice, counted before compaction (which keeps one row per step), and the
+    # steps reported before the kill are the ones kept
     raw = tapped_rows(tmp_path / "raw", "curves")
-    assert len(raw) == 3 * 6 and not raw.duplicated(["trial_id", "step"]).any()
+    assert_one_run(raw, ["trial_id", "step"], ["wall_s", "error"])
     assert_kept(before, curves, ["trial_id", "step"], ["wall_s", "error", "node"])
     assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 3).all()
     resumed = curves[curves["trial_id"] == killed].sort_values("step")
@@ -149,10 +151,10 @@ def test_a_killed_driver_resumes_from_s3_on_a_fresh_disk_and_analysis_reads_it(
     trials = read_table(folder, "trials")
     assert len(trials) == 4 * (3 + 1)
     assert set(trials["status"]) == {"completed"}, trials["error"].dropna().tolist()
-    # trials finished before the kill were not run again: one row per trial before
-    # compaction, and the rows written before the kill are the ones kept
-    assert tapped_rows(tap, "trials")["trial_id"].is_unique
-    assert_kept(before, trials, ["trial_id"], ["started_at", "finished_at", "final_error"])
+    # trials finished before the kill were not run again: counted before compaction, a
+    # trial's rows are one run, and the rows kept are those written before the kill
+    assert_one_run(tapped_rows(tap, "trials"), ["trial_id"], TRIAL_RUN)
+    assert_kept(before, trials, ["trial_id"], TRIAL_RUN)
     curves = read_table(folder, "curves")
     assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 16).all()
 

@@ -13,7 +13,15 @@ import pandas as pd
 import psutil
 import pytest
 
-from tests.support.driver import Driver, assert_kept, raw_rows, raw_table, tapped_rows
+from tests.support.driver import (
+    TRIAL_RUN,
+    Driver,
+    assert_kept,
+    assert_one_run,
+    raw_rows,
+    raw_table,
+    tapped_rows,
+)
 from tests.support.sweeps import sweep, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
@@ -105,9 +113,9 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_and_asha_frees_every_cpu
     assert (trials["nodes"].str.split(";").map(len) == 2).all()
     assert (trials["episodes_per_second"] > 0).all()
 
-    # no step reported twice (counted before compaction, which keeps one row per step)
-    assert not tapped_rows(tap, "curves").duplicated(["trial_id", "step"]).any()
-    assert tapped_rows(tap, "trials")["trial_id"].is_unique
+    # no step run twice (counted before compaction, which keeps one row per step)
+    assert_one_run(tapped_rows(tap, "curves"), ["trial_id", "step"], ["wall_s", "error"])
+    assert_one_run(tapped_rows(tap, "trials"), ["trial_id"], TRIAL_RUN)
     curves = pd.read_parquet(folder / "curves")
     for trial_id, steps in curves.groupby("trial_id")["step"]:  # none lost
         assert sorted(steps) == list(range(1, len(steps) + 1)), trial_id
@@ -146,13 +154,13 @@ def test_resume_after_a_killed_driver_with_two_worker_trials(tmp_path: Path) -> 
     trials = pd.read_parquet(folder / "trials")
     assert len(trials) == 3 + 1 and trials["trial_id"].is_unique
     assert set(trials["status"]) == {"completed"} and (trials["workers"] == 2).all()
-    # trials finished before the kill were not run again: one row per trial before
-    # compaction, and the rows written before the kill are the ones kept
-    assert tapped_rows(tap, "trials")["trial_id"].is_unique
-    assert_kept(before, trials, ["trial_id"], ["started_at", "finished_at", "final_error"])
+    # trials finished before the kill were not run again: counted before compaction, a
+    # trial's rows are one run, and the rows kept are those written before the kill
+    assert_one_run(tapped_rows(tap, "trials"), ["trial_id"], TRIAL_RUN)
+    assert_kept(before, trials, ["trial_id"], TRIAL_RUN)
     raw_curves = tapped_rows(tap, "curves")
     finished = raw_curves[raw_curves["trial_id"].isin(before["trial_id"])]
-    assert not finished.duplicated(["trial_id", "step"]).any()
+    assert_one_run(finished, ["trial_id", "step"], ["wall_s", "error"])
     curves = pd.read_parquet(folder / "curves")
     assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 4).all()
 

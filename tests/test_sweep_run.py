@@ -21,7 +21,14 @@ from sweep.models import hidden_for_parameters, num_parameters
 from sweep.results import CURVES_SCHEMA, TRIALS_SCHEMA
 from sweep.search import journal_storage
 from sweep.store import SCHEMA_VERSION, VERSIONED
-from tests.support.driver import Driver, assert_kept, kill_when_rows, tapped_rows
+from tests.support.driver import (
+    TRIAL_RUN,
+    Driver,
+    assert_kept,
+    assert_one_run,
+    kill_when_rows,
+    tapped_rows,
+)
 from tests.support.sweeps import LocalCluster, status_rows, sweep, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
@@ -174,14 +181,14 @@ def test_run_again_after_the_driver_is_killed_continues_it(tmp_path: Path) -> No
     trials = pd.read_parquet(folder / "trials")
     assert len(trials) == 4 * (3 + 1)
     assert set(trials["status"]) == {"completed"}
-    # trials finished before the kill were not run again: every trial wrote one row in all
-    # (counted before compaction, which keeps one row per trial), and the rows kept are the
-    # ones written before the kill
-    assert tapped_rows(tap, "trials")["trial_id"].value_counts().max() == 1
-    assert_kept(before, trials, ["trial_id"], ["started_at", "finished_at", "final_error"])
+    # trials finished before the kill were not run again: counted before compaction (which
+    # keeps one row per trial), a trial's rows are one run (a trial restored from its final
+    # checkpoint reports its result again), and the rows kept are those before the kill
+    assert_one_run(tapped_rows(tap, "trials"), ["trial_id"], TRIAL_RUN)
+    assert_kept(before, trials, ["trial_id"], TRIAL_RUN)
     raw_curves = tapped_rows(tap, "curves")
     finished = raw_curves[raw_curves["trial_id"].isin(before["trial_id"])]
-    assert not finished.duplicated(["trial_id", "step"]).any()
+    assert_one_run(finished, ["trial_id", "step"], ["wall_s", "error"])
     curves = pd.read_parquet(folder / "curves")
     assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 16).all()
     for cell, study in _studies(folder).items():

@@ -62,6 +62,20 @@ def assert_kept(before: pd.DataFrame, after: pd.DataFrame, key: list[str], same:
         assert changed.empty, f"{column} of {changed[key].values.tolist()} changed"
 
 
+# what a trial's row says of its run: the same in every report of one run
+TRIAL_RUN = ["started_at", "train_seconds", "final_error", "episodes"]
+
+
+def assert_one_run(raw: pd.DataFrame, key: list[str], same: list[str]) -> None:
+    """Rows written twice under one key (raw rows, before compaction) are one run reported
+    again, never a second run: they agree on `same` (start time, timings, results). A trial
+    that Ray Tune restores from its final checkpoint sends its last result once more; a
+    trial run again under its own id would start later and time its steps anew."""
+    runs = raw.groupby(key)[same].nunique(dropna=False)
+    twice = runs[(runs > 1).any(axis=1)]
+    assert twice.empty, f"run more than once: {twice.index.tolist()}"
+
+
 class Driver:
     """`sweep <args>` in its own process group, its output in files (a pipe nobody reads
     would fill and stall it); with `script`, `python -c script <args>` instead. Killed on
