@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from matplotlib.patches import Rectangle
 
 from analysis import UnreadablePartWarning, load, summarize
 from analysis.figures import FIGURES, applicable, figures, unregister_figure
@@ -159,7 +160,7 @@ def test_a_figure_module_of_its_own_joins_figures_and_the_report(
         folder = written_sweep(tmp_path, rows)
         summary = summarize(load(folder))
         fig = figures(summary)["seeds_per_cell"]
-        heights = [bar.get_height() for bar in fig.axes[0].patches]
+        heights = [bar.get_height() for bar in fig.axes[0].patches if isinstance(bar, Rectangle)]
         assert heights == [10, 4] and "n = 4–10 confirmation seeds" in fig.get_suptitle()
         page = write_report(load(folder), tmp_path / "out").read_text()
         assert embedded(page)[:2] == [

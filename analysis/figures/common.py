@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -141,6 +142,32 @@ def uniform(values: tuple[float, ...]) -> float | None:
 def solved_label(goal: str, threshold: float | None) -> str:
     value = "threshold" if threshold is None else f"{threshold:g}"
     return f"solved ({'≥' if goal == 'max' else '≤'} {value})"
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Across seeds, at each difficulty or step: the median and quartiles (NaN: no seeds)."""
+
+    median: tuple[float, ...]
+    q25: tuple[float, ...]
+    q75: tuple[float, ...]
+
+
+def spread_by_difficulty(
+    frame: pd.DataFrame, difficulties: tuple[str, ...], prefix: str = ""
+) -> dict[str, tuple[float, ...]]:
+    """A `Spread`'s fields from the columns `{prefix}median`, `{prefix}q25`, `{prefix}q75`,
+    aligned to `difficulties`."""
+    return {f: by_difficulty(frame, difficulties, prefix + f) for f in ("median", "q25", "q75")}
+
+
+def error_bars(ax: Axes, x: np.ndarray, spread: Spread, color: str, label: str) -> np.ndarray:
+    """Medians joined by a line, with IQR whiskers; returns the medians."""
+    median = np.array(spread.median)
+    low = np.nan_to_num(median - np.array(spread.q25))
+    high = np.nan_to_num(np.array(spread.q75) - median)
+    ax.errorbar(x, median, yerr=[low, high], fmt="o-", color=color, capsize=3, label=label)
+    return median
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ from matplotlib.figure import Figure
 from analysis.figures.common import (
     NAN,
     FigurePart,
+    Spread,
     as_counts,
     by_difficulty,
+    error_bars,
     legend_outside,
     model_colors,
     new_figure,
@@ -22,18 +24,16 @@ from analysis.figures.common import (
     point_label,
     present,
     seeds_text,
+    spread_by_difficulty,
     suptitle,
 )
 from analysis.summary import Summary
 
 
 @dataclass(frozen=True)
-class SolveSeries:
+class SolveSeries(Spread):
     """One model's episodes to solve per difficulty, over the seeds that solved it."""
 
-    median: tuple[float, ...]
-    q25: tuple[float, ...]
-    q75: tuple[float, ...]
     solved: tuple[int, ...]
     seeds: tuple[int, ...]
 
@@ -56,9 +56,7 @@ def episodes_to_solve_info(summary: Summary) -> EpisodesToSolveInfo:
             tuple(by_difficulty(cells, difficulties, c) for c in ("solved", "seeds"))
         )
         series[model] = SolveSeries(
-            median=by_difficulty(cells, difficulties, "solve_median"),
-            q25=by_difficulty(cells, difficulties, "solve_q25"),
-            q75=by_difficulty(cells, difficulties, "solve_q75"),
+            **spread_by_difficulty(cells, difficulties, "solve_"),
             solved=counts[0],
             seeds=counts[1],
         )
@@ -72,9 +70,7 @@ def draw_episodes_to_solve(info: EpisodesToSolveInfo) -> Figure:
     colors, shift = model_colors(info.models), offsets(info.models)
     for model, s in info.series.items():
         x = np.arange(len(info.difficulties)) + shift[model]
-        median = np.array(s.median)
-        yerr = [np.nan_to_num(median - s.q25), np.nan_to_num(np.array(s.q75) - median)]
-        ax.errorbar(x, median, yerr=yerr, fmt="o-", color=colors[model], capsize=3, label=model)
+        median = error_bars(ax, x, s, colors[model], model)
         for xi, yi, k, n in zip(x, median, s.solved, s.seeds, strict=True):
             if n:
                 y = info.budget if math.isnan(yi) else yi
@@ -98,9 +94,9 @@ def draw_episodes_to_solve(info: EpisodesToSolveInfo) -> Figure:
 
 
 FIGURE = FigurePart(
-    name="episodes_to_solve",
-    caption="Episodes to solve",
-    data=episodes_to_solve_info,
-    draw=draw_episodes_to_solve,
+    "episodes_to_solve",
+    "Episodes to solve",
+    episodes_to_solve_info,
+    draw_episodes_to_solve,
     order=50,
 )

@@ -13,8 +13,10 @@ from matplotlib.figure import Figure
 from analysis.figures.common import (
     FigurePart,
     Scale,
+    Spread,
     as_counts,
     by_difficulty,
+    error_bars,
     error_label,
     legend_outside,
     level_lines,
@@ -27,6 +29,7 @@ from analysis.figures.common import (
     scale_text,
     seeds_text,
     set_scale,
+    spread_by_difficulty,
     suptitle,
     thresholds_of,
 )
@@ -38,13 +41,10 @@ FINAL = "final_error"
 
 
 @dataclass(frozen=True)
-class ErrorSeries:
+class ErrorSeries(Spread):
     """One model's final metric at each difficulty (NaN where it has no seeds): the
     headline's statistic, the median and IQR across seeds."""
 
-    median: tuple[float, ...]
-    q25: tuple[float, ...]
-    q75: tuple[float, ...]
     seeds: tuple[int, ...]
     points: tuple[tuple[int, float], ...]  # (difficulty index, final value) of every seed
 
@@ -70,9 +70,7 @@ def final_error_info(summary: Summary) -> FinalErrorInfo:
         cells = summary.cells[summary.cells["model"] == model]
         seeds = summary.seeds[summary.seeds["model"] == model]
         series[model] = ErrorSeries(
-            median=by_difficulty(cells, difficulties, "median"),
-            q25=by_difficulty(cells, difficulties, "q25"),
-            q75=by_difficulty(cells, difficulties, "q75"),
+            **spread_by_difficulty(cells, difficulties),
             seeds=as_counts((by_difficulty(cells, difficulties, "seeds"),))[0],
             points=tuple(
                 (rank[d], float(e))
@@ -107,13 +105,7 @@ def draw_final_error(info: FinalErrorInfo) -> Figure:
     ax = fig.subplots()
     colors, shift = model_colors(info.models), offsets(info.models)
     for model, s in info.series.items():
-        x = np.arange(len(info.difficulties)) + shift[model]
-        median = np.array(s.median)
-        low = np.nan_to_num(median - np.array(s.q25))
-        high = np.nan_to_num(np.array(s.q75) - median)
-        ax.errorbar(
-            x, median, yerr=[low, high], fmt="o-", color=colors[model], capsize=3, label=model
-        )
+        error_bars(ax, np.arange(len(info.difficulties)) + shift[model], s, colors[model], model)
         if s.points:
             px = np.array([i for i, _ in s.points], dtype=float) + shift[model]
             ax.scatter(px, [e for _, e in s.points], s=9, color=colors[model], alpha=0.45, lw=0)
@@ -142,9 +134,5 @@ def draw_final_error(info: FinalErrorInfo) -> Figure:
 
 
 FIGURE = FigurePart(
-    name="final_error",
-    caption="Final {metric} against difficulty",
-    data=final_error_info,
-    draw=draw_final_error,
-    order=10,
+    "final_error", "Final {metric} against difficulty", final_error_info, draw_final_error, order=10
 )

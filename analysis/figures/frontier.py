@@ -121,10 +121,4 @@ def draw_frontier(info: FrontierInfo) -> Figure:
     return fig
 
 
-FIGURE = FigurePart(
-    name="frontier",
-    caption="Difficulty frontier",
-    data=frontier_info,
-    draw=draw_frontier,
-    order=20,
-)
+FIGURE = FigurePart("frontier", "Difficulty frontier", frontier_info, draw_frontier, order=20)

@@ -128,10 +128,10 @@ def importance_note(summary: Summary) -> str:
 
 
 FIGURE = FigurePart(
-    name="importance",
-    caption="Hyperparameter importance",
-    data=importance_info,
-    draw=draw_importance,
+    "importance",
+    "Hyperparameter importance",
+    importance_info,
+    draw_importance,
     note=importance_note,
     order=70,
 )

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from analysis.figures.common import (
     SOLVED_STYLE,
     FigurePart,
+    Spread,
     error_label,
     floats,
     level_label,
@@ -31,13 +32,10 @@ from analysis.summary import Summary, TaskInfo
 
 
 @dataclass(frozen=True)
-class Band:
+class Band(Spread):
     """A cell's learning curve: per evaluation step, median and quartiles across seeds."""
 
     episodes: tuple[float, ...]
-    median: tuple[float, ...]
-    q25: tuple[float, ...]
-    q75: tuple[float, ...]
     seeds: int  # the most seeds any step has
 
 
@@ -121,9 +119,5 @@ def draw_learning_curves(info: LearningCurvesInfo) -> Figure:
 
 
 FIGURE = FigurePart(
-    name="learning_curves",
-    caption="Learning curves",
-    data=learning_curves_info,
-    draw=draw_learning_curves,
-    order=40,
+    "learning_curves", "Learning curves", learning_curves_info, draw_learning_curves, order=40
 )

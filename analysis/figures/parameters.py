@@ -116,9 +116,5 @@ def draw_parameters(info: ParametersInfo) -> Figure:
 
 
 FIGURE = FigurePart(
-    name="parameters",
-    caption="Parameter count against {metric}",
-    data=parameters_info,
-    draw=draw_parameters,
-    order=60,
+    "parameters", "Parameter count against {metric}", parameters_info, draw_parameters, order=60
 )

@@ -122,10 +122,10 @@ def recorded_pictures(summary: Summary) -> bool:
 
 
 FIGURE = FigurePart(
-    name="reconstructions",
-    caption="Reconstructions of held-out images",
-    data=reconstruction_info,
-    draw=draw_reconstructions,
+    "reconstructions",
+    "Reconstructions of held-out images",
+    reconstruction_info,
+    draw_reconstructions,
     applies=recorded_pictures,
     order=30,
 )
