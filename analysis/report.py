@@ -423,5 +423,5 @@ def _figures_html(summary: Summary, folder: Path, prefix: str, only: Iterable[st
         )
         note = part.note(summary)
         if note:
-            parts.append(f"<p class='warn'>{html.escape(note)}</p>")
+            parts.append(f"<p class='warn'>{html.escape(note, quote=False)}</p>")
     return "<h3>Figures</h3>\n" + "\n".join(parts)

@@ -40,6 +40,7 @@ def unregister_figure(name: str) -> None:
 
 
 def names() -> tuple[str, ...]:
+    """Every figure's name, in report order."""
     return tuple(p.name for p in FIGURES)
 
 
