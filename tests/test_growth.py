@@ -14,7 +14,7 @@ import yaml
 from analysis.summary import cell_summary
 from sweep.growth import cell_order, changes
 from sweep.plan import cell_ids
-from sweep.search import journal_storage
+from sweep.search import chosen, journal_storage
 from sweep.spec import SEEDS_PER_CELL, parse_spec
 from sweep.store import current_confirmation
 from tests.sweeps import status_rows, sweep, tiny_spec, write_spec
@@ -172,12 +172,15 @@ def test_a_sweep_grows_by_running_only_the_new_work(tmp_path: Path) -> None:
     assert set(search["seed"] // SEEDS_PER_CELL) == {0, 1, 2, 3}
     # the grown choice: the studies record the larger set, old values kept
     rule = studies["trivial/plastic"][0].distributions["rule"]
+    assert isinstance(rule, optuna.distributions.CategoricalDistribution)
     assert list(rule.choices) == ["hebb", "oja", "additive"]
     # each cell's current best confirmed on both seeds; an earlier best's rows stay
     flat = after.reset_index()
     current = flat[current_confirmation(flat)]
-    for cell, trials in studies.items():
-        best = min((t for t in trials if t.value is not None), key=lambda t: t.value)
+    storage = journal_storage(folder / "optuna" / "journal.log")
+    for cell in studies:
+        best = chosen(optuna.load_study(study_name=cell, storage=storage), "min")
+        assert best is not None
         mine = current[current["cell"] == cell]
         assert set(mine["optuna_trial"]) == {best.number}, cell
         assert mine["seed"].nunique() == 2, cell
