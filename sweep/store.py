@@ -83,8 +83,9 @@ def current_confirmation(trials: pd.DataFrame) -> pd.Series:
     rows = trials[confirm]
     order = "started_at" if "started_at" in rows else "optuna_trial"
     ordered = rows.sort_values(order, kind="stable", na_position="first")
-    last = ordered.groupby("cell")["optuna_trial"].last()
-    return confirm & (trials["optuna_trial"] == trials["cell"].map(last))
+    last = ordered.groupby("cell")["optuna_trial"].agg(lambda s: s.iloc[-1])
+    mine, chosen = trials["optuna_trial"], trials["cell"].map(last)
+    return confirm & ((mine == chosen) | (mine.isna() & chosen.isna()))
 
 
 # -- trials: identity, then config (`hp.*`, `task.*`, from the registries), provenance, outcome
