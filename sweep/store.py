@@ -72,6 +72,22 @@ def best(values: Sequence[float], goal: str) -> float:
     return max(finite) if goal == "max" else min(finite)
 
 
+def current_confirmation(trials: pd.DataFrame) -> pd.Series:
+    """Per trials row: whether it is a confirmation trial of its cell's current choice, the
+    configuration (`optuna_trial`) confirmed last. A sweep that grew may have confirmed an
+    earlier best of a cell whose search then found a better one: those rows stay in the
+    table, and comparisons use the new choice's."""
+    confirm = trials["phase"] == "confirm"
+    if not confirm.any():
+        return confirm
+    rows = trials[confirm]
+    order = "started_at" if "started_at" in rows else "optuna_trial"
+    ordered = rows.sort_values(order, kind="stable", na_position="first")
+    last = ordered.groupby("cell")["optuna_trial"].agg(lambda s: s.iloc[-1])
+    mine, chosen = trials["optuna_trial"], trials["cell"].map(last)
+    return confirm & ((mine == chosen) | (mine.isna() & chosen.isna()))
+
+
 # -- trials: identity, then config (`hp.*`, `task.*`, from the registries), provenance, outcome
 TRIALS_IDENTITY = {
     "sweep": pa.string(),
