@@ -30,7 +30,7 @@ from analysis.summary import (
     summarize,
 )
 from analysis.tables import Results, Sweep
-from sweep.store import VERSIONED
+from sweep.store import VERSIONED, current_confirmation
 
 REPORT = "report.html"
 FIGURES = "figures"
@@ -104,6 +104,7 @@ def _section(
         _figures_html(summary, figures_dir, f"{sweep.name}-" if prefix else "", only),
         "<h3>Per cell (confirmation seeds)</h3>",
         cells_html(summary),
+        growth_note(results, sweep),
         "<h3>Rank-sum tests between models</h3>",
         tests_html(summary),
         "<h3>Difficulty frontier</h3>",
@@ -114,6 +115,7 @@ def _section(
         trials_html(results, summary),
         "<h3>The spec that ran (spec.yaml)</h3>",
         spec_html(sweep),
+        history_html(sweep),
         "<h3>Provenance</h3>",
         provenance_html(results, sweep),
     ]
@@ -333,6 +335,40 @@ def trials_html(results: Results, summary: Summary) -> str:
     if running:
         text += f"<p class='note'>{len(running)} trials had curves but no result yet.</p>"
     return text
+
+
+def growth_note(results: Results, sweep: Sweep) -> str:
+    """For a grown sweep: which confirmation the numbers use, and the earlier ones left out."""
+    if len(sweep.history) < 2:
+        return ""
+    trials = results.trials[results.trials["sweep"] == sweep.name]
+    confirm = trials["phase"] == "confirm"
+    earlier = trials[confirm & ~current_confirmation(trials)]
+    text = (
+        f"This sweep grew {len(sweep.history) - 1} time(s) (its specs are below). Each cell's "
+        "numbers are the confirmation of its current choice, the configuration confirmed last"
+    )
+    if len(earlier):
+        cells = ", ".join(sorted(set(earlier["cell"])))
+        text += (
+            f"; {len(earlier)} confirmation trial(s) of an earlier choice, made before the "
+            f"search grew, are in the trials table and not used ({cells})"
+        )
+    return f"<p class='note'>{html.escape(text)}.</p>"
+
+
+def history_html(sweep: Sweep) -> str:
+    """A grown sweep's specs, one per generation, oldest first."""
+    if len(sweep.history) < 2:
+        return ""
+    parts = ["<h3>How the sweep grew (history/)</h3>"]
+    for n, text in enumerate(sweep.history):
+        what = "as first run" if n == 0 else f"growth {n}"
+        parts.append(
+            f"<details><summary>generation {n}: {what}</summary>"
+            f"<pre>{html.escape(text)}</pre></details>"
+        )
+    return "\n".join(parts)
 
 
 def spec_html(sweep: Sweep) -> str:

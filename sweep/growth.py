@@ -26,7 +26,6 @@ from typing import Any
 from sweep.errors import quote
 from sweep.spec import SweepSpec
 
-HISTORY = "history"
 TUNE_DIR = "tune"
 
 # Keys whose change only affects how a sweep runs (resources.workers does change training).

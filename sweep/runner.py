@@ -11,7 +11,7 @@ import optuna
 import pyarrow.fs as pafs
 
 from sweep import plugins
-from sweep.growth import HISTORY, cell_order, changes, refusal, tune_dir
+from sweep.growth import cell_order, changes, refusal, tune_dir
 from sweep.plan import cell_ids, make_cells
 from sweep.progress import LiveCells, budget, counts_from_storage, render
 from sweep.records import TrialConfig
@@ -20,7 +20,7 @@ from sweep.scheduling import CellScheduler
 from sweep.search import CellSearcher, chosen, journal_storage
 from sweep.spec import Resources, SpecError, SweepSpec, parse_spec_text
 from sweep.storage import download_journal, is_local, local_journal, sees, upload_journal
-from sweep.store import SPEC_AS_WRITTEN, SPEC_FILE, filesystem
+from sweep.store import HISTORY, SPEC_AS_WRITTEN, SPEC_FILE, filesystem
 from sweep.tasks import task_metric
 from sweep.tracking import run_name, trackers
 

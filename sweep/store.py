@@ -3,6 +3,7 @@
 
     <sweep>/spec.yaml                        the resolved spec that ran
     <sweep>/spec-as-written.yaml             the spec file as its author wrote it
+    <sweep>/history/<n>/spec*.yaml           a grown sweep: both, for each generation
     <sweep>/trials/part-*.parquet            one row per trial (identity, config, outcome,
                                              provenance)
     <sweep>/curves/part-*.parquet            one row per report (trial_id, step, metrics)
@@ -35,6 +36,7 @@ import pyarrow.fs as pafs
 SCHEMA_VERSION = 2  # 2: `goal`, `references`, package versions and platform
 SPEC_FILE = "spec.yaml"  # the resolved spec that ran (every default filled in)
 SPEC_AS_WRITTEN = "spec-as-written.yaml"  # the user's file, byte for byte (`sweep run` only)
+HISTORY = "history"  # a grown sweep: history/<n>/ holds the spec of its n-th generation
 JOURNAL = "optuna/journal.log"  # one Optuna study per cell
 CHECKPOINTS = "checkpoints"  # <trial id>.pt: each trial's latest checkpoint
 TABLES = ("trials", "curves", "reconstructions")

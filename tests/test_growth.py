@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from analysis import load
+from analysis.report import write_report
 from analysis.summary import cell_summary
 from sweep.growth import cell_order, changes
 from sweep.plan import cell_ids
@@ -189,6 +191,11 @@ def test_a_sweep_grows_by_running_only_the_new_work(tmp_path: Path) -> None:
     assert (folder / "history" / "0" / "spec.yaml").exists()
     assert yaml.safe_load((folder / "history" / "1" / "spec-as-written.yaml").read_text()) == grown
     assert (folder / "tune-1").is_dir()
+    # the report says which confirmation it uses and shows every generation's spec
+    page = write_report(load(folder), tmp_path / "report", only=["final_error"]).read_text()
+    assert "This sweep grew 1 time(s)" in page and "configuration confirmed last" in page
+    assert "generation 0: as first run" in page and "generation 1: growth 1" in page
+    assert len(load(folder).sweeps[0].history) == 2
 
     # run again: nothing left to run; the status counts the current confirmation only
     snapshot = _files(folder)
