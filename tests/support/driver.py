@@ -76,6 +76,19 @@ def assert_one_run(raw: pd.DataFrame, key: list[str], same: list[str]) -> None:
     assert twice.empty, f"run more than once: {twice.index.tolist()}"
 
 
+def assert_not_run_again(before: pd.DataFrame, tap: Path, trials: pd.DataFrame) -> None:
+    """The trials whose rows were written before a kill (`before`) did not run again after
+    it. Counted before compaction (which keeps one row per trial, `tap`): each trial's rows
+    are one run (a trial restored from its final checkpoint reports its result again),
+    those trials' curve rows are one run per step, and the rows kept (`trials`) are the
+    ones written before the kill."""
+    assert_one_run(tapped_rows(tap, "trials"), ["trial_id"], TRIAL_RUN)
+    curves = tapped_rows(tap, "curves")
+    finished = curves[curves["trial_id"].isin(before["trial_id"])]
+    assert_one_run(finished, ["trial_id", "step"], ["wall_s", "error"])
+    assert_kept(before, trials, ["trial_id"], TRIAL_RUN)
+
+
 class Driver:
     """`sweep <args>` in its own process group, its output in files (a pipe nobody reads
     would fill and stall it); with `script`, `python -c script <args>` instead. Killed on
