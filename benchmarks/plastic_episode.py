@@ -300,7 +300,7 @@ def time_to_solution(
         trial.model.forward = trial.model.forward_autograd  # type: ignore[attr-defined]
     errors: list[float] = []
     for report in trial.reports():
-        errors.append(report.error)
+        errors.append(report.value)
         wall = time.perf_counter() - start
         if len(errors) >= 10 and sum(errors[-10:]) / 10 <= PAPER_SOLVED:
             return {

@@ -18,8 +18,8 @@ import click
 
 if TYPE_CHECKING:
     from sweep import runner
-    from sweep.spec import SweepSpec
     from sweep.learners import Learner
+    from sweep.spec import SweepSpec
     from sweep.tasks import Task
     from sweep.train import Report, TrainConfig
 

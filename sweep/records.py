@@ -47,7 +47,7 @@ class TaskDescriptor:
     row."""
 
     metric: str = column("what the value columns measure: bit_error, erased_mse, reward")
-    goal: str = column('"min": lower is better (errors); "max": higher is better (rewards)')
+    goal: str = column("`min`: lower is better (errors); `max`: higher is better (rewards)")
     chance: float = column("the metric of a network that learned nothing")
     solved_threshold: float = column("solved when the metric reaches this (per `goal`)")
     references: dict[str, float] = column(

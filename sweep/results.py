@@ -14,8 +14,8 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from dataclasses import asdict, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 

@@ -26,10 +26,10 @@ class Identity:
 
     sweep: str = column("the sweep's name")
     trial_id: str = column("Ray Tune's trial id")
-    phase: str = column("search | confirm")
+    phase: str = column("`search` or `confirm`")
     difficulty: str = column("the difficulty's name in the spec")
     model: str = column("the model's name in the spec")
-    cell: str = column('"<difficulty>/<model>", the name of the cell\'s Optuna study')
+    cell: str = column("`<difficulty>/<model>`, the name of the cell's Optuna study")
     seed: int = column("seeds model init, training and evaluation episodes")
 
 
@@ -68,7 +68,7 @@ class Provenance(Placement):
 class Outcome:
     """How a trial ended, in the task's metric (named by its `TaskDescriptor`)."""
 
-    status: str = column("completed | stopped_early | failed | diverged")
+    status: str = column("`completed`, `stopped_early`, `failed` or `diverged`")
     error: str | None = column("what went wrong, for failed trials", default=None)
     final_value: float | None = column("the metric at the last evaluation", default=None)
     best_value: float | None = column(

@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 from sweep import columns
 from sweep.rows import SCHEMA_VERSION, CurveRow, ReconstructionRow, TrialRow, Versions
 from sweep.upgrade import upgrade
+
 SPEC_FILE = "spec.yaml"  # the resolved spec that ran (every default filled in)
 SPEC_AS_WRITTEN = "spec-as-written.yaml"  # the user's file, byte for byte (`sweep run` only)
 JOURNAL = "optuna/journal.log"  # one Optuna study per cell
@@ -167,7 +168,9 @@ def read_part(
     rows = data.num_rows
     return pa.table(
         [
-            data.column(f.name).cast(f.type) if f.name in data.column_names else pa.nulls(rows, f.type)
+            data.column(f.name).cast(f.type)
+            if f.name in data.column_names
+            else pa.nulls(rows, f.type)
             for f in schema
         ],
         schema=schema,

@@ -3,6 +3,7 @@ the task's learner (`sweep.learners`) gives the loss of each batch and the evalu
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterator, Mapping
@@ -44,7 +45,7 @@ class TrainConfig:
     device: str = "cpu"
 
 
-TRAIN_FIELDS = tuple(TrainConfig.__pydantic_fields__)
+TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
 # A finished trial of a picture task records its outputs on this many evaluation episodes,

@@ -283,8 +283,8 @@ def test_sweep_train_on_the_maze_prints_what_its_numbers_mean() -> None:
     assert record["metric"] == "reward" and record["goal"] == "max"
     assert record["chance"] == task.chance
     assert record["solved_threshold"] == task.solved_threshold
-    assert record["final_reward"] == record["final_error"] and record["done"] is True
-    assert record["best_reward"] == record["best_error"] >= record["final_reward"]
+    assert record["final_reward"] == record["final_value"] and record["done"] is True
+    assert record["best_reward"] == record["best_value"] >= record["final_reward"]
 
 
 def test_sweep_train_on_an_unknown_maze_level_lists_the_ladder(tmp_path: Path) -> None:

@@ -103,8 +103,8 @@ __all__ = [
     "all_settings",
     "learner_of",
     "make_learner",
-    "owner",
     "own_settings",
+    "owner",
     "settings_in_effect",
     "settings_names",
 ]
