@@ -671,20 +671,22 @@ def _space_errors(search: Search, families: list[str], learner: str | None = Non
     range is valid there; a learner's settings only for a task that learns by it (None:
     the task is not known)."""
     errors: list[str] = []
+    own = settings_names(learner) if learner is not None else all_settings()
+    searchable = {*(k for k in TRAIN_SEARCHABLE if k in TRAIN_FIELDS), *own}
     for param, dist in search.space.items():
         where = f"search.space.{param}"
-        own = settings_names(learner) if learner is not None else ()
-        if learner is not None and param in all_settings() and param not in own:
+        if param in all_settings() and param not in own:
             errors.append(f"{where}: {_not_this_learner(param, learner)}")
+            continue
         having = [f for f in families if param in get_family(f).parameters]
         schemas: list[Any] = [get_family(f).config for f in having]
         if param in TRAIN_FIELDS and param in TRAIN_SEARCHABLE:
             schemas.append(TrainConfig)
         elif param in own:
-            schemas.append(LEARNERS[str(learner)].settings_class)
+            schemas.append(LEARNERS[learner or str(owner(param))].settings_class)
         elif not having:
             known = (get_family(f).parameters for f in families)
-            valid = sorted(set(TRAIN_SEARCHABLE).union(*known))
+            valid = sorted(searchable.union(*known))
             errors.append(
                 f"{where}: no model in this sweep has it; valid: {', '.join(valid)}"
                 + did_you_mean(param, valid)
