@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from sweep import columns
 from sweep.rows import SCHEMA_VERSION, CurveRow, ReconstructionRow, TrialRow, Versions
 from sweep.upgrade import upgrade
+
 SPEC_FILE = "spec.yaml"  # the resolved spec that ran (every default filled in)
 SPEC_AS_WRITTEN = "spec-as-written.yaml"  # the user's file, byte for byte (`sweep run` only)
 HISTORY = "history"  # a grown sweep: history/<n>/ holds the spec of its n-th generation
