@@ -88,21 +88,23 @@ class Outcome:
 
     @classmethod
     def of(cls, status: str, error: str | None, last: Report | None) -> Outcome:
-        """From the trial's last report (None: it reported nothing)."""
+        """From the trial's last report (None: it reported nothing): the fields named like
+        the report's take its values; `final_value` is its last evaluation (a trial stopped
+        early has one too), `train_seconds` its `wall_s`."""
         if last is None:
             return cls(status, error)
         speed = last.episodes / last.wall_s if last.episodes and last.wall_s else None
-        return cls(
-            status,
-            error,
-            last.value,
-            last.best_value,
-            last.episodes_to_solve,
-            last.episodes,
-            last.num_parameters,
-            last.wall_s,
-            speed,
-        )
+        derived = {
+            "final_value": last.value,
+            "train_seconds": last.wall_s,
+            "episodes_per_second": speed,
+        }
+        same = {
+            f.name: getattr(last, f.name)
+            for f in fields(cls)
+            if f.name not in (*derived, "status", "error") and hasattr(last, f.name)
+        }
+        return cls(status, error, **same, **derived)
 
 
 @dataclass(frozen=True)
