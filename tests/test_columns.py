@@ -14,8 +14,9 @@ from ray.tune.experiment import Trial
 
 import analysis
 from sweep import columns
+from sweep.learners.a2c import A2CSettings
 from sweep.plan import make_cells, trial_config
-from sweep.records import TrialResult
+from sweep.records import TaskDescriptor, TrialConfig, TrialResult
 from sweep.results import TRIALS_SCHEMA, ResultsWriter, config_columns, read_table
 from sweep.rows import ROWS, SCHEMA_VERSION
 from sweep.spec import parse_spec
@@ -122,3 +123,36 @@ def test_a_stored_older_sweep_loads_with_today_s_names(version: int, tmp_path: P
     written = read_table(copy, "trials")
     assert written["final_value"].tolist() == raw["trials"]["final_error"].tolist()
     assert read_table(copy, "curves")["value"].tolist() == raw["curves"]["error"].tolist()
+
+
+def test_a_trial_config_of_schema_2_still_builds_its_trial() -> None:
+    """A resumed older sweep: Tune's saved config holds the descriptor's fields flat and a
+    reward task's A2C settings in `train`."""
+    from sweep.trainable import build_trial
+
+    old = {
+        "cell": "tiny/rnn",
+        "difficulty": "tiny",
+        "model": "rnn",
+        "family": "rnn",
+        "phase": "search",
+        "number": 0,
+        "seed": 3,
+        "task": "cue_reward",
+        "level": "tiny",
+        "overrides": {"steps": 6},
+        "task_settings": {},
+        "metric": "reward",
+        "goal": "max",
+        "chance": 0.1,
+        "solved_threshold": 2.0,
+        "references": {"oracle": 3.0},
+        "hp": {},
+        "model_params": {"hidden": 4},
+        "train": {"episodes": 8, "batch_size": 4, "gamma": 0.7, "entropy": "simpson"},
+    }
+    config = TrialConfig.from_dict(old)
+    assert config.descriptor == TaskDescriptor("reward", "max", 0.1, 2.0, {"oracle": 3.0})
+    trial = build_trial(config)
+    assert trial.learner.settings == A2CSettings(gamma=0.7, entropy="simpson")
+    assert trial.train.episodes == 8 and trial.train.seed == 3
