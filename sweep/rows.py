@@ -94,7 +94,7 @@ class Outcome:
         if last is None:
             return cls(status, error)
         speed = last.episodes / last.wall_s if last.episodes and last.wall_s else None
-        derived = {
+        derived: dict[str, Any] = {
             "final_value": last.value,
             "train_seconds": last.wall_s,
             "episodes_per_second": speed,
