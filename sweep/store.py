@@ -85,7 +85,7 @@ def current_confirmation(trials: pd.DataFrame) -> pd.Series:
     earlier best of a cell whose search then found a better one: those rows stay in the
     table, and comparisons use the new choice's."""
     confirm = trials["phase"] == "confirm"
-    if not confirm.any():
+    if not confirm.any() or "optuna_trial" not in trials:  # (a hand-built table)
         return confirm
     rows = trials[confirm]
     order = "started_at" if "started_at" in rows else "optuna_trial"
