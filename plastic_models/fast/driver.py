@@ -301,10 +301,35 @@ def tanh_backward(gy: Tensor, y: Tensor, free: Tensor | None, g_pre: Tensor) -> 
 
 
 def view(buffers: dict[str, Tensor], layout: Layout, c: slice) -> dict[str, Tensor]:
+    """Each buffer's part for the batch elements in c, along its batch axis."""
     return {
         name: t.narrow(layout[name][1], c.start, min(c.stop, t.shape[layout[name][1]]) - c.start)
         for name, t in buffers.items()
     }
+
+
+def chunk_of(
+    states: Tensor, zs: Tensor | None, buffers: dict[str, Tensor], layout: Layout, c: slice
+) -> Chunk:
+    part = view(buffers, layout, c)
+    return Chunk(states[:, c], None if zs is None else zs[:, c], part.pop("snaps"), part)
+
+
+def run_backward(
+    back: Backward, plan: Plan, c: Chunk, g: Grads, grad: Tensor, g_y: Tensor | None
+) -> None:
+    """One chunk's segments, last first, and their steps in reverse: grad (T, b, N) is the
+    loss's dL/dy; the total dL/dy goes into g_y (T, b, N) if given."""
+    g_x = torch.zeros_like(grad[0])  # dL/dx(t+1) from step t + 1
+    for seg in segments(plan, c.snaps, backward=True):
+        back.enter(seg)
+        for t in reversed(range(seg.start, seg.stop)):
+            gy = torch.add(grad[t], g_x, out=None if g_y is None else g_y[t])
+            if t == 0:  # x(0) = 0 and the traces are 0: only the drive's gradient is left
+                tanh_backward(gy, c.states[1], None if g.free is None else g.free[0], g.g_pre[0])
+            else:
+                g_x = back.step(t, gy)
+        back.leave(seg)
 
 
 class Replay(torch.autograd.Function):
@@ -322,8 +347,7 @@ class Replay(torch.autograd.Function):
         layout = {"snaps": ((plan.segments - 1, *shape), axis + 1), **kernel.layout(plan)}
         buffers = {name: drive.new_empty(size) for name, (size, _) in layout.items()}
         for c in plan.chunks():
-            part = view(buffers, layout, c)
-            chunk = Chunk(states[:, c], None if zs is None else zs[:, c], part.pop("snaps"), part)
+            chunk = chunk_of(states, zs, buffers, layout, c)
             kernel.forward(plan, drive[:, c], chunk, segments(plan, chunk.snaps))
         ctx.kernel, ctx.plan, ctx.layout = kernel, plan, layout
         clamped = [drive] if kernel.clamp else []  # its mask, drive != 0, is remade in backward
@@ -352,23 +376,11 @@ class Replay(torch.autograd.Function):
                 acc = grad.new_zeros(size, plan.n, plan.n)
             elif kernel.connection:
                 acc = g_alpha.unsqueeze(0) if kernel.alpha_by_element else g_alpha
-            part = view(buffers, ctx.layout, c)
-            chunk = Chunk(states[:, c], None if zs is None else zs[:, c], part.pop("snaps"), part)
+            chunk = chunk_of(states, zs, buffers, ctx.layout, c)
             free_c = None if free is None else free[:, c]
             g = Grads(g_pre[:, c], free_c, acc, g_eta, view(extra, glayout, c))
             back = kernel.backward(plan, chunk, g)
-            g_x = torch.zeros_like(grad[0, c])  # dL/dx(t+1) from step t + 1
-            for seg in segments(plan, chunk.snaps, backward=True):
-                back.enter(seg)
-                for t in reversed(range(seg.start, seg.stop)):
-                    out = None if g_y is None else g_y[t, c]
-                    gy = torch.add(grad[t, c], g_x, out=out)
-                    if t == 0:  # x(0) = 0 and the traces are 0: only the drive's gradient
-                        free_0 = None if free_c is None else free_c[0]
-                        tanh_backward(gy, chunk.states[1], free_0, g.g_pre[0])
-                    else:
-                        g_x = back.step(t, gy)
-                back.leave(seg)
+            run_backward(back, plan, chunk, g, grad[:, c], None if g_y is None else g_y[:, c])
             if acc is not None and by_element:
                 g_alpha += acc.sum(0)
         xs = states[:-1].reshape(-1, plan.n)
