@@ -15,6 +15,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from analysis.figures import names as figure_names
 from analysis.report import IQR, number, write_report
 from analysis.summary import Summary, frontier_text, seed_limit, summarize
 from analysis.tables import NoSweepError, Results, load
@@ -81,16 +82,36 @@ def main() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for report.html and figures/ (default: FOLDER/report).",
 )
-def report(folder: str, out: Path | None) -> None:
+@click.option(
+    "--figure",
+    "only",
+    multiple=True,
+    metavar="NAME",
+    help=f"Only this figure, repeatable: {', '.join(figure_names())} (default: every one "
+    "that applies to the sweep).",
+)
+def report(folder: str, out: Path | None, only: tuple[str, ...]) -> None:
     """Write an HTML report of the sweep(s) in FOLDER: the winner at each difficulty,
     figures, tables, the spec and provenance."""
+    _known_figures(only)
     results = _finished(folder)
     if out is None:
         if "://" in folder:
             _fail(f"{folder} is not a local folder: give --out")
         out = Path(folder) / "report"
-    path = write_report(results, out)
+    path = write_report(results, out, only or None)
     click.echo(str(path))
+
+
+def _known_figures(only: tuple[str, ...]) -> None:
+    """One line per name that is no figure, naming the figures; exit status 2."""
+    bad = [name for name in only if name not in figure_names()]
+    if bad:
+        from sweep.errors import unknown  # only for the message: pydantic, not on the way
+
+        for name in bad:
+            click.echo(f"analysis: --figure: {unknown('figure', name, figure_names())}", err=True)
+        raise SystemExit(2)
 
 
 @main.command()

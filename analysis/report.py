@@ -19,10 +19,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from analysis import plots
+from analysis.figures import applicable
+from analysis.figures.common import save, seeds_text
 from analysis.summary import (
     ALPHA,
-    IMPORTANCE_TRIALS,
     Summary,
     frontier_text,
     ordered,
@@ -30,21 +30,10 @@ from analysis.summary import (
     summarize,
 )
 from analysis.tables import Results, Sweep
-from sweep.store import VERSIONED
+from sweep.store import VERSIONED, current_confirmation
 
 REPORT = "report.html"
 FIGURES = "figures"
-# The order figures appear in: the two that answer "who wins where" first ({metric}: the
-# task's metric by name).
-SHOWN = (
-    ("final_error", "Final {metric} against difficulty"),
-    ("frontier", "Difficulty frontier"),
-    ("reconstructions", "Reconstructions of held-out images"),
-    ("learning_curves", "Learning curves"),
-    ("episodes_to_solve", "Episodes to solve"),
-    ("parameters", "Parameter count against {metric}"),
-    ("importance", "Hyperparameter importance"),
-)
 # The one meaning of "IQR" in every table and figure.
 IQR = (
     "IQR: the inter-quartile range across seeds, from the 25th to the 75th percentile "
@@ -66,8 +55,9 @@ pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.88em; 
 """
 
 
-def write_report(results: Results, out: Path) -> Path:
-    """Write `out/report.html` and `out/figures/*.png|svg`; returns the HTML file's path."""
+def write_report(results: Results, out: Path, only: Iterable[str] | None = None) -> Path:
+    """Write `out/report.html` and `out/figures/*.png|svg`; returns the HTML file's path.
+    `only`: just the figures of these names (default: every one that applies)."""
     figures_dir = out / FIGURES
     names = [s.name for s in results.sweeps]
     sections = []
@@ -77,7 +67,7 @@ def write_report(results: Results, out: Path) -> Path:
             title = f"<h2 id='{html.escape(name)}'>Sweep {html.escape(name)}</h2>"
             sections.append(f"{title}<p class='warn'>No finished trials yet.</p>")
         else:
-            sections.append(_section(one, summarize(one), figures_dir, prefix=len(names) > 1))
+            sections.append(_section(one, summarize(one), figures_dir, len(names) > 1, only))
     if len(names) > 1:
         links = " · ".join(f"<a href='#{html.escape(n)}'>{html.escape(n)}</a>" for n in names)
         sections.insert(0, f"<p>Sweeps: {links}</p>")
@@ -98,16 +88,23 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def _section(results: Results, summary: Summary, figures_dir: Path, prefix: bool) -> str:
+def _section(
+    results: Results,
+    summary: Summary,
+    figures_dir: Path,
+    prefix: bool,
+    only: Iterable[str] | None,
+) -> str:
     (sweep,) = results.sweeps
     parts = [
         f"<h2 id='{html.escape(sweep.name)}'>Sweep {html.escape(sweep.name)}</h2>",
         f"<p class='meta'>{html.escape(_overview(results, summary))}</p>",
         "<h3>Who wins at each difficulty</h3>",
         headline_html(summary),
-        _figures_html(summary, figures_dir, f"{sweep.name}-" if prefix else ""),
+        _figures_html(summary, figures_dir, f"{sweep.name}-" if prefix else "", only),
         "<h3>Per cell (confirmation seeds)</h3>",
         cells_html(summary),
+        growth_note(results, sweep),
         "<h3>Rank-sum tests between models</h3>",
         tests_html(summary),
         "<h3>Difficulty frontier</h3>",
@@ -118,6 +115,7 @@ def _section(results: Results, summary: Summary, figures_dir: Path, prefix: bool
         trials_html(results, summary),
         "<h3>The spec that ran (spec.yaml)</h3>",
         spec_html(sweep),
+        history_html(sweep),
         "<h3>Provenance</h3>",
         provenance_html(results, sweep),
     ]
@@ -127,7 +125,7 @@ def _section(results: Results, summary: Summary, figures_dir: Path, prefix: bool
 def _overview(results: Results, summary: Summary) -> str:
     trials = results.trials
     confirm = summary.cells["seeds"]
-    seeds = plots.seeds_text(confirm[confirm > 0]) if len(confirm) else "no confirmation seeds"
+    seeds = seeds_text(confirm[confirm > 0]) if len(confirm) else "no confirmation seeds"
     return (
         f"task {', '.join(sorted(set(trials['task'].dropna())))} · "
         f"{trials['difficulty'].nunique()} difficulties × "
@@ -208,7 +206,7 @@ def headline_html(summary: Summary) -> str:
         "difference",
     ]
     table = _table(header, rows, css="headline", row_css=significant)
-    seeds = plots.seeds_text(frame["seeds"])
+    seeds = seeds_text(frame["seeds"])
     best = "highest" if summary.task.goal == "max" else "lowest"
     note = (
         f"<p class='note'>Winner: {best} median final {html.escape(metric)} "
@@ -339,6 +337,40 @@ def trials_html(results: Results, summary: Summary) -> str:
     return text
 
 
+def growth_note(results: Results, sweep: Sweep) -> str:
+    """For a grown sweep: which confirmation the numbers use, and the earlier ones left out."""
+    if len(sweep.history) < 2:
+        return ""
+    trials = results.trials[results.trials["sweep"] == sweep.name]
+    confirm = trials["phase"] == "confirm"
+    earlier = trials[confirm & ~current_confirmation(trials)]
+    text = (
+        f"This sweep grew {len(sweep.history) - 1} time(s) (its specs are below). Each cell's "
+        "numbers are the confirmation of its current choice, the configuration confirmed last"
+    )
+    if len(earlier):
+        cells = ", ".join(sorted(set(earlier["cell"])))
+        text += (
+            f"; {len(earlier)} confirmation trial(s) of an earlier choice, made before the "
+            f"search grew, are in the trials table and not used ({cells})"
+        )
+    return f"<p class='note'>{html.escape(text)}.</p>"
+
+
+def history_html(sweep: Sweep) -> str:
+    """A grown sweep's specs, one per generation, oldest first."""
+    if len(sweep.history) < 2:
+        return ""
+    parts = ["<h3>How the sweep grew (history/)</h3>"]
+    for n, text in enumerate(sweep.history):
+        what = "as first run" if n == 0 else f"growth {n}"
+        parts.append(
+            f"<details><summary>generation {n}: {what}</summary>"
+            f"<pre>{html.escape(text)}</pre></details>"
+        )
+    return "\n".join(parts)
+
+
 def spec_html(sweep: Sweep) -> str:
     """The spec as its author wrote it (spec-as-written.yaml, comments included); for a
     sweep without that file, as near as spec.yaml tells: it holds the resolved spec, every
@@ -411,14 +443,13 @@ def _time(value: object) -> str:
 
 
 # -- figures --------------------------------------------------------------------------------
-def _figures_html(summary: Summary, folder: Path, prefix: str) -> str:
-    drawn = plots.figures(summary)
+def _figures_html(summary: Summary, folder: Path, prefix: str, only: Iterable[str] | None) -> str:
+    """Every figure of the registry that applies to the sweep, in its order: embedded PNG,
+    caption, a link to the SVG, and the figure's note when it has one."""
     parts = []
-    for name, template in SHOWN:
-        if name not in drawn:  # reconstructions: picture tasks only
-            continue
-        caption = template.format(metric=summary.task.metric)
-        png, svg = plots.save(drawn[name], folder, prefix + name)
+    for part in applicable(summary, only):
+        caption = part.caption_of(summary)
+        png, svg = save(part.render(summary), folder, prefix + part.name)
         data = base64.b64encode(png.read_bytes()).decode()
         link = f"{FIGURES}/{svg.name}"
         parts.append(
@@ -426,21 +457,7 @@ def _figures_html(summary: Summary, folder: Path, prefix: str) -> str:
             f"<figcaption>{html.escape(caption)} (<a href='{html.escape(link)}'>SVG</a>)"
             "</figcaption></figure>"
         )
-        if name == "importance":
-            parts.append(_importance_note(summary))
+        note = part.note(summary)
+        if note:
+            parts.append(f"<p class='warn'>{html.escape(note, quote=False)}</p>")
     return "<h3>Figures</h3>\n" + "\n".join(parts)
-
-
-def _importance_note(summary: Summary) -> str:
-    """Whether the importances mean anything: PED-ANOVA needs many trials per cell."""
-    frame = summary.importance
-    several = frame.groupby(["difficulty", "model"])["param"].transform("nunique") > 1
-    weak = frame.loc[several & ~frame["meaningful"].astype(bool)]
-    if weak.empty:
-        return ""
-    cells = weak.groupby(["difficulty", "model"], sort=False).ngroups
-    return (
-        f"<p class='warn'>Hyperparameter importance: {cells} of the cells that searched several "
-        f"parameters have fewer than {IMPORTANCE_TRIALS} completed search trials, too few for "
-        "PED-ANOVA's importances to mean anything; read them as noise.</p>"
-    )

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 
 from analysis.stats import bootstrap_mean_ci, holm, quartiles, rank_sum, smallest_rank_sum_p
 from analysis.tables import Results
-from sweep.store import GOALS, reached
+from sweep.store import GOALS, current_confirmation, reached
 
 CELL = ["sweep", "difficulty", "model"]
 SEARCH, CONFIRM = "search", "confirm"
@@ -126,7 +126,7 @@ def usable(trials: pd.DataFrame, phase: str = CONFIRM) -> pd.DataFrame:
 
 def _usable(trials: pd.DataFrame, phase: str) -> pd.Series:
     return (
-        (trials["phase"] == phase)
+        (current_confirmation(trials) if phase == CONFIRM else trials["phase"] == phase)
         & ~trials["status"].isin(LEFT_OUT)
         & trials["final_error"].notna()
     )
@@ -155,7 +155,8 @@ def cell_summary(trials: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     num_parameters, solved_threshold, episodes (training budget): the cell's median;
     goal: the metric's direction ("min" or "max").
     """
-    confirm = trials[trials["phase"] == CONFIRM]
+    # a grown sweep may hold an earlier choice's confirmation too: the current one counts
+    confirm = trials[current_confirmation(trials)]
     ok = _usable(confirm, CONFIRM).to_numpy()
     rows = []
     for key, at in confirm.groupby(CELL, sort=False).indices.items():
@@ -478,7 +479,8 @@ def curve_summary(curves: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
     of seeds that reached the step. Trials known to have diverged or failed are left out;
     confirmation trials still running are in (their steps so far)."""
     bad = trials.loc[trials["status"].isin(LEFT_OUT), "trial_id"]
-    rows = curves[(curves["phase"] == CONFIRM) & ~curves["trial_id"].isin(bad)]
+    earlier = trials.loc[(trials["phase"] == CONFIRM) & ~current_confirmation(trials), "trial_id"]
+    rows = curves[(curves["phase"] == CONFIRM) & ~curves["trial_id"].isin([*bad, *earlier])]
     rows = rows[[*CELL, "step", "episodes", "error"]].astype({"episodes": float, "error": float})
     rows = rows.dropna()
     grouped = rows.groupby([*CELL, "step"], sort=True)

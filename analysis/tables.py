@@ -28,6 +28,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from sweep.store import (
     CURVES,
+    HISTORY,
     JOURNAL,
     KEYS,
     RECONSTRUCTIONS,
@@ -74,6 +75,8 @@ class Sweep:
     spec_text: str
     skipped: tuple[str, ...] = ()  # unreadable part files, left out
     written: str = ""  # the spec file as its author wrote it ("" for a sweep without one)
+    # a grown sweep: the spec of each generation, oldest first, as written (else resolved)
+    history: tuple[str, ...] = ()
 
     @property
     def task(self) -> str | None:
@@ -197,7 +200,8 @@ def load(paths: str | Path | Sequence[str | Path]) -> Results:
             skipped.extend(bad)
         name = str(spec.get("name") or root.rstrip("/").rsplit("/", 1)[-1])
         written = _read_text(fs, f"{root}/{SPEC_AS_WRITTEN}")
-        sweeps.append(Sweep(name, display, spec, spec_text, tuple(skipped), written))
+        history = _history(fs, root)
+        sweeps.append(Sweep(name, display, spec, spec_text, tuple(skipped), written, history))
     seen: dict[str, str] = {}
     for sweep in sweeps:
         if sweep.name in seen:
@@ -208,6 +212,19 @@ def load(paths: str | Path | Sequence[str | Path]) -> Results:
         seen[sweep.name] = sweep.path
     trials, curves, reconstructions = (_frame(tables[t], t) for t in TABLES)
     return Results(trials, curves, tuple(sweeps), reconstructions)
+
+
+def _history(fs: pafs.FileSystem, root: str) -> tuple[str, ...]:
+    """The specs of a grown sweep's generations (history/<n>/), as written where kept."""
+    specs: list[str] = []
+    while True:
+        folder = f"{root}/{HISTORY}/{len(specs)}"
+        text = _read_text(fs, f"{folder}/{SPEC_AS_WRITTEN}") or _read_text(
+            fs, f"{folder}/{SPEC_FILE}"
+        )
+        if not text:
+            return tuple(specs)
+        specs.append(text)
 
 
 def load_studies(sweep: Sweep) -> dict[str, optuna.Study]:

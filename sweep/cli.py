@@ -390,7 +390,9 @@ def run_command(
 
     Safe to run again (a requeued cluster job does): where the sweep exists with the same
     spec it is continued as `sweep resume` would, or, when nothing is left to do, its cells
-    are printed. A different spec under the same name is refused."""
+    are printed. A spec that only adds to it (difficulties, models, choice entries, more
+    trials_per_cell or confirm.seeds) grows it: just the new work runs. Any other change
+    under the same name is refused."""
     started = time.monotonic()
     spec = _spec_or_exit(spec_path)
     from sweep import runner
@@ -407,6 +409,9 @@ def run_command(
             click.echo(f"{folder}: continuing the sweep there (same spec), as `sweep resume`")
             runner.resume(folder, address, num_cpus, num_gpus)
         else:
+            if found == "grow":
+                added = runner.growth(folder, spec) or ["only how it runs changed"]
+                click.echo(f"{folder}: growing the sweep there; {'; '.join(added)}")
             written = Path(spec_path).read_text()  # read once already: it validated
             folder = runner.run(spec, address, num_cpus, num_gpus, written=written)
     except SpecError as e:

@@ -78,11 +78,13 @@ def cell_ids(spec: SweepSpec) -> list[str]:
     return [cell_id(d, m) for d, _, _ in spec.difficulty_items() for m in spec.models]
 
 
-def make_cells(spec: SweepSpec) -> list[Cell]:
-    """Difficulty-major order. A model with match_parameters gets, per difficulty, the
-    hidden size closest to the other model's parameter count (at its fixed settings); one
-    with match_neurons gets the other model's number of neurons. Builds each difficulty's
-    task once: call it once per sweep."""
+def make_cells(spec: SweepSpec, order: list[str] | None = None) -> list[Cell]:
+    """Difficulty-major order; `order` (a grown sweep's cells by first appearance,
+    `sweep.growth.cell_order`) numbers the cells, so that a cell keeps its index, and with
+    it its trials' seeds, however the sweep grows. A model with match_parameters gets, per
+    difficulty, the hidden size closest to the other model's parameter count (at its fixed
+    settings); one with match_neurons gets the other model's number of neurons. Builds each
+    difficulty's task once: call it once per sweep."""
     cells: list[Cell] = []
     for difficulty, level, overrides in spec.difficulty_items():
         task = make_task(spec.task, level, overrides, difficulty)
@@ -102,7 +104,9 @@ def make_cells(spec: SweepSpec) -> list[Cell]:
                     params["hidden"] = hidden_for_parameters(entry.family, target, *sizes, ours)
             has = set(TRAIN_SEARCHABLE) | set(get_family(entry.family).parameters)
             space = {p: d for p, d in spec.search.space.items() if p in has}
-            cells.append(Cell(len(cells), difficulty, model, entry.family, info, params, space))
+            name = cell_id(difficulty, model)
+            index = order.index(name) if order and name in order else len(cells)
+            cells.append(Cell(index, difficulty, model, entry.family, info, params, space))
     return cells
 
 
@@ -146,6 +150,11 @@ def trial_config(
 def search_seed(spec: SweepSpec, cell: Cell, number: int) -> int:
     """Seed of search trial `number` of a cell: distinct across cells and trials."""
     return spec.search.seed * SEEDS_PER_SWEEP + cell.index * SEEDS_PER_CELL + number
+
+
+def confirm_index(spec: SweepSpec, seed: int) -> int:
+    """Which confirmation seed `seed` is (the inverse of `confirm_seed`)."""
+    return (spec.search.seed + 1) * SEEDS_PER_SWEEP - 1 - seed
 
 
 def confirm_seed(spec: SweepSpec, k: int) -> int:

@@ -25,7 +25,7 @@ from rich.table import Table
 from sweep.plan import cell_ids
 from sweep.records import TrialConfig, TrialResult
 from sweep.spec import SweepSpec
-from sweep.store import best, reached
+from sweep.store import best, current_confirmation, reached
 from sweep.tasks import task_metric
 
 
@@ -104,6 +104,9 @@ def counts_from_storage(
     _, goal = task_metric(spec.task)
     bad = trials["status"].isin(("failed", "diverged"))
     search = trials["phase"] == "search"
+    # a grown sweep may hold an earlier choice's confirmation too: the current one counts
+    trials = trials[search | current_confirmation(trials)]
+    bad, search = bad[trials.index], search[trials.index]
     for cell in cell_ids(spec):
         here = trials["cell"] == cell
         done_ids = set(trials.loc[here, "trial_id"])

@@ -7,23 +7,23 @@ import os
 import uuid
 from typing import Any
 
+import optuna
 import pyarrow.fs as pafs
 
 from sweep import plugins
-from sweep.errors import quote
+from sweep.growth import cell_order, changes, refusal, tune_dir
 from sweep.plan import cell_ids, make_cells
 from sweep.progress import LiveCells, budget, counts_from_storage, render
 from sweep.records import TrialConfig
 from sweep.results import ResultsWriter, compact, read_table
 from sweep.scheduling import CellScheduler
-from sweep.search import CellSearcher
+from sweep.search import CellSearcher, chosen, journal_storage
 from sweep.spec import Resources, SpecError, SweepSpec, parse_spec_text
-from sweep.storage import download_journal, is_local, sees, upload_journal
-from sweep.store import SPEC_AS_WRITTEN, SPEC_FILE, filesystem
+from sweep.storage import download_journal, is_local, local_journal, sees, upload_journal
+from sweep.store import HISTORY, SPEC_AS_WRITTEN, SPEC_FILE, filesystem
 from sweep.tasks import task_metric
 from sweep.tracking import run_name, trackers
 
-TUNE_DIR = "tune"
 # Tune's own CSV/JSON/TensorBoard loggers duplicate what the Parquet tables hold; the
 # trackers a spec asks for (`tracking:`) are added as callbacks of their own (sweep.tracking).
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -232,16 +232,44 @@ def _trainable(spec: SweepSpec, folder: str) -> Any:
     return tune.with_resources(trainable, group)
 
 
-def _write_spec(folder: str, spec: SweepSpec, written: str | None) -> None:
-    """spec.yaml last: its presence says a sweep is here."""
+def _write_spec(folder: str, spec: SweepSpec, written: str | None, generation: int = 0) -> None:
+    """spec.yaml last: its presence says a sweep is here. A grown sweep (generation > 0)
+    keeps every spec it ran with under history/<n>/, the first copied there at its growth."""
     fs, root = filesystem(folder)
     fs.create_dir(root, recursive=True)
+    if generation > 0:
+        first = f"{root}/{HISTORY}/0"
+        if fs.get_file_info(first).type == pafs.FileType.NotFound:
+            fs.create_dir(first, recursive=True)
+            for name in (SPEC_AS_WRITTEN, SPEC_FILE):
+                if fs.get_file_info(f"{root}/{name}").type != pafs.FileType.NotFound:
+                    fs.copy_file(f"{root}/{name}", f"{first}/{name}")
+        fs.create_dir(f"{root}/{HISTORY}/{generation}", recursive=True)
+        _write_files(fs, f"{root}/{HISTORY}/{generation}", spec, written)
+    _write_files(fs, root, spec, written)
+
+
+def _write_files(fs: pafs.FileSystem, root: str, spec: SweepSpec, written: str | None) -> None:
     files = [(SPEC_AS_WRITTEN, written)] if written is not None else []
     for name, text in [*files, (SPEC_FILE, spec.to_yaml())]:
         tmp = f"{root}/.{name}.tmp"
         with fs.open_output_stream(tmp) as out:
             out.write(text.encode())
         fs.move(tmp, f"{root}/{name}")
+
+
+def history(folder: str) -> list[SweepSpec]:
+    """Every spec the sweep ran with, oldest first: history/<n>/ once it has grown, else the
+    one spec it has."""
+    fs, root = filesystem(folder)
+    specs: list[SweepSpec] = []
+    while True:
+        path = f"{root}/{HISTORY}/{len(specs)}/{SPEC_FILE}"
+        if fs.get_file_info(path).type == pafs.FileType.NotFound:
+            break
+        with fs.open_input_stream(path) as f:
+            specs.append(parse_spec_text(f.read().decode(), path))
+    return specs or [read_spec(folder)]
 
 
 def _first_missing(fs: pafs.FileSystem, path: str) -> str | None:
@@ -274,7 +302,10 @@ def run(
     written: str | None = None,
 ) -> str:
     """Run a whole sweep: search every cell, then confirm each cell's best; returns its folder.
-    `written`: the spec file's text, kept beside the resolved spec for the report."""
+    `written`: the spec file's text, kept beside the resolved spec for the report.
+
+    Where a sweep with a spec that `spec` only adds to exists (see `sweep.growth`), the sweep
+    grows: a new generation, in a Ray Tune experiment of its own, runs just the new work."""
     from ray import tune
 
     folder = sweep_dir(spec)
@@ -283,8 +314,10 @@ def run(
         exists = fs.get_file_info(f"{root}/{SPEC_FILE}").type != pafs.FileType.NotFound
     except OSError as e:
         raise SweepError(f"{folder}: cannot use this storage: {e}") from None
-    if exists:  # the same spec whose Tuner never started (see `existing`): start it
-        _same_spec(folder, spec)
+    past = history(folder) if exists else []
+    generation = 0
+    if exists and _compare(folder, spec):  # grows; else the same spec, its Tuner not started
+        generation = len(past)
     created = None if exists else _first_missing(fs, root)
     try:
         fs.create_dir(root, recursive=True)
@@ -295,14 +328,16 @@ def run(
         _check_resources(spec, address)
         if address:
             _check_storage(folder)
-        _write_spec(folder, spec, written)
+        download_journal(folder)
+        _write_spec(folder, spec, written, generation)
     except BaseException:
         inside = fs.get_file_info(pafs.FileSelector(created, recursive=True)) if created else []
         if created and all(i.type == pafs.FileType.Directory for i in inside):
             fs.delete_dir(created)  # nothing ran: leave nothing behind, not even folders
         raise
     _allow_pending_trials(spec)
-    cells = make_cells(spec)  # the sweep's plan, resolved once
+    order = cell_order([*past[:generation], spec]) if generation else None
+    cells = make_cells(spec, order)  # the sweep's plan, resolved once
     # the results writer first: a report is in the tables before any tracker sees it
     callbacks: list[Any] = [ResultsWriter(spec, folder), *trackers(spec, folder)]
     if live:
@@ -322,7 +357,7 @@ def run(
             trial_name_creator=_trial_name,
         ),
         run_config=tune.RunConfig(
-            name=TUNE_DIR,
+            name=tune_dir(generation),
             storage_path=folder,
             callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=spec.fault_tolerance.max_failures),
@@ -334,45 +369,31 @@ def run(
     return folder
 
 
-def _same_spec(folder: str, spec: SweepSpec) -> None:
-    """Refuse a spec that differs from the one the sweep in `folder` ran: one line per
-    changed key, naming the old and the new value."""
+def _compare(folder: str, spec: SweepSpec) -> bool:
+    """Whether `spec` grows the sweep in `folder` (False: the same spec). A change that is
+    not growth raises SpecError, one line per changed key."""
     stored = read_spec(folder)
-    old, new = _flat(stored.model_dump(mode="json")), _flat(spec.model_dump(mode="json"))
-    old.pop("plugin_root", None), new.pop("plugin_root", None)  # where the file was read
-    changed = [
-        f"{key}: {quote(old.get(key, '(not set)'))} -> {quote(new.get(key, '(not set)'))}"
-        for key in sorted(set(old) | set(new))
-        if old.get(key, _UNSET) != new.get(key, _UNSET)
-    ]
-    if changed:
-        raise SpecError(
-            [
-                f"{folder} holds sweep {spec.name!r} run with another spec; changed: {line}; "
-                "to run this spec as a new sweep, give it a new `name`"
-                for line in changed
-            ]
-        )
+    refused, _ = changes(stored, spec)
+    if refused:
+        raise SpecError(refusal(folder, refused))
+    place = ("storage", "plugin_root")  # where the sweep is, and where its file was read
+    old, new = stored.model_dump(mode="json"), spec.model_dump(mode="json")
+    return {k: v for k, v in old.items() if k not in place} != {
+        k: v for k, v in new.items() if k not in place
+    }
 
 
-_UNSET = object()
-
-
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    """{'search.space.lr.loguniform': [...], ...}: a spec's values by dotted key."""
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for key, inner in value.items():
-            out |= _flat(inner, f"{prefix}.{key}" if prefix else str(key))
-        return out
-    return {prefix: value}
+def growth(folder: str, spec: SweepSpec) -> list[str]:
+    """What `spec` adds to the sweep in `folder`, one line per addition."""
+    return changes(read_spec(folder), spec)[1]
 
 
 def existing(spec: SweepSpec) -> str | None:
     """What `sweep run` finds where `spec`'s sweep goes: None (no sweep there, or the same
-    spec whose Tuner never started: run it), "resume" (the same spec, started: continue it)
-    or "done" (the same spec, every cell's budget spent). A sweep there with another spec
-    raises SpecError, one line per changed key."""
+    spec whose Tuner never started: run it), "grow" (a sweep that `spec` only adds to: run
+    the new work), "resume" (the same spec, started: continue it) or "done" (the same spec,
+    nothing left to run). A sweep there with a spec that `spec` changes raises SpecError,
+    one line per changed key."""
     folder = sweep_dir(spec)
     fs, root = filesystem(folder)
     try:
@@ -380,14 +401,45 @@ def existing(spec: SweepSpec) -> str | None:
             return None
     except OSError as e:
         raise SweepError(f"{folder}: cannot use this storage: {e}") from None
-    _same_spec(folder, spec)
-    if fs.get_file_info(f"{root}/{TUNE_DIR}").type == pafs.FileType.NotFound:
+    if _compare(folder, spec):
+        return "grow"
+    if fs.get_file_info(f"{root}/{_latest_tune_dir(folder)}").type == pafs.FileType.NotFound:
         return None
+    return "resume" if unfinished(folder, spec) else "done"
+
+
+def unfinished(folder: str, spec: SweepSpec) -> list[str]:
+    """The cells with work left: search trials not yet finished, or confirmation seeds the
+    cell's current best (per its Optuna study) has no trials row for."""
+    download_journal(folder)
+    journal = local_journal(folder)
     trials = read_table(folder, "trials")
-    counted = trials.groupby("cell")["trial_id"].nunique() if len(trials) else None
-    per_cell = {str(c): int(n) for c, n in counted.items()} if counted is not None else {}
-    left = [c for c in cell_ids(spec) if per_cell.get(c, 0) < budget(spec)]
-    return "resume" if left else "done"
+    confirmed = trials[trials["phase"] == "confirm"] if len(trials) else trials
+    if not journal.exists():
+        return cell_ids(spec)
+    storage = journal_storage(journal)
+    names = set(optuna.get_all_study_names(storage))
+    left = []
+    for cell in cell_ids(spec):
+        if cell not in names:
+            left.append(cell)
+            continue
+        study = optuna.load_study(study_name=cell, storage=storage)
+        finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        if len(finished) < spec.search.trials_per_cell:
+            left.append(cell)
+            continue
+        best = chosen(study, study.user_attrs.get("goal", "min"))
+        if best is None or spec.confirm.seeds == 0:
+            continue  # nothing to confirm
+        mine = confirmed[(confirmed["cell"] == cell) & (confirmed["optuna_trial"] == best.number)]
+        if mine["seed"].nunique() < spec.confirm.seeds:
+            left.append(cell)
+    return left
+
+
+def _latest_tune_dir(folder: str) -> str:
+    return tune_dir(len(history(folder)) - 1)
 
 
 def _finish(folder: str) -> None:
@@ -408,9 +460,9 @@ def resume(
 
     spec = read_spec(folder)
     fs, root = filesystem(folder)
-    tune_dir = f"{root}/{TUNE_DIR}"
-    if fs.get_file_info(tune_dir).type == pafs.FileType.NotFound:
-        raise SweepError(f"{folder}: the sweep never started (no {TUNE_DIR}/); run it again")
+    latest = _latest_tune_dir(folder)
+    if fs.get_file_info(f"{root}/{latest}").type == pafs.FileType.NotFound:
+        raise SweepError(f"{folder}: the sweep never started (no {latest}/); run it again")
     _init_ray(address, num_cpus, num_gpus, spec)
     _check_resources(spec, address)
     if address:
@@ -418,7 +470,7 @@ def resume(
     download_journal(folder)
     _allow_pending_trials(spec)
     tuner = tune.Tuner.restore(
-        folder.rstrip("/") + f"/{TUNE_DIR}",
+        folder.rstrip("/") + f"/{latest}",
         trainable=_trainable(spec, folder),
         resume_unfinished=True,
         resume_errored=True,

@@ -30,8 +30,9 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from sweep.plan import Cell, confirm_seed, search_seed, trial_config
+from sweep.plan import Cell, confirm_index, confirm_seed, search_seed, trial_config
 from sweep.records import TrialResult, outcome
+from sweep.results import read_table
 from sweep.spec import Distribution, SweepSpec
 from sweep.storage import local_journal, upload_journal
 from sweep.store import best
@@ -52,8 +53,12 @@ def optuna_distribution(dist: Distribution) -> BaseDistribution:
     return FloatDistribution(float(low), float(high), log=kind == "loguniform")
 
 
-def _sampler(spec: SweepSpec, cell: Cell) -> optuna.samplers.BaseSampler:
-    seed = spec.search.seed * 1_000 + cell.index
+def _sampler(spec: SweepSpec, cell: Cell, number: int) -> optuna.samplers.BaseSampler:
+    """The sampler that asks for trial `number` of a cell, seeded by that trial's seed: what
+    a trial is sampled depends on the study's past trials and its number only, never on
+    whether the driver restarted or the sweep grew in between (a sampler made once and
+    re-made on resume would replay its random draws from the start)."""
+    seed = search_seed(spec, cell, number)
     if spec.search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.search.sampler == "grid":
@@ -96,11 +101,16 @@ class CellSearcher(Searcher):
         self.cells = cells
         # Ray trial id -> (cell id, phase, Optuna trial number or confirmation index)
         self.trials: dict[str, tuple[str, str, int]] = {}
+        self.past = past_confirmations(spec, folder)
         self._studies: dict[str, optuna.Study] | None = None
 
     # -- state -------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_studies": None}  # storages hold file handles
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a searcher pickled before sweeps could grow has no `past`: nothing confirmed before
+        self.__dict__.update({"past": {}, **state})
 
     @property
     def studies(self) -> dict[str, optuna.Study]:
@@ -113,10 +123,10 @@ class CellSearcher(Searcher):
         study = optuna.create_study(
             study_name=cell.id,
             storage=storage,
-            sampler=_sampler(self.spec, cell),
             direction=DIRECTIONS[cell.task.goal],
             load_if_exists=True,
         )
+        study = widen_choices(study, storage, cell)
         for key, value in study_attributes(cell).items():
             if study.user_attrs.get(key) != value:  # a resumed driver adds nothing
                 study.set_user_attr(key, value)
@@ -142,15 +152,22 @@ class CellSearcher(Searcher):
                 return self._search_trial(trial_id, cell, orphans[0])
             if len(study.trials) < budget:
                 fixed = {n: optuna_distribution(d) for n, d in cell.space.items()}
+                study.sampler = _sampler(self.spec, cell, len(study.trials))
                 return self._search_trial(trial_id, cell, study.ask(fixed))
             done = [t for t in study.trials if t.state.is_finished()]
             if len(done) < budget:
                 waiting = True  # its confirmation waits for the last search trials
                 continue
-            confirmed = self._mine(cell, "confirm")
             chosen = self._best(cell)
-            if len(confirmed) < self.spec.confirm.seeds and chosen is not None:
-                k = len(confirmed)
+            if chosen is None:
+                continue
+            # within a driver's run the best is settled before any confirmation starts: the
+            # seeds handed out are the chosen configuration's, as are the past ones counted
+            past = self.past.get((cell.id, chosen.number), set())
+            taken = set(self._mine(cell, "confirm")) | past
+            left = [k for k in range(self.spec.confirm.seeds) if k not in taken]
+            if left:
+                k = left[0]
                 self.trials[trial_id] = (cell.id, "confirm", k)
                 seed = confirm_seed(self.spec, k)
                 hp = chosen.params
@@ -232,13 +249,69 @@ class CellSearcher(Searcher):
         )
 
     def _best(self, cell: Cell) -> optuna.trial.FrozenTrial | None:
-        """The configuration to confirm: the completed trial with the best value per the
-        task's goal (the earliest of equals); if the scheduler stopped every trial that did
-        not fail, the best of those."""
-        for state in (TrialState.COMPLETE, TrialState.PRUNED):
-            trials = self.studies[cell.id].get_trials(deepcopy=False, states=(state,))
-            done = [(t, t.value) for t in trials if t.value is not None]
-            if done:
-                top = best([value for _, value in done], cell.task.goal)
-                return next(t for t, value in done if value == top)
-        return None
+        return chosen(self.studies[cell.id], cell.task.goal)
+
+
+def chosen(study: optuna.Study, goal: str) -> optuna.trial.FrozenTrial | None:
+    """The configuration to confirm: the completed trial with the best value per the task's
+    goal (the earliest of equals); if the scheduler stopped every trial that did not fail,
+    the best of those."""
+    for state in (TrialState.COMPLETE, TrialState.PRUNED):
+        trials = study.get_trials(deepcopy=False, states=(state,))
+        done = [(t, t.value) for t in trials if t.value is not None]
+        if done:
+            top = best([value for _, value in done], goal)
+            return next(t for t, value in done if value == top)
+    return None
+
+
+def past_confirmations(spec: SweepSpec, folder: str) -> dict[tuple[str, int], set[int]]:
+    """(cell, configuration number) -> the confirmation seeds (as indices k) with a trials
+    row: what a grown sweep need not run again."""
+    trials = read_table(folder, "trials")
+    if trials.empty:
+        return {}
+    rows = trials[trials["phase"] == "confirm"]
+    past: dict[tuple[str, int], set[int]] = {}
+    for cell, number, seed in zip(rows["cell"], rows["optuna_trial"], rows["seed"], strict=True):
+        past.setdefault((str(cell), int(number)), set()).add(confirm_index(spec, int(seed)))
+    return past
+
+
+def widen_choices(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, cell: Cell
+) -> optuna.Study:
+    """A grown `choice` (entries added at its end): Optuna keeps one set of choices per
+    parameter of a study, so the study is written again, under its name, with every past
+    trial (numbers, values, states, intermediate values and attributes kept) recorded under
+    the larger set. Nothing to do when the choices are the same."""
+    space = {n: optuna_distribution(d) for n, d in cell.space.items()}
+    old = study.get_trials(deepcopy=False)
+    stale = any(
+        name in space and dist != space[name]
+        for t in old
+        for name, dist in t.distributions.items()
+        if isinstance(dist, CategoricalDistribution)
+    )
+    if not stale:
+        return study
+    attrs = study.user_attrs
+    optuna.delete_study(study_name=study.study_name, storage=storage)
+    fresh = optuna.create_study(
+        study_name=study.study_name, storage=storage, direction=study.direction
+    )
+    for key, value in attrs.items():
+        fresh.set_user_attr(key, value)
+    for t in old:
+        fresh.add_trial(
+            optuna.trial.create_trial(
+                state=t.state,
+                value=t.value,
+                params=t.params,
+                distributions={n: space.get(n, d) for n, d in t.distributions.items()},
+                user_attrs=t.user_attrs,
+                system_attrs=t.system_attrs,
+                intermediate_values=t.intermediate_values,
+            )
+        )
+    return fresh

@@ -3,6 +3,7 @@
 
     <sweep>/spec.yaml                        the resolved spec that ran
     <sweep>/spec-as-written.yaml             the spec file as its author wrote it
+    <sweep>/history/<n>/spec*.yaml           a grown sweep: both, for each generation
     <sweep>/trials/part-*.parquet            one row per trial (identity, config, outcome,
                                              provenance)
     <sweep>/curves/part-*.parquet            one row per report (trial_id, step, metrics)
@@ -35,6 +36,7 @@ import pyarrow.fs as pafs
 SCHEMA_VERSION = 2  # 2: `goal`, `references`, package versions and platform
 SPEC_FILE = "spec.yaml"  # the resolved spec that ran (every default filled in)
 SPEC_AS_WRITTEN = "spec-as-written.yaml"  # the user's file, byte for byte (`sweep run` only)
+HISTORY = "history"  # a grown sweep: history/<n>/ holds the spec of its n-th generation
 JOURNAL = "optuna/journal.log"  # one Optuna study per cell
 CHECKPOINTS = "checkpoints"  # <trial id>.pt: each trial's latest checkpoint
 TABLES = ("trials", "curves", "reconstructions")
@@ -70,6 +72,22 @@ def best(values: Sequence[float], goal: str) -> float:
     if not finite:
         return float("nan")
     return max(finite) if goal == "max" else min(finite)
+
+
+def current_confirmation(trials: pd.DataFrame) -> pd.Series:
+    """Per trials row: whether it is a confirmation trial of its cell's current choice, the
+    configuration (`optuna_trial`) confirmed last. A sweep that grew may have confirmed an
+    earlier best of a cell whose search then found a better one: those rows stay in the
+    table, and comparisons use the new choice's."""
+    confirm = trials["phase"] == "confirm"
+    if not confirm.any():
+        return confirm
+    rows = trials[confirm]
+    order = "started_at" if "started_at" in rows else "optuna_trial"
+    ordered = rows.sort_values(order, kind="stable", na_position="first")
+    last = ordered.groupby("cell")["optuna_trial"].agg(lambda s: s.iloc[-1])
+    mine, chosen = trials["optuna_trial"], trials["cell"].map(last)
+    return confirm & ((mine == chosen) | (mine.isna() & chosen.isna()))
 
 
 # -- trials: identity, then config (`hp.*`, `task.*`, from the registries), provenance, outcome

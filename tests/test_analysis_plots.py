@@ -1,5 +1,6 @@
-"""Figures: the info functions on a hand-built sweep (the numbers drawn), and the drawing
-functions (labels, units, aggregation and seeds stated; PNG and SVG written)."""
+"""Figures: the info functions on a hand-built sweep (the numbers drawn), the drawing
+functions (labels, units, aggregation and seeds stated; PNG and SVG written), and the
+registry every figure module joins."""
 
 from __future__ import annotations
 
@@ -12,26 +13,17 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+import analysis.figures
 from analysis import Results, Summary, Sweep, summarize
-from analysis.plots import (
-    FIGURES,
-    Scale,
-    draw_final_error,
-    draw_frontier,
-    draw_importance,
-    draw_learning_curves,
-    episodes_to_solve_info,
-    figures,
-    final_error_info,
-    frontier_info,
-    importance_info,
-    learning_curves_info,
-    metric_scale,
-    parameters_info,
-    reconstruction_info,
-    save,
-    seeds_text,
-)
+from analysis.figures import FIGURES, FigurePart, figures, register_figure
+from analysis.figures.common import Scale, metric_scale, save, seeds_text
+from analysis.figures.episodes_to_solve import episodes_to_solve_info
+from analysis.figures.final_error import draw_final_error, final_error_info
+from analysis.figures.frontier import draw_frontier, frontier_info
+from analysis.figures.importance import draw_importance, importance_info, importance_note
+from analysis.figures.learning_curves import draw_learning_curves, learning_curves_info
+from analysis.figures.parameters import parameters_info
+from analysis.figures.reconstructions import reconstruction_info
 from analysis.tables import CURVES_COLUMNS
 from tests.test_analysis_summary import HIGH, LOW, pictures, seeds, trial
 
@@ -169,6 +161,10 @@ def test_importance_info(summary: Summary) -> None:
     assert "Too few trials to mean anything" in weak.get_suptitle()
     empty = draw_importance(importance_info(summary))  # no studies: says so, no crash
     assert "no Optuna studies" in " ".join(t.get_text() for t in empty.axes[0].texts)
+    # the report's warning under the figure: hard/plastic searched 2 parameters, 12 trials
+    note = importance_note(dataclasses.replace(summary, importance=importance))
+    assert note.startswith("Hyperparameter importance: 1 of the cells that searched several")
+    assert importance_note(summary) == ""  # no studies: nothing to warn of
 
 
 def test_parameters_info(summary: Summary) -> None:
@@ -215,12 +211,36 @@ def test_figures_state_axes_units_aggregation_and_seeds(summary: Summary) -> Non
 
 def test_every_figure_is_written_as_png_and_svg(summary: Summary, tmp_path: Path) -> None:
     drawn = figures(summary)
-    assert list(drawn) == [f for f in FIGURES if f != "reconstructions"]  # not pictures
+    assert list(drawn) == [p.name for p in FIGURES if p.applies(summary)]
+    assert "reconstructions" not in drawn  # not a picture task
+    assert len(drawn) == len(FIGURES) - 1  # every other one applies to any sweep
     for name, fig in drawn.items():
         assert isinstance(fig, Figure) and fig.get_suptitle()
         png, svg = save(fig, tmp_path, name)
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert "<svg" in svg.read_text()[:1000]
+
+
+def test_the_registry_holds_every_module_of_the_package_in_report_order() -> None:
+    modules = {
+        p.stem for p in Path(analysis.figures.__file__).parent.glob("*.py") if p.stem != "common"
+    } - {"__init__"}
+    assert {p.data.__module__.rsplit(".", 1)[1] for p in FIGURES} == modules
+    assert len({p.name for p in FIGURES}) == len(FIGURES)
+    assert [p.order for p in FIGURES] == sorted(p.order for p in FIGURES)
+    assert FIGURES[0].name == "final_error"  # the answer first
+    with pytest.raises(ValueError, match=r"already registered by analysis\.figures\.frontier"):
+        register_figure(FigurePart("frontier", "x", _nothing, _blank))
+    with pytest.raises(ValueError, match="must be a Python identifier"):
+        FigurePart("two words", "x", _nothing, _blank)
+
+
+def _nothing(summary: Summary) -> str:
+    return ""
+
+
+def _blank(info: str) -> Figure:
+    return Figure()
 
 
 @pytest.fixture(scope="module")

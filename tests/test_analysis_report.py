@@ -4,6 +4,7 @@ output of a real tiny sweep."""
 from __future__ import annotations
 
 import html
+import importlib
 import os
 import re
 import shutil
@@ -15,8 +16,10 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from matplotlib.patches import Rectangle
 
 from analysis import UnreadablePartWarning, load, summarize
+from analysis.figures import FIGURES, applicable, figures, unregister_figure
 from analysis.report import write_report
 from sweep.results import write_part
 from tests.sweeps import sweep, tiny_spec, write_spec
@@ -33,6 +36,11 @@ def analysis_cli(*args: str) -> subprocess.CompletedProcess[str]:
         cwd=ROOT,
         timeout=300,
     )
+
+
+def embedded(page: str) -> list[str]:
+    """The captions of the report's figures, in order."""
+    return re.findall(r"<figcaption>([^<]*) \(<a href=", page)
 
 
 def headline_rows(page: str) -> list[tuple[str, str, bool]]:
@@ -65,7 +73,12 @@ def test_report_headline_marks_significant_wins_and_leaves_out_diverged(tmp_path
     assert headline_rows(page) == [("easy", "plastic", True), ("hard", "rnn", True)]
     assert "abc123 (35)" in page  # the git commit and how many trials ran it
     assert "<td>hard</td><td>plastic</td><td>10</td><td>2</td>" in page  # seeds, diverged
-    assert page.count("src='data:image/png;base64,") == 6
+    summary = summarize(load(folder))
+    shown = applicable(summary)
+    assert "reconstructions" not in [p.name for p in shown]  # no pictures recorded
+    assert page.count("src='data:image/png;base64,") == len(shown) == len(FIGURES) - 1
+    assert embedded(page) == [html.escape(p.caption_of(summary)) for p in shown]
+    assert embedded(page)[0] == "Final bit error against difficulty"  # the answer first
     assert "name: hand" in page  # the spec that ran
     # a schema-1 sweep: no goal (lower is better, as then every task), no versions recorded
     assert "Winner: lowest median final bit error (lower is better)" in page
@@ -81,9 +94,104 @@ def test_an_image_sweeps_report_shows_its_reconstructions(tmp_path: Path) -> Non
     records = [{str(k): v for k, v in r.items()} for r in recorded.to_dict("records")]
     write_part(folder, "reconstructions", [{**r, "schema_version": 1} for r in records])
     page = write_report(load(folder), tmp_path / "out").read_text()
-    assert page.count("src='data:image/png;base64,") == 7
-    assert "Reconstructions of held-out images" in page
+    assert page.count("src='data:image/png;base64,") == len(FIGURES)  # every one applies
+    assert "Reconstructions of held-out images" in embedded(page)
     assert (tmp_path / "out" / "figures" / "reconstructions.svg").is_file()
+
+
+LAB_FIGURE = """
+\"\"\"A lab's own figure, in one module: the confirmation seeds of each cell.\"\"\"
+from matplotlib.figure import Figure
+
+from analysis.figures import FigurePart, register_figure
+from analysis.figures.common import new_figure, seeds_text, suptitle
+from analysis.summary import Summary
+
+SEEDS = "seeds"  # the cells column drawn
+
+
+def seeds_info(summary: Summary) -> dict[str, int]:
+    return {f"{r['difficulty']}/{r['model']}": int(r[SEEDS]) for _, r in summary.cells.iterrows()}
+
+
+def draw_seeds(info: dict[str, int]) -> Figure:
+    fig = new_figure(6, 3)
+    ax = fig.subplots()
+    ax.bar(list(info), list(info.values()))
+    ax.set_ylabel("confirmation seeds")
+    suptitle(fig, f"seeds per cell, {seeds_text(info.values())}")
+    return fig
+
+
+def several_models(summary: Summary) -> bool:
+    return len(summary.models) > 1
+
+
+def note(summary: Summary) -> str:
+    return f"drawn by a lab module for {len(summary.cells)} cells"
+
+
+FIGURE = register_figure(
+    FigurePart(
+        name="seeds_per_cell",
+        caption="Seeds per cell ({metric})",
+        data=seeds_info,
+        draw=draw_seeds,
+        applies=several_models,
+        note=note,
+        order=15,
+    )
+)
+"""
+
+
+def test_a_figure_module_of_its_own_joins_figures_and_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Adding a figure is one module: importing it registers it; nothing else changes."""
+    (tmp_path / "lab_figures.py").write_text(LAB_FIGURE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lab_figures", raising=False)
+    before = [p.name for p in FIGURES]
+    try:
+        importlib.import_module("lab_figures")
+        assert [p.name for p in FIGURES] == [before[0], "seeds_per_cell", *before[1:]]
+        rows = seeds("easy", "plastic", LOW) + seeds("easy", "rnn", HIGH[:4])
+        folder = written_sweep(tmp_path, rows)
+        summary = summarize(load(folder))
+        fig = figures(summary)["seeds_per_cell"]
+        heights = [bar.get_height() for bar in fig.axes[0].patches if isinstance(bar, Rectangle)]
+        assert heights == [10, 4] and "n = 4–10 confirmation seeds" in fig.get_suptitle()
+        page = write_report(load(folder), tmp_path / "out").read_text()
+        assert embedded(page)[:2] == [
+            "Final bit error against difficulty",
+            "Seeds per cell (bit error)",
+        ]
+        assert "<p class='warn'>drawn by a lab module for 2 cells</p>" in page
+        assert (tmp_path / "out" / "figures" / "seeds_per_cell.svg").is_file()
+        # when it applies: a sweep of one model does not get it
+        one = summarize(load(written_sweep(tmp_path, seeds("easy", "plastic", LOW), "one")))
+        assert "seeds_per_cell" not in [p.name for p in applicable(one)]
+    finally:
+        unregister_figure("seeds_per_cell")
+    assert [p.name for p in FIGURES] == before
+
+
+def test_report_draws_only_the_figures_named(tmp_path: Path) -> None:
+    folder = written_sweep(tmp_path, seeds("easy", "plastic", LOW) + seeds("easy", "rnn", HIGH))
+    out = tmp_path / "out"
+    done = analysis_cli("report", str(folder), "--out", str(out), "--figure", "frontier")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["frontier.png", "frontier.svg"]
+    assert embedded((out / "report.html").read_text()) == ["Difficulty frontier"]
+    done = analysis_cli("report", str(folder), "--figure", "fronteir", "--figure", "x")
+    assert done.returncode == 2 and done.stdout == ""
+    valid = ", ".join(p.name for p in FIGURES)
+    assert done.stderr.splitlines() == [
+        f"analysis: --figure: unknown figure 'fronteir'; valid: {valid}; did you mean 'frontier'?",
+        f"analysis: --figure: unknown figure 'x'; valid: {valid}",
+    ]
+    assert not (folder / "report").exists()
 
 
 def test_report_of_several_sweeps_has_a_section_each(tmp_path: Path) -> None:
@@ -223,11 +331,11 @@ def test_report_of_a_real_sweep(tiny: Path, tmp_path: Path) -> None:
     assert [(d, w) for d, w, _ in headline_rows(page)] == list(
         zip(expected["difficulty"], expected["winner"], strict=True)
     )
-    assert page.count("src='data:image/png;base64,") == 6
+    shown = [p.name for p in applicable(summarize(results))]
+    assert "reconstructions" not in shown and len(shown) == len(FIGURES) - 1
+    assert page.count("src='data:image/png;base64,") == len(shown)
     names = {p.name for p in (out / "figures").iterdir()}
-    for figure in ("learning_curves", "final_error", "episodes_to_solve", "frontier"):
-        assert {f"{figure}.png", f"{figure}.svg"} <= names
-    assert len(names) == 12
+    assert names == {f"{figure}.{kind}" for figure in shown for kind in ("png", "svg")}
     assert "name: tiny" in page and "trials_per_cell: 2" in page  # the spec that ran
     # ... as written: the file's own text, kept by `sweep run` beside the resolved spec
     written = (tiny / "spec-as-written.yaml").read_text()
