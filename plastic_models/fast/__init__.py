@@ -31,9 +31,10 @@ def plastic_episode(
     """Activations (T, B, N) of a plastic episode driven by drive (T, B, N); the trace starts
     at zero. clamp: a neuron whose drive is non-zero at a step takes that value instead of
     tanh(pre)."""
+    inputs = (w, alpha, eta)
     if clip is None:
-        return replay(Linear(w, alpha, eta, rule, clamp), drive)
-    return replay(Clipped(w, alpha, eta, rule, clamp, clip), drive)
+        return replay(Linear(inputs, rule, clamp), drive)
+    return replay(Clipped(inputs, rule, clamp, clip), drive)
 
 
 def retroactive_episode(
@@ -48,4 +49,5 @@ def retroactive_episode(
 ) -> Tensor:
     """Activations (T, B, N) of a retroactively modulated episode driven by drive (T, B, N);
     both traces start at zero."""
-    return replay(Retroactive(w, alpha, eta, rule, clamp, clip, modulator), drive)
+    inputs = Retroactive.inputs_of(w, alpha, eta, modulator)
+    return replay(Retroactive(inputs, rule, clamp, clip), drive)

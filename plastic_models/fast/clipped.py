@@ -24,16 +24,9 @@ from plastic_models.fast.driver import (
     activate,
     tanh_backward,
 )
-from plastic_models.rules import DecayRule
 
 
 class Clipped(Stepwise):
-    def __init__(
-        self, w: Tensor, alpha: Tensor, eta: Tensor, rule: DecayRule, clamp: bool, clip: float
-    ):
-        super().__init__(w, alpha, eta, rule, clamp)
-        self.clip = clip
-
     def advance(self, h: Tensor, out: Tensor, x: Tensor, y: Tensor) -> None:
         """out = U(t+1) from h = H(t). The same ops in the forward pass and the replay."""
         torch.mul(h, self.decay(y), out=out)

@@ -163,23 +163,17 @@ class Kernel:
     replays: whether the backward pass keeps all traces of a segment (K ~ sqrt(T)).
     alpha_by_element: whether dL/dalpha per connection goes to a (b, N, N) buffer per chunk
         (summed by the driver), else straight into dL/dalpha (N, N).
-    params: the kernel's tensors beyond w, alpha and eta that need a gradient (`param_grads`).
+    inputs: w, alpha, eta, then the kernel's own tensors that need a gradient (`params`, their
+        gradients from `param_grads`).
     """
 
     replays = True
     alpha_by_element = True
 
-    def __init__(
-        self,
-        w: Tensor,
-        alpha: Tensor,
-        eta: Tensor,
-        rule: DecayRule,
-        clamp: bool,
-        params: tuple[Tensor, ...] = (),
-    ):
+    def __init__(self, inputs: tuple[Tensor, ...], rule: DecayRule, clamp: bool):
+        w, alpha, eta, *params = inputs
         self.w, self.alpha, self.rule, self.clamp = w, alpha, rule, clamp
-        self.inputs = (w, alpha, eta, *params)
+        self.inputs, self.params = inputs, tuple(params)
         self.eta = float(eta.detach())  # constant within an episode: ops stay on scalars
         self.connection = alpha.dim() == 2  # else per-neuron or scalar: factors out of x @ H
 
@@ -212,7 +206,12 @@ class Kernel:
 
 class Stepwise(Kernel):
     """A kernel that forms every step's trace (clipped.py, retroactive.py): the steps a trace
-    update U = H diag(d(y)) + eta x ⊗ y and the read x @ (w + alpha * H) share."""
+    update U = H diag(d(y)) + eta x ⊗ y and the read x @ (w + alpha * H) share. The traces
+    are clipped at ±clip."""
+
+    def __init__(self, inputs: tuple[Tensor, ...], rule: DecayRule, clamp: bool, clip: float):
+        super().__init__(inputs, rule, clamp)
+        self.clip = clip
 
     def decay(self, y: Tensor) -> float | Tensor:
         """d(t): a float when the rule's shrink is a constant, else (b, 1, N)."""

@@ -45,29 +45,30 @@ from plastic_models.fast.driver import (
     tanh_backward,
 )
 from plastic_models.modulation import Neuromodulator
-from plastic_models.rules import DecayRule
 
 
 class Retroactive(Stepwise):
     """params: the modulator's v (1, N) and b (1,), then fanout's (N, 1) and (N,) if any."""
 
-    def __init__(
-        self,
-        w: Tensor,
-        alpha: Tensor,
-        eta: Tensor,
-        rule: DecayRule,
-        clamp: bool,
-        clip: float,
-        modulator: Neuromodulator,
-    ):
+    @staticmethod
+    def inputs_of(
+        w: Tensor, alpha: Tensor, eta: Tensor, modulator: Neuromodulator
+    ) -> tuple[Tensor, ...]:
         fanout = modulator.fanout
-        source = (modulator.source.weight, modulator.source.bias)
-        params = source if fanout is None else (*source, fanout.weight, fanout.bias)
-        super().__init__(w, alpha, eta, rule, clamp, params)
-        self.clip = clip
-        self.v, self.b = source
-        self.fanout = None if fanout is None else (fanout.weight, fanout.bias)
+        source = (w, alpha, eta, modulator.source.weight, modulator.source.bias)
+        return source if fanout is None else (*source, fanout.weight, fanout.bias)
+
+    @property
+    def v(self) -> Tensor:
+        return self.params[0]
+
+    @property
+    def b(self) -> Tensor:
+        return self.params[1]
+
+    @property
+    def fanout(self) -> tuple[Tensor, Tensor] | None:
+        return None if len(self.params) == 2 else (self.params[2], self.params[3])
 
     def snapshot(self, plan: Plan) -> tuple[tuple[int, ...], int]:
         return (2, plan.batch, plan.n, plan.n), 1  # (U(k K - 1), E(k K))
