@@ -26,7 +26,8 @@ Old against new, side by side: `--baseline DIR` runs the fast path of every chos
 the code in DIR (e.g. a git worktree of main at the commit a change started from) and with this
 checkout, `--rounds` times each, alternating which goes first, each run in a fresh subprocess
 (DIR first on its PYTHONPATH), and reports the median step time of each and their ratio, and
-the ratio of their fastest steps (the least disturbed by other work on a loaded machine).
+the ratios of their fastest steps and of their median CPU seconds per step (both less
+disturbed by other work on a loaded machine; CPU seconds mean most with --threads 1).
 
     git worktree add --detach /tmp/before <commit>
     .venv/bin/python benchmarks/plastic_episode.py --baseline /tmp/before --cases "patterns, full"
@@ -189,15 +190,16 @@ def worker(case: Case, path: str, repeats: int, threads: int, profile: bool) -> 
     train_step, optimizer = training_step(case, path)
     before = _rss_kib("VmRSS")
     train_step()  # warm-up: Adam's state, the allocator
-    seconds = []
+    seconds, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         train_step()
         seconds.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     rss_growth = (_rss_kib("VmHWM") - before) / 2**10
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
     seconds.sort()
-    timed = {"seconds": seconds, "median_s": seconds[len(seconds) // 2]}
+    timed = {"seconds": seconds, "median_s": seconds[len(seconds) // 2], "cpu_seconds": cpu}
     if not profile:
         return timed
     optimizer.zero_grad(set_to_none=True)
@@ -271,6 +273,7 @@ def compare(case: Case, baseline: Path, rounds: int, repeats: int, threads: int)
     here = Path(__file__).resolve().parent.parent
     row: dict[str, Any] = {**asdict(case), "threads": threads, "baseline": str(baseline)}
     seconds: dict[str, list[float]] = {"baseline": [], "this": []}
+    cpu: dict[str, list[float]] = {"baseline": [], "this": []}
     ratios = []
     for r in range(rounds):
         order = ["baseline", "this"] if r % 2 == 0 else ["this", "baseline"]
@@ -283,12 +286,15 @@ def compare(case: Case, baseline: Path, rounds: int, repeats: int, threads: int)
                 row["skipped"] = f"{side} failed: {done['failed']}"
                 return row
             seconds[side] += done["seconds"]
+            cpu[side] += done["cpu_seconds"]
             medians[side] = done["median_s"]
         ratios.append(medians["this"] / medians["baseline"])
     for side, values in seconds.items():
         row[f"{side}_s"], row[f"{side}_min_s"] = statistics.median(values), min(values)
     row["ratio"] = row["this_s"] / row["baseline_s"]
     row["ratio_min"] = row["this_min_s"] / row["baseline_min_s"]  # the least disturbed steps
+    # CPU seconds: time spent waiting for a core on a loaded machine left out (1 thread)
+    row["ratio_cpu"] = statistics.median(cpu["this"]) / statistics.median(cpu["baseline"])
     row["round_ratios"] = ratios
     return row
 
@@ -296,19 +302,19 @@ def compare(case: Case, baseline: Path, rounds: int, repeats: int, threads: int)
 def comparison_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| case | T | B | baseline s / step | this s / step | this / baseline | per round "
-        "| fastest step, this / baseline |",
-        "|---|---|---|---|---|---|---|---|",
+        "| fastest step, this / baseline | CPU s, this / baseline |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         head = f"| {row['name']} | {row['steps']} | {row['batch']} |"
         if "skipped" in row:
-            lines.append(f"{head} {row['skipped']} | | | | |")
+            lines.append(f"{head} {row['skipped']} | | | | | |")
             continue
         rounds = " ".join(f"{r:.2f}" for r in row["round_ratios"])
         lines.append(
             f"{head} {row['baseline_s']:.3f} | {row['this_s']:.3f} | **{row['ratio']:.2f}** "
             f"| {rounds} | {row['this_min_s']:.3f} / {row['baseline_min_s']:.3f} = "
-            f"{row['ratio_min']:.2f} |"
+            f"{row['ratio_min']:.2f} | {row['ratio_cpu']:.2f} |"
         )
     return "\n".join(lines)
 
