@@ -313,7 +313,7 @@ def best_html(summary: Summary) -> str:
             r["difficulty"],
             r["model"],
             r["optuna_trial"],
-            number(r["final_error"]),
+            number(r["final_value"]),
             ", ".join(f"{c[3:]}={number(r[c])}" for c in hp if not pd.isna(r[c])) or "–",
         )
         for r in _records(summary.best)

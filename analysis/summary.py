@@ -128,7 +128,7 @@ def _usable(trials: pd.DataFrame, phase: str) -> pd.Series:
     return (
         (current_confirmation(trials) if phase == CONFIRM else trials["phase"] == phase)
         & ~trials["status"].isin(LEFT_OUT)
-        & trials["final_error"].notna()
+        & trials["final_value"].notna()
     )
 
 
@@ -161,7 +161,7 @@ def cell_summary(trials: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     rows = []
     for key, at in confirm.groupby(CELL, sort=False).indices.items():
         cell, used = confirm.iloc[at], confirm.iloc[at[ok[at]]]
-        errors = _floats(used["final_error"])
+        errors = _floats(used["final_value"])
         goal = goal_of(cell)
         solved = reached(errors, _floats(used["solved_threshold"]), goal)
         solve = _floats(used["episodes_to_solve"][solved].dropna())
@@ -224,7 +224,7 @@ def comparisons(trials: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     good = usable(trials)
     rows = []
     for (sweep, difficulty), level in good.groupby(["sweep", "difficulty"], sort=False):
-        errors = {m: _floats(g["final_error"]) for m, g in level.groupby("model", sort=False)}
+        errors = {m: _floats(g["final_value"]) for m, g in level.groupby("model", sort=False)}
         for a, b in itertools.combinations(errors, 2):
             test = rank_sum(errors[a], errors[b])
             rows.append(
@@ -400,11 +400,11 @@ def best_configs(trials: pd.DataFrame) -> pd.DataFrame:
     Optuna study was told; lowest for a "min" goal, highest for "max"), ties to the earlier
     Optuna trial; with its `hp.*` settings."""
     search = usable(trials, SEARCH)
-    keyed = search.assign(_key=_rank_key(search, "final_error"))
+    keyed = search.assign(_key=_rank_key(search, "final_value"))
     order = keyed.sort_values(["_key", "optuna_trial"], kind="stable")
     best = order.drop_duplicates(CELL, keep="first")
     hp = [c for c in trials.columns if c.startswith("hp.")]
-    columns = [*CELL, "trial_id", "optuna_trial", "final_error", "episodes_to_solve", *hp]
+    columns = [*CELL, "trial_id", "optuna_trial", "final_value", "episodes_to_solve", *hp]
     return best[columns].reset_index(drop=True)
 
 
@@ -475,23 +475,23 @@ def param_importance(studies: Mapping[tuple[str, str], optuna.Study]) -> pd.Data
 
 def curve_summary(curves: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
     """Learning curves across confirmation seeds: per cell and evaluation step, the median
-    episodes trained and the median and quartiles of the evaluation error, with the number
+    episodes trained and the median and quartiles of the evaluated metric, with the number
     of seeds that reached the step. Trials known to have diverged or failed are left out;
     confirmation trials still running are in (their steps so far)."""
     bad = trials.loc[trials["status"].isin(LEFT_OUT), "trial_id"]
     earlier = trials.loc[(trials["phase"] == CONFIRM) & ~current_confirmation(trials), "trial_id"]
     rows = curves[(curves["phase"] == CONFIRM) & ~curves["trial_id"].isin([*bad, *earlier])]
-    rows = rows[[*CELL, "step", "episodes", "error"]].astype({"episodes": float, "error": float})
+    rows = rows[[*CELL, "step", "episodes", "value"]].astype({"episodes": float, "value": float})
     rows = rows.dropna()
     grouped = rows.groupby([*CELL, "step"], sort=True)
-    error = grouped["error"]
+    value = grouped["value"]
     out = pd.DataFrame(
         {
             "episodes": grouped["episodes"].median(),
-            "median": error.median(),
-            "q25": error.quantile(0.25),
-            "q75": error.quantile(0.75),
-            "seeds": error.count(),
+            "median": value.median(),
+            "q25": value.quantile(0.25),
+            "q75": value.quantile(0.75),
+            "seeds": value.count(),
         }
     )
     return out.reset_index()
@@ -502,14 +502,14 @@ def typical_reconstructions(trials: pd.DataFrame, reconstructions: pd.DataFrame)
     trial, the one whose final value of the metric is the median across seeds (the better
     middle one for an even count; ties to the lower seed), so the pictures show neither the
     best nor the worst seed. A cell with no usable confirmation trial that recorded pictures
-    shows its best search trial. Reconstruction rows with the chosen trial's `final_error`
+    shows its best search trial. Reconstruction rows with the chosen trial's `final_value`
     added, one row per (cell, sample); empty when the sweep recorded none (tasks that are not
     pictures)."""
     recorded = trials[trials["trial_id"].isin(reconstructions["trial_id"])]
     chosen = []
     for phase in (CONFIRM, SEARCH):
         rows = usable(recorded, phase)
-        ranked = rows.assign(_key=_rank_key(rows, "final_error")).sort_values(
+        ranked = rows.assign(_key=_rank_key(rows, "final_value")).sort_values(
             ["_key", "seed"], kind="stable"
         )
         for _, cell in ranked.groupby(CELL, sort=False):
@@ -517,7 +517,7 @@ def typical_reconstructions(trials: pd.DataFrame, reconstructions: pd.DataFrame)
     picked = pd.DataFrame(chosen, columns=[*trials.columns, "_key"])
     picked = picked.drop_duplicates(CELL, keep="first")
     out = reconstructions.merge(
-        picked[["sweep", "trial_id", "final_error"]], on=["sweep", "trial_id"]
+        picked[["sweep", "trial_id", "final_value"]], on=["sweep", "trial_id"]
     )
     return out.sort_values([*CELL, "sample"], kind="stable").reset_index(drop=True)
 
@@ -585,7 +585,7 @@ def summarize(results: Results, seed: int = 0, alpha: float = ALPHA) -> Summary:
         task=task_info(_first_sweep(trials)),
         levels=order(levels(trials)),
         cells=cells,
-        seeds=order(usable(trials)[[*CELL, "seed", "final_error", "episodes_to_solve"]]),
+        seeds=order(usable(trials)[[*CELL, "seed", "final_value", "episodes_to_solve"]]),
         tests=tests,
         headline=order(headline(cells, tests, alpha=alpha)),
         frontier=order(frontier(cells, difficulties)),

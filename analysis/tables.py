@@ -22,7 +22,6 @@ import optuna
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import yaml
 from optuna.storages.journal import JournalFileBackend
 
@@ -41,6 +40,7 @@ from sweep.store import (
     last_per_key,
     pandas_columns,
     part_files,
+    read_part,
 )
 
 # The columns analysis relies on, with the pandas dtype each loads as (`sweep.store` defines
@@ -287,14 +287,16 @@ def _parse_spec(text: str, where: str) -> Mapping[str, Any]:
 
 
 def _read_parts(fs: pafs.FileSystem, folder: str) -> tuple[list[pa.Table], list[str]]:
-    """Every readable part file of a table folder in name order, and the unreadable ones.
-    Hidden temporary files (a write in progress) are not part files."""
+    """Every readable part file of a table folder in name order (each in today's columns,
+    whatever schema wrote it: `sweep.upgrade`), and the unreadable ones. Hidden temporary
+    files (a write in progress) are not part files."""
     parts = part_files(fs, folder)
     tables, skipped = [], []
-    keys = KEYS[folder.rsplit("/", 1)[-1]]
+    name = folder.rsplit("/", 1)[-1]
+    keys = KEYS[name]
     for part in parts:
         try:
-            table = pq.read_table(part, filesystem=fs)
+            table = read_part(fs, part, name)  # an older schema's in today's columns
         except (OSError, pa.ArrowException) as e:
             warnings.warn(
                 f"skipping unreadable part file {part}: {e}", UnreadablePartWarning, stacklevel=4

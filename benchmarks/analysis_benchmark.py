@@ -82,8 +82,8 @@ def _trial_rows(rng: np.random.Generator, steps: int) -> list[dict[str, Any]]:
                         "node": "node-a",
                         "device": "cpu",
                         "status": "diverged" if rng.random() < 0.01 else "completed",
-                        "final_error": final,
-                        "best_error": final,
+                        "final_value": final,
+                        "best_value": final,
                         "episodes_to_solve": int(rng.integers(1, steps)) * 10 if solved else None,
                         "episodes": steps * 10,
                         "num_parameters": 5203 * (1 + d),
@@ -102,7 +102,7 @@ def _curves(trials: pa.Table, steps: int, rng: np.random.Generator) -> pa.Table:
         return np.repeat(trials[column].to_numpy(zero_copy_only=False), steps)
 
     step = np.tile(np.arange(1, steps + 1), n)
-    final = repeat("final_error")
+    final = repeat("final_value")
     error = final + (0.5 - final) * np.exp(-step / (steps / 5)) + rng.normal(0, 0.005, n * steps)
     columns = {c: repeat(c) for c in ("sweep", "trial_id", "phase", "difficulty", "model", "cell")}
     columns |= {
@@ -111,7 +111,7 @@ def _curves(trials: pa.Table, steps: int, rng: np.random.Generator) -> pa.Table:
         "episodes": step * 10,
         "wall_s": step * 0.06,
         "loss": error * 20,
-        "error": error,
+        "value": error,
         "episodes_per_second": np.full(n * steps, 160.0),
         "node": np.full(n * steps, "node-a"),
         "schema_version": np.ones(n * steps, dtype=np.int32),

@@ -98,7 +98,7 @@ def train_one(run: Run) -> Outcome:
     )
     start = time.perf_counter()
     *_, last = Trial(task, run.family, {}, config).reports()
-    error = last.error if not last.diverged else task.chance
+    error = last.value if not last.diverged else task.chance
     solved = not last.diverged and bool(reached(error, task.solved_threshold, task.goal))
     return Outcome(run, error, task.solved_threshold, solved, time.perf_counter() - start)
 

@@ -302,7 +302,7 @@ def step_image(dry: bool, out: Path) -> Iterator[Row]:
         "paper_minutes_per_3000": PAPER_IMAGE_S_PER_EPISODE * 3000 / 60,
         "vs_paper": PAPER_IMAGE_S_PER_EPISODE / per_episode,
         "peak_mib": peak_memory_mib(before),
-        "last_erased_mse": last.error,
+        "last_erased_mse": last.value,
     }
 
 

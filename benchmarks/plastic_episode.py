@@ -22,6 +22,16 @@ checkpointed path for every variant; the summary compares each with the non-modu
     .venv/bin/python benchmarks/plastic_episode.py [--repeats 5] [--threads 2] [--json out.json]
     .venv/bin/python benchmarks/plastic_episode.py --cases image  # the cases named "image..."
 
+Old against new, side by side: `--baseline DIR` runs the fast path of every chosen case with
+the code in DIR (e.g. a git worktree of main at the commit a change started from) and with this
+checkout, `--rounds` times each, alternating which goes first, each run in a fresh subprocess
+(DIR first on its PYTHONPATH), and reports the median step time of each and their ratio, and
+the ratios of their fastest steps and of their median CPU seconds per step (both less
+disturbed by other work on a loaded machine; CPU seconds mean most with --threads 1).
+
+    git worktree add --detach /tmp/before <commit>
+    .venv/bin/python benchmarks/plastic_episode.py --baseline /tmp/before --cases "patterns, full"
+
 Time to solution: train the plastic network on the full 1000-bit level (Trial, Adam, batch B,
 after every gradient step one evaluation on B fresh episodes) until the mean error of the last
 10 evaluations is <= 0.02; report training episodes and wall seconds (model construction and
@@ -36,6 +46,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -172,19 +183,25 @@ def training_step(
     return train_step, optimizer
 
 
-def worker(case: Case, path: str, repeats: int, threads: int) -> dict[str, Any]:
-    """Run in the subprocess: time `repeats` training steps after a warm-up, then profile one."""
+def worker(case: Case, path: str, repeats: int, threads: int, profile: bool) -> dict[str, Any]:
+    """Run in the subprocess: time `repeats` training steps after a warm-up, then profile one
+    (unless not `profile`)."""
     torch.set_num_threads(threads)
     train_step, optimizer = training_step(case, path)
     before = _rss_kib("VmRSS")
     train_step()  # warm-up: Adam's state, the allocator
-    seconds = []
+    seconds, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         train_step()
         seconds.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     rss_growth = (_rss_kib("VmHWM") - before) / 2**10
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
+    seconds.sort()
+    timed = {"seconds": seconds, "median_s": seconds[len(seconds) // 2], "cpu_seconds": cpu}
+    if not profile:
+        return timed
     optimizer.zero_grad(set_to_none=True)
     with torch.profiler.profile(
         activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
@@ -195,10 +212,8 @@ def worker(case: Case, path: str, repeats: int, threads: int) -> dict[str, Any]:
     for event in sorted(events, key=lambda e: e.start_ns()):
         live += event.nbytes()
         peak = max(peak, live)
-    seconds.sort()
     return {
-        "seconds": seconds,
-        "median_s": seconds[len(seconds) // 2],
+        **timed,
         "tensor_peak_mib": peak / 2**20,
         "rss_growth_mib": rss_growth,
         "peak_rss_mib": peak_rss,
@@ -221,17 +236,87 @@ def run_case(case: Case, path: str, repeats: int, threads: int) -> dict[str, Any
     if need > 0.8 * have:
         row["skipped"] = f"needs ~{need:.1f} GiB for its graph, {have:.1f} GiB available"
         return row
-    spec = json.dumps({"case": asdict(case), "path": path, "repeats": repeats, "threads": threads})
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    done = subprocess.run(
-        [sys.executable, __file__, "--worker", spec], capture_output=True, text=True, env=env
-    )
-    if done.returncode != 0:
-        row["skipped"] = f"failed: {done.stderr.strip().splitlines()[-1]}"
+    done = run_worker(case, path, repeats, threads)
+    if "failed" in done:
+        row["skipped"] = f"failed: {done['failed']}"
         return row
-    row.update(json.loads(done.stdout.strip().splitlines()[-1]))
+    row.update(done)
     row["episodes_per_s"] = case.batch / row["median_s"]
     return row
+
+
+def run_worker(
+    case: Case, path: str, repeats: int, threads: int, tree: Path | None = None
+) -> dict[str, Any]:
+    """`worker` in a fresh subprocess; tree: run the code there (first on PYTHONPATH), not
+    profiled. {"failed": the last line of stderr} if it fails."""
+    spec = {"case": asdict(case), "path": path, "repeats": repeats, "threads": threads}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    if tree is not None:
+        spec["profile"] = False
+        env["PYTHONPATH"] = os.pathsep.join([str(tree), env.get("PYTHONPATH", "")]).rstrip(":")
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if done.returncode != 0:
+        return {"failed": (done.stderr.strip().splitlines() or ["no output"])[-1]}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def compare(case: Case, baseline: Path, rounds: int, repeats: int, threads: int) -> dict[str, Any]:
+    """The fast path of `case` with the code in `baseline` and with this checkout, `rounds`
+    fresh runs each, alternating which goes first: median step times and their ratio."""
+    here = Path(__file__).resolve().parent.parent
+    row: dict[str, Any] = {**asdict(case), "threads": threads, "baseline": str(baseline)}
+    seconds: dict[str, list[float]] = {"baseline": [], "this": []}
+    cpu: dict[str, list[float]] = {"baseline": [], "this": []}
+    ratios = []
+    for r in range(rounds):
+        order = ["baseline", "this"] if r % 2 == 0 else ["this", "baseline"]
+        medians = {}
+        for side in order:
+            done = run_worker(
+                case, "fast", repeats, threads, baseline if side == "baseline" else here
+            )
+            if "failed" in done:
+                row["skipped"] = f"{side} failed: {done['failed']}"
+                return row
+            seconds[side] += done["seconds"]
+            cpu[side] += done["cpu_seconds"]
+            medians[side] = done["median_s"]
+        ratios.append(medians["this"] / medians["baseline"])
+    for side, values in seconds.items():
+        row[f"{side}_s"], row[f"{side}_min_s"] = statistics.median(values), min(values)
+    row["ratio"] = row["this_s"] / row["baseline_s"]
+    row["ratio_min"] = row["this_min_s"] / row["baseline_min_s"]  # the least disturbed steps
+    # CPU seconds: time spent waiting for a core on a loaded machine left out (1 thread)
+    row["ratio_cpu"] = statistics.median(cpu["this"]) / statistics.median(cpu["baseline"])
+    row["round_ratios"] = ratios
+    return row
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| case | T | B | baseline s / step | this s / step | this / baseline | per round "
+        "| fastest step, this / baseline | CPU s, this / baseline |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        head = f"| {row['name']} | {row['steps']} | {row['batch']} |"
+        if "skipped" in row:
+            lines.append(f"{head} {row['skipped']} | | | | | |")
+            continue
+        rounds = " ".join(f"{r:.2f}" for r in row["round_ratios"])
+        lines.append(
+            f"{head} {row['baseline_s']:.3f} | {row['this_s']:.3f} | **{row['ratio']:.2f}** "
+            f"| {rounds} | {row['this_min_s']:.3f} / {row['baseline_min_s']:.3f} = "
+            f"{row['ratio_min']:.2f} | {row['ratio_cpu']:.2f} |"
+        )
+    return "\n".join(lines)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -300,7 +385,7 @@ def time_to_solution(
         trial.model.forward = trial.model.forward_autograd  # type: ignore[attr-defined]
     errors: list[float] = []
     for report in trial.reports():
-        errors.append(report.error)
+        errors.append(report.value)
         wall = time.perf_counter() - start
         if len(errors) >= 10 and sum(errors[-10:]) / 10 <= PAPER_SOLVED:
             return {
@@ -338,6 +423,15 @@ def main() -> None:
         default=["reference", "plain", "fast"],
         help="the paths to time (default: all but generic)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout to compare the fast path with (a git worktree of main, say): each "
+        "case runs there and here, interleaved, and the ratios are reported",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="with --baseline: fresh runs per side and case"
+    )
     parser.add_argument("--time-to-solution", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--path", choices=("fast", "plain"), default="fast")
@@ -348,7 +442,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         spec = json.loads(args.worker)
-        result = worker(Case(**spec["case"]), spec["path"], spec["repeats"], spec["threads"])
+        case = Case(**spec["case"])
+        profile = spec.get("profile", True)
+        result = worker(case, spec["path"], spec["repeats"], spec["threads"], profile)
         print(json.dumps(result))
         return
 
@@ -360,6 +456,16 @@ def main() -> None:
             runs.append(time_to_solution(seed, args.path, args.lr, args.batch, args.budget))
             print(json.dumps(runs[-1]), flush=True)
         record["time_to_solution"] = runs
+    elif args.baseline:
+        if not (args.baseline / "plastic_models").is_dir():
+            parser.error(f"--baseline {args.baseline}: no plastic_models/ there; give a checkout")
+        rows = []
+        cases = [c for c in CASES if not args.cases or any(p in c.name for p in args.cases)]
+        for case in cases:
+            rows.append(compare(case, args.baseline, args.rounds, args.repeats, args.threads))
+            print(json.dumps({k: v for k, v in rows[-1].items()}), flush=True)
+        record["comparison"] = rows
+        print(f"\n{record['machine']}, {args.threads} threads\n\n{comparison_table(rows)}")
     else:
         rows = []
         cases = [c for c in CASES if not args.cases or any(p in c.name for p in args.cases)]

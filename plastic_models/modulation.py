@@ -47,7 +47,7 @@ class Modulation:
     uses_modulator: whether M(t) is computed.
     default_clip: the clip of the traces when neither the network nor the rule sets one.
     fast_kernels: whether a hand-derived kernel runs it (for a rule the kernels know):
-        episode.py without modulation, retroactive.py for retroactive modulation.
+        plastic_models/fast without modulation and for retroactive modulation.
     """
 
     name: str

@@ -7,9 +7,9 @@ at the start of every forward pass (one episode) and never stored on the module,
 trained network keeps learning inside each episode and forgets between them.
 
 `forward` runs the whole episode memory-flat: a rule the fast kernels know (a `DecayRule`) runs
-as one hand-derived autograd Function without modulation (plastic_models.episode) and under
-retroactive modulation (plastic_models.retroactive); every other rule or modulation runs on the
-generic checkpointed path (plastic_models.checkpointed). Both
+as one hand-derived autograd Function without modulation and under retroactive modulation
+(plastic_models.fast); every other rule or modulation runs on the generic checkpointed path
+(plastic_models.checkpointed). Both
 keep O(T B N + sqrt(T) B N^2) memory instead of plain autograd's ~3 T B N^2.
 `forward_autograd` is `step` unrolled under plain autograd, kept as a baseline.
 """
@@ -24,9 +24,8 @@ from torch import Tensor, nn
 
 from plastic_models.checkpointed import unroll
 from plastic_models.config import PlasticConfig
-from plastic_models.episode import has_fast_kernel, plastic_episode
+from plastic_models.fast import has_fast_kernel, plastic_episode, retroactive_episode
 from plastic_models.modulation import MODULATIONS, Neuromodulator
-from plastic_models.retroactive import retroactive_episode
 from plastic_models.rules import DecayRule, get_rule
 
 State = tuple[Tensor, ...]

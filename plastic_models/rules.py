@@ -10,10 +10,11 @@ Rules of the form
 
     U = H diag(1 - rate * s(y)) + rate * x ⊗ y          (s: the rule's "shrink")
 
-are linear in the trace; the hand-derived fast kernels (linear.py, clipped.py) run every such
-`DecayRule` when it is not modulated, and retroactive.py under retroactive modulation (the
-plastic network's). Any other rule or modulation runs on the generic memory-flat path
-(checkpointed.py), where autograd differentiates `update` itself: a new rule needs no gradient.
+are linear in the trace; the hand-derived fast kernels (plastic_models/fast: linear.py,
+clipped.py) run every such `DecayRule` when it is not modulated, and fast/retroactive.py under
+retroactive modulation (the plastic network's). Any other rule or modulation runs on the
+generic memory-flat path (checkpointed.py), where autograd differentiates `update` itself: a
+new rule needs no gradient.
 
 Register a rule of your own with `@register_rule("name")` on a `Rule` subclass (see README).
 """

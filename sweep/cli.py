@@ -18,6 +18,7 @@ import click
 
 if TYPE_CHECKING:
     from sweep import runner
+    from sweep.learners import Learner
     from sweep.spec import SweepSpec
     from sweep.tasks import Task
     from sweep.train import Report, TrainConfig
@@ -181,15 +182,16 @@ def _resolve_trial(
     model: str,
     params: dict[str, Any],
     train: dict[str, Any],
-) -> tuple[Task, TrainConfig, dict[str, Any]]:
+) -> tuple[Task, TrainConfig, Learner, dict[str, Any]]:
     """Validate everything a trial needs (datasets included) before any training starts;
     what is unset takes the published method's value (`sweep.defaults`)."""
     from pydantic import ValidationError
 
     from sweep.defaults import method_of, resolve_model, resolve_train
+    from sweep.learners import all_settings, learner_of, make_learner, owner, settings_names
     from sweep.models import make_config
     from sweep.tasks import make_task
-    from sweep.train import TrainConfig
+    from sweep.train import TRAIN_FIELDS, TrainConfig
 
     try:
         made = make_task(task, difficulty, task_params)
@@ -198,16 +200,25 @@ def _resolve_trial(
         make_config(model, resolved)
     except ValueError as e:
         raise BadInput(str(e)) from None
+    learner = learner_of(made)
+    for key in sorted(set(train) & set(all_settings()) - set(settings_names(learner))):
+        raise BadInput(
+            f"--{key.replace('_', '-')}={train[key]!r}: a setting of the {owner(key)} learner; "
+            f"task {task!r} learns by {learner}"
+        )
     try:
         settings = {**CLI_TRAIN, **resolve_train(method, train)}
-        return made, TrainConfig(**settings), resolved
+        common = {k: v for k, v in settings.items() if k in TRAIN_FIELDS}
+        return made, TrainConfig(**common), make_learner(learner, settings), resolved
     except ValidationError as e:
         err = e.errors()[0]
         flag = "--" + str(err["loc"][0]).replace("_", "-")
         raise BadInput(f"{flag}={err['input']!r}: {err['msg']}") from None
 
 
-def run_with_progress(task: Task, model: str, params: dict[str, Any], train: TrainConfig) -> Report:
+def run_with_progress(
+    task: Task, model: str, params: dict[str, Any], train: TrainConfig, learner: Learner
+) -> Report:
     """Train one trial with a progress bar on stderr; returns the final report."""
     from rich.console import Console
     from rich.progress import (
@@ -224,13 +235,13 @@ def run_with_progress(task: Task, model: str, params: dict[str, Any], train: Tra
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn(f"{task.metric} {{task.fields[error]}}"),
+        TextColumn(f"{task.metric} {{task.fields[value]}}"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        bar = progress.add_task(f"{model} on {task.level}", total=train.episodes, error="-")
-        for report in train_trial(task, model, params, train):
-            progress.update(bar, completed=report.episodes, error=f"{report.error:.4f}")
+        bar = progress.add_task(f"{model} on {task.level}", total=train.episodes, value="-")
+        for report in train_trial(task, model, params, train, learner):
+            progress.update(bar, completed=report.episodes, value=f"{report.value:.4f}")
     return report
 
 
@@ -295,19 +306,22 @@ def train(
         model_params["hidden"] = hidden
     protocol = _parse_params(task_params, "--task-param")
     given = {k: v for k, v in train.items() if v is not None}  # unset: the task's, TrainConfig's
-    made, config, resolved = _resolve_trial(task, difficulty, protocol, model, model_params, given)
-    report = run_with_progress(made, model, resolved, config)
+    made, config, learner, resolved = _resolve_trial(
+        task, difficulty, protocol, model, model_params, given
+    )
+    report = run_with_progress(made, model, resolved, config, learner)
     record = {"task": task, "difficulty": difficulty, "model": model, "seed": config.seed}
     record["model_params"] = resolved  # the settings in effect, the reference's defaults included
-    record["train"] = {k: v for k, v in dataclasses.asdict(config).items() if k != "seed"}
+    settings = {**dataclasses.asdict(config), **dataclasses.asdict(learner.settings)}
+    record["train"] = {k: v for k, v in settings.items() if k != "seed"}
     record |= {
-        "metric": made.metric,  # what the *_error values measure
+        "metric": made.metric,  # what the value, best_value and final_value measure
         "goal": made.goal,  # min: lower is better; max: higher is better
         "chance": made.chance,
         "solved_threshold": made.solved_threshold,
         # the final and best values again, under the metric's own name
-        f"final_{made.metric}": report.final_error,
-        f"best_{made.metric}": report.best_error,
+        f"final_{made.metric}": report.final_value,
+        f"best_{made.metric}": report.best_value,
     }
     record |= report.to_dict()
     if as_json:  # NaN (a diverged trial's missing metrics) is not JSON: null

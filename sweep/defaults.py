@@ -71,3 +71,29 @@ def resolve_model(method: Method, family: str, given: Mapping[str, Any]) -> dict
 def resolve_train(method: Method, given: Mapping[str, Any]) -> dict[str, Any]:
     """Training settings: `given`, then the task's reference, then TrainConfig's defaults."""
     return {**method.train, **given}
+
+
+def cell_params(
+    method: Method, models: Mapping[str, Any], name: str, sizes: tuple[int, int]
+) -> dict[str, Any]:
+    """The fixed parameters of spec model `name` (a `sweep.spec.ModelEntry`: `family`,
+    `params()`, `match`) at a task of (input, output) `sizes`: a model with
+    match_parameters gets the hidden size closest to the other model's parameter count (at
+    its fixed settings), one with match_neurons the other model's number of neurons. Raises
+    ValueError or TypeError when a model cannot be built at these sizes."""
+    from sweep.models import build_model, hidden_for_parameters, num_parameters
+
+    entry = models[name]
+    params: dict[str, Any] = entry.params()
+    if entry.match is None:
+        return params
+    kind, other_name = entry.match
+    other = models[other_name]
+    theirs = resolve_model(method, other.family, other.params())
+    if kind == "neurons":
+        params["hidden"] = build_model(other.family, *sizes, theirs).neurons
+    else:
+        target = num_parameters(other.family, *sizes, theirs)
+        ours = resolve_model(method, entry.family, params)
+        params["hidden"] = hidden_for_parameters(entry.family, target, *sizes, ours)
+    return params

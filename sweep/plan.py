@@ -7,11 +7,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweep.defaults import Method, method_of, resolve_model
-from sweep.models import build_model, get_family, hidden_for_parameters, make_config, num_parameters
-from sweep.records import TrialConfig
+from sweep.defaults import Method, cell_params, method_of, resolve_model
+from sweep.learners import settings_in_effect
+from sweep.models import get_family, make_config
+from sweep.records import TaskDescriptor, TrialConfig
 from sweep.spec import SEEDS_PER_CELL, SEEDS_PER_SWEEP, TRAIN_SEARCHABLE, Distribution, SweepSpec
-from sweep.tasks import Task, make_task
+from sweep.tasks import Task, make_task, task_learner
 
 # the reference of a task that declares none: the families' own defaults
 FAMILY_DEFAULTS = Method()
@@ -27,11 +28,7 @@ class TaskInfo:
     level: str | None  # the ladder level the difficulty starts from (None: task defaults)
     overrides: dict[str, Any]  # task parameters set directly
     settings: dict[str, Any]  # every protocol parameter in effect
-    metric: str
-    goal: str
-    chance: float
-    solved_threshold: float
-    references: dict[str, float]
+    descriptor: TaskDescriptor
     # what the task's reference code sets (`sweep.defaults`); the default also serves plans
     # pickled before it existed (a resumed older sweep)
     method: Method = FAMILY_DEFAULTS
@@ -43,13 +40,17 @@ class TaskInfo:
             level,
             overrides,
             task.settings(),
-            task.metric,
-            task.goal,
-            task.chance,
-            task.solved_threshold,
-            dict(task.references),
+            TaskDescriptor.of(task),
             method_of(task),
         )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A plan pickled by schema-2 code (a resumed older sweep) holds the descriptor's
+        fields flat."""
+        if "descriptor" not in state:
+            names = [f.name for f in dataclasses.fields(TaskDescriptor)]
+            state["descriptor"] = TaskDescriptor(**{k: state.pop(k) for k in names})
+        self.__dict__.update(state)
 
 
 @dataclass(frozen=True)
@@ -90,18 +91,8 @@ def make_cells(spec: SweepSpec, order: list[str] | None = None) -> list[Cell]:
         task = make_task(spec.task, level, overrides, difficulty)
         info = TaskInfo.of(task, spec.task, level, overrides)
         for model, entry in spec.models.items():
-            params = entry.params()
-            if entry.match is not None:
-                kind, name = entry.match
-                other = spec.models[name]
-                sizes = (task.input_size, task.output_size)
-                theirs = resolve_model(info.method, other.family, other.params())
-                if kind == "neurons":
-                    params["hidden"] = build_model(other.family, *sizes, theirs).neurons
-                else:
-                    target = num_parameters(other.family, *sizes, theirs)
-                    ours = resolve_model(info.method, entry.family, params)
-                    params["hidden"] = hidden_for_parameters(entry.family, target, *sizes, ours)
+            sizes = (task.input_size, task.output_size)
+            params = cell_params(info.method, spec.models, model, sizes)
             has = set(TRAIN_SEARCHABLE) | set(get_family(entry.family).parameters)
             space = {p: d for p, d in spec.search.space.items() if p in has}
             name = cell_id(difficulty, model)
@@ -120,6 +111,7 @@ def trial_config(
     model = make_config(cell.family, resolve_model(cell.task.method, cell.family, given))
     searched = {k: v for k, v in hp.items() if k not in family_params}
     train = spec.train_config(cell.task.method.train, **searched)
+    learned = {**cell.task.method.train, **spec.train, **searched}
     return TrialConfig(
         cell=cell.id,
         difficulty=cell.difficulty,
@@ -132,11 +124,7 @@ def trial_config(
         level=cell.task.level,
         overrides=dict(cell.task.overrides),
         task_settings=dict(cell.task.settings),
-        metric=cell.task.metric,
-        goal=cell.task.goal,
-        chance=cell.task.chance,
-        solved_threshold=cell.task.solved_threshold,
-        references=dict(cell.task.references),
+        descriptor=cell.task.descriptor,
         hp=dict(hp),
         model_params={f.name: getattr(model, f.name) for f in dataclasses.fields(model)},
         train={
@@ -144,6 +132,7 @@ def trial_config(
             for f in dataclasses.fields(train)
             if f.name not in _SET_PER_TRIAL
         },
+        learner_settings=settings_in_effect(task_learner(cell.task.name), learned),
     )
 
 

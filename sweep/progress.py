@@ -113,12 +113,12 @@ def counts_from_storage(
         started = set(curves.loc[curves["cell"] == cell, "trial_id"])
         values = pd.concat(
             [
-                trials.loc[here & search, "best_error"],
-                curves.loc[(curves["cell"] == cell) & (curves["phase"] == "search"), "error"],
+                trials.loc[here & search, "best_value"],
+                curves.loc[(curves["cell"] == cell) & (curves["phase"] == "search"), "value"],
             ]
         )
-        confirm = trials[here & ~search & ~bad & trials["final_error"].notna()]
-        final = confirm["final_error"].astype(float).tolist()
+        confirm = trials[here & ~search & ~bad & trials["final_value"].notna()]
+        final = confirm["final_value"].astype(float).tolist()
         rows = zip(final, confirm["solved_threshold"], confirm["goal"], strict=True)
         counts = CellCounts(
             cell=cell,
@@ -182,8 +182,9 @@ class LiveCells(Callback):
                     counts.search_done += 1
                     counts.search_usable += not bad
                 elif not bad and last is not None and last.usable:
-                    counts.confirmed.append(last.error)
-                    counts.solved += bool(reached(last.error, config.solved_threshold, config.goal))
+                    counts.confirmed.append(last.value)
+                    task = config.descriptor
+                    counts.solved += bool(reached(last.value, task.solved_threshold, task.goal))
             elif trial.status == TuneTrial.RUNNING:
                 counts.running += 1
         for counts in by_cell.values():
@@ -196,8 +197,8 @@ class LiveCells(Callback):
     ) -> None:
         config, report = TrialConfig.from_dict(trial.config), TrialResult.from_dict(result)
         if config.is_search and report is not None:
-            seen = [self._best.get(config.cell, math.nan), report.error]
-            self._best[config.cell] = best(seen, config.goal)
+            seen = [self._best.get(config.cell, math.nan), report.value]
+            self._best[config.cell] = best(seen, config.descriptor.goal)
 
     def on_step_end(self, iteration: int, trials: list[TuneTrial], **info: Any) -> None:
         if time.monotonic() - self._drawn < 0.5:

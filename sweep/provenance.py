@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sweep.rows import Versions
 
 
 def git_commit() -> str:
@@ -21,21 +26,25 @@ def git_commit() -> str:
         return "unknown"
 
 
-def versions() -> dict[str, str]:
-    """`version.<package>` of every package in `sweep.store.VERSIONED`, and `platform`,
-    read from the installed distributions' metadata (nothing is imported)."""
+def versions() -> Versions:
+    """The version of every package a trials row records (`sweep.rows.Versions`), read from
+    the installed distributions' metadata (nothing is imported)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from sweep.store import VERSIONED
+    from sweep.rows import Versions
 
     found: dict[str, str] = {}
-    for package in VERSIONED:
-        if package == "python":
-            found["version.python"] = platform.python_version()
+    for f in dataclasses.fields(Versions):
+        if f.name == "python":
+            found["python"] = platform.python_version()
             continue
         try:
-            found[f"version.{package}"] = version(package)
+            found[f.name] = version(f.name)
         except PackageNotFoundError:
-            found[f"version.{package}"] = "not installed"
-    found["platform"] = platform.platform()
-    return found
+            found[f.name] = "not installed"
+    return Versions(**found)
+
+
+def platform_name() -> str:
+    """Operating system and machine, as `platform.platform()`."""
+    return platform.platform()

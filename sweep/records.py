@@ -4,6 +4,11 @@ trial config) and what it reports at each evaluation (`TrialResult`, Ray's resul
 Ray Tune carries both as plain dicts; `to_dict` and `from_dict` are the only places that
 touch their keys. Everything on the driver (results writer, searcher, scheduler, live view)
 reads these types.
+
+The records that become results columns (`TaskDescriptor`, `Placement`, and the rows of
+`sweep.rows`) declare each column once, as a field: `column()` gives its meaning (and, where
+the annotation does not say it, its Arrow type), from which `sweep.columns` derives the
+tables' schemas and the README's column table.
 """
 
 from __future__ import annotations
@@ -15,10 +20,61 @@ from typing import Any, TypeVar
 R = TypeVar("R")
 
 
+def column(
+    doc: str, *, arrow: str | None = None, prefix: str | None = None, default: Any = ...
+) -> Any:
+    """A field that is a results column: `doc` its meaning (the README's column table).
+    `arrow` where the annotation does not give the Arrow type: "int32", "json" (a mapping
+    stored as JSON text), "timestamp" (ISO text or a datetime, stored as UTC time),
+    "float32[]", "bool[]". `prefix`: a mapping field whose keys become `<prefix><key>`
+    columns (which keys: the registries', `sweep.results.config_columns`)."""
+    metadata = {"doc": doc, "arrow": arrow, "prefix": prefix}
+    if default is ...:
+        return field(metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 def _from_dict(cls: type[R], data: dict[str, Any]) -> R:
     """The dataclass's fields from a dict that may hold more (Ray adds its own keys)."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class TaskDescriptor:
+    """What a task's metric values mean: the same for every trial of a difficulty, resolved
+    once on the driver (`sweep.plan`), carried by every trial's config and written in its
+    row."""
+
+    metric: str = column("what the value columns measure: bit_error, erased_mse, reward")
+    goal: str = column("`min`: lower is better (errors); `max`: higher is better (rewards)")
+    chance: float = column("the metric of a network that learned nothing")
+    solved_threshold: float = column("solved when the metric reaches this (per `goal`)")
+    references: dict[str, float] = column(
+        "JSON {name: metric value}: other levels figures draw beside chance", arrow="json"
+    )
+
+    @classmethod
+    def of(cls, task: Any) -> TaskDescriptor:
+        """A task's (any object with these attributes)."""
+        return cls(
+            task.metric, task.goal, task.chance, task.solved_threshold, dict(task.references)
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Placement:
+    """Where a trial runs, reported by its rank 0 with every result."""
+
+    node: str | None = column("Ray node id of rank 0, the process that reports", default=None)
+    device: str | None = column("rank 0's device", default=None)
+    gpu_ids: str | None = column("every rank's GPU ids, `;` between ranks", default=None)
+    workers: int = column("world size: the trial's data-parallel processes", default=1)
+    devices: str | None = column("every rank's device, `;` between ranks", default=None)
+    nodes: str | None = column("every rank's Ray node id, `;` between ranks", default=None)
+    started_at: str | None = column(
+        "when the trial first started (kept across restores)", arrow="timestamp", default=None
+    )
 
 
 @dataclass(frozen=True)
@@ -38,14 +94,12 @@ class TrialConfig:
     level: str | None  # the ladder level the difficulty starts from (None: task defaults)
     overrides: dict[str, Any]  # task parameters set directly
     task_settings: dict[str, Any]  # every protocol parameter in effect
-    metric: str  # what the task's error measures (the `*_error` fields hold its values)
-    goal: str  # "min": lower is better; "max": higher is better (`sweep.store.GOALS`)
-    chance: float  # the metric of a network that learned nothing
-    solved_threshold: float
-    references: dict[str, float]  # other levels figures draw beside chance, by name
+    descriptor: TaskDescriptor  # what the metric values mean
     hp: dict[str, Any]  # what the search chose (Optuna's params; confirm: the best's)
     model_params: dict[str, Any]  # every model hyperparameter in effect, `hidden` resolved
     train: dict[str, Any]  # every training setting in effect but seed and device
+    # every setting of the task's learner (`sweep.learners`) in effect
+    learner_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_search(self) -> bool:
@@ -61,6 +115,14 @@ class TrialConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialConfig:
+        """Also a config written before the descriptor was one record (schema 2: its fields
+        flat, a reward task's A2C settings in `train`)."""
+        data = dict(data)
+        if not isinstance(data.get("descriptor"), dict | TaskDescriptor):
+            names = [f.name for f in dataclasses.fields(TaskDescriptor)]
+            data["descriptor"] = {k: data.pop(k) for k in names}
+        if isinstance(data["descriptor"], dict):
+            data["descriptor"] = TaskDescriptor(**data["descriptor"])
         return _from_dict(cls, data)
 
 
@@ -80,37 +142,31 @@ class Reconstructions:
 class Report:
     """One evaluation, with the trial's summary so far (a trial stopped early by a
     scheduler ends on any report). The last report of a trial that ran its course, or
-    diverged, has done=True and final_error set."""
+    diverged, has done=True and final_value set. `value`, `best_value` and `final_value`
+    are the task's metric, whatever it measures (its `TaskDescriptor`)."""
 
     step: int  # 1 for the first evaluation, 2 for the next, ...
     episodes: int  # training episodes so far
     loss: float  # mean training loss since the previous report
-    error: float  # the task's metric on fresh evaluation episodes (last finite one if diverged)
+    value: float  # the task's metric on fresh evaluation episodes (last finite one if diverged)
     wall_s: float  # seconds of training and evaluation since the start, across restores
     episodes_per_second: float  # the whole run's: episodes so far / wall_s
-    best_error: float  # best `error` so far (lowest, or highest for a "max" task)
+    best_value: float  # best `value` so far (lowest, or highest for a "max" task)
     episodes_to_solve: int | None  # first evaluation that reached the threshold, so far
     num_parameters: int
     done: bool = False
     diverged: bool = False  # the loss became NaN or infinite; training stopped there
-    final_error: float | None = None
+    final_value: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 @dataclass(frozen=True)
-class TrialResult(Report):
-    """What a trial reports to Ray Tune: an evaluation `Report`, where the trial runs, and
-    whether a checkpoint came with it."""
+class TrialResult(Report, Placement):
+    """What a trial reports to Ray Tune: an evaluation `Report`, where the trial runs
+    (`Placement`), and whether a checkpoint came with it."""
 
-    node: str | None = None  # Ray node id (of rank 0)
-    device: str | None = None  # rank 0's
-    gpu_ids: str | None = None  # every rank's GPU ids, ";" between ranks
-    workers: int = 1  # the trial's world size (data-parallel processes)
-    devices: str | None = None  # every rank's device, ";" between ranks (rank 0 first)
-    nodes: str | None = None  # every rank's Ray node id, ";" between ranks
-    started_at: str | None = None  # ISO time the trial first started (kept across restores)
     checkpointed: bool = False  # a checkpoint was saved with this report
     # Picture tasks, on the final report only: the trial's outputs on the fixed held-out
     # episodes. The driver's results writer takes them out of the result before Tune keeps
@@ -120,7 +176,7 @@ class TrialResult(Report):
     @property
     def usable(self) -> bool:
         """Ended with a value a search can learn from."""
-        return not self.diverged and self.error == self.error
+        return not self.diverged and self.value == self.value
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -10,13 +10,11 @@ steps are dropped by readers, which keep the last row per key.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
-import types
-import typing
 import uuid
 import warnings
 from collections.abc import Iterable
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,40 +27,40 @@ import pyarrow.parquet as pq
 from ray.tune import Callback
 from ray.tune.experiment import Trial as TuneTrial
 
+from sweep.columns import arrow_type
+from sweep.columns import values as row_values
+from sweep.learners import LEARNERS
 from sweep.models import FAMILIES
-from sweep.provenance import git_commit, versions
-from sweep.records import Reconstructions, TrialConfig, TrialResult, outcome
+from sweep.provenance import git_commit, platform_name, versions
+from sweep.records import Placement, Reconstructions, TrialConfig, TrialResult, outcome
+from sweep.rows import (
+    SCHEMA_VERSION,
+    CurveRow,
+    Identity,
+    Outcome,
+    Provenance,
+    ReconstructionRow,
+    TrialIdentity,
+    TrialRow,
+    Versions,
+)
 from sweep.spec import SweepSpec
 from sweep.store import (
     CURVES_SCHEMA,
     KEYS,
     RECONSTRUCTIONS_SCHEMA,
-    SCHEMA_VERSION,
     TABLES,
     filesystem,
     last_per_key,
     part_files,
     part_name,
+    read_part,
     trials_schema,
 )
 from sweep.tasks import TASKS
 from sweep.train import TrainConfig
 
 WRITE_ATTEMPTS = 3
-_ARROW = {int: pa.int64(), float: pa.float64(), bool: pa.bool_(), str: pa.string()}
-
-
-def _arrow_type(annotation: Any) -> pa.DataType:
-    """int | None, Annotated[float, ...], Literal["a", "b"] ... -> an Arrow type."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _arrow_type(typing.get_args(annotation)[0])
-    if origin in (typing.Union, types.UnionType):
-        (inner,) = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _arrow_type(inner)
-    if origin is typing.Literal:
-        return _ARROW[type(typing.get_args(annotation)[0])]
-    return _ARROW[annotation]
 
 
 def _config_columns(prefix: str, classes: Iterable[Any], skip: tuple[str, ...] = ()) -> dict:
@@ -70,15 +68,17 @@ def _config_columns(prefix: str, classes: Iterable[Any], skip: tuple[str, ...] =
     for cls in classes:
         for name, info in cls.__pydantic_fields__.items():
             if name not in skip:
-                columns.setdefault(f"{prefix}.{name}", _arrow_type(info.annotation))
+                columns.setdefault(f"{prefix}.{name}", arrow_type(info.annotation))
     return columns
 
 
 def config_columns() -> dict[str, pa.DataType]:
-    """The trials table's config columns: every training setting, every hyperparameter of
-    every registered model family, every protocol parameter of every task."""
+    """The trials table's config columns: every training setting, every learner's settings,
+    every hyperparameter of every registered model family, every protocol parameter of every
+    task."""
     return {
         **_config_columns("hp", (TrainConfig,), skip=("seed", "device")),
+        **_config_columns("hp", (cls.settings_class for cls in LEARNERS.values())),
         **_config_columns("hp", (f.config for f in FAMILIES.values())),
         **_config_columns("task", (cls.settings_class for cls, _ in TASKS.values())),
     }
@@ -145,7 +145,7 @@ def _read(sweep_dir: str | Path, table: str) -> tuple[pa.Table, list[str]]:
     tables, read = [], []
     for part in parts:
         try:
-            tables.append(pq.read_table(part, filesystem=fs, schema=schema(table)))
+            tables.append(read_part(fs, part, table, schema(table)))
             read.append(part)
         except (OSError, pa.ArrowException) as e:
             warnings.warn(f"skipping unreadable part file {part}: {e}", stacklevel=3)
@@ -195,7 +195,7 @@ class ResultsWriter(Callback):
         self.sweep_dir = sweep_dir
         self._buffer: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
         self._commit: str | None = None
-        self._versions: dict[str, str] | None = None
+        self._versions: Versions | None = None
         self._columns = set(schema("trials").names)  # after the spec's plugins registered
 
     def __getstate__(self) -> dict[str, Any]:
@@ -215,7 +215,7 @@ class ResultsWriter(Callback):
         return self._commit
 
     @property
-    def versions(self) -> dict[str, str]:
+    def versions(self) -> Versions:
         if self._versions is None:
             self._versions = versions()
         return self._versions
@@ -262,16 +262,16 @@ class ResultsWriter(Callback):
                 write_part(self.sweep_dir, table, rows)
                 rows.clear()
 
-    def _row_identity(self, trial_id: str, config: TrialConfig) -> dict[str, Any]:
-        return {
-            "sweep": self.sweep,
-            "trial_id": trial_id,
-            "phase": config.phase,
-            "difficulty": config.difficulty,
-            "model": config.model,
-            "cell": config.cell,
-            "seed": config.seed,
-        }
+    def _row_identity(self, trial_id: str, config: TrialConfig) -> Identity:
+        return Identity(
+            self.sweep,
+            trial_id,
+            config.phase,
+            config.difficulty,
+            config.model,
+            config.cell,
+            config.seed,
+        )
 
     def _reconstruction_rows(
         self, trial_id: str, config: TrialConfig, pictures: Reconstructions
@@ -279,88 +279,50 @@ class ResultsWriter(Callback):
         identity = self._row_identity(trial_id, config)
         rows, cols = pictures.shape
         return [
-            {
-                **identity,
-                "sample": i,
-                "rows": rows,
-                "cols": cols,
-                "target": target,
-                "output": output,
-                "erased": erased,
-                "schema_version": SCHEMA_VERSION,
-            }
-            for i, (target, output, erased) in enumerate(
+            row_values(ReconstructionRow(identity, i, rows, cols, *picture, SCHEMA_VERSION))
+            for i, picture in enumerate(
                 zip(pictures.target, pictures.output, pictures.erased, strict=True)
             )
         ]
 
     def _curve_row(self, trial_id: str, config: TrialConfig, report: TrialResult) -> dict:
-        return {
-            **self._row_identity(trial_id, config),
-            "step": report.step,
-            "episodes": report.episodes,
-            "wall_s": report.wall_s,
-            "loss": report.loss,
-            "error": report.error,
-            "episodes_per_second": report.episodes_per_second,
-            "node": report.node,
-            "schema_version": SCHEMA_VERSION,
-        }
+        return row_values(CurveRow.of(self._row_identity(trial_id, config), report))
 
     def _trial_row(self, trial: TuneTrial, failed: bool) -> dict[str, Any]:
         config = TrialConfig.from_dict(trial.config)
         last = TrialResult.from_dict(trial.last_result)
-        hp = {f"hp.{k}": v for k, v in {**config.train, **config.model_params}.items()}
-        status = outcome(last, config.episodes, failed)
-        row: dict[str, Any] = {
-            "sweep": self.sweep,
-            "trial_id": trial.trial_id,
-            "phase": config.phase,
-            "task": config.task,
-            "difficulty": config.difficulty,
-            "model": config.model,
-            "family": config.family,
-            "cell": config.cell,
-            "seed": config.seed,
-            "optuna_trial": config.number,
-            **{k: v for k, v in hp.items() if k in self._columns},
-            **{f"task.{k}": v for k, v in config.task_settings.items()},
-            "metric": config.metric,
-            "goal": config.goal,
-            "chance": config.chance,
-            "solved_threshold": config.solved_threshold,
-            "references": json.dumps(config.references),
-            "git_commit": self.commit,
-            **self.versions,
-            "schema_version": SCHEMA_VERSION,
-            "finished_at": datetime.now(UTC),
-            "status": status,
-            "error": _error_text(trial) if failed else None,
-        }
-        if last is not None:
-            row.update(
-                started_at=_time(last.started_at),
-                node=last.node,
-                device=last.device,
-                gpu_ids=last.gpu_ids,
-                workers=last.workers,
-                devices=last.devices,
-                nodes=last.nodes,
-                final_error=last.error,
-                best_error=last.best_error,
-                episodes_to_solve=last.episodes_to_solve,
-                episodes=last.episodes,
-                num_parameters=last.num_parameters,
-                train_seconds=last.wall_s,
-                episodes_per_second=last.episodes / last.wall_s
-                if last.episodes and last.wall_s
-                else None,
-            )
-        return row
+        identity = self._row_identity(trial.trial_id, config)
+        settings = {**config.train, **config.learner_settings, **config.model_params}
+        provenance = Provenance(
+            **(_placement(last) if last is not None else {}),
+            git_commit=self.commit,
+            schema_version=SCHEMA_VERSION,
+            finished_at=datetime.now(UTC),
+            versions=self.versions,
+            platform=platform_name(),
+        )
+        row = TrialRow(
+            TrialIdentity(
+                **asdict(identity),
+                task=config.task,
+                family=config.family,
+                optuna_trial=config.number,
+            ),
+            {k: v for k, v in settings.items() if f"hp.{k}" in self._columns},
+            config.task_settings,
+            provenance,
+            config.descriptor,
+            Outcome.of(
+                outcome(last, config.episodes, failed),
+                _error_text(trial) if failed else None,
+                last,
+            ),
+        )
+        return row_values(row)
 
 
-def _time(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
+def _placement(result: TrialResult) -> dict[str, Any]:
+    return {f.name: getattr(result, f.name) for f in fields(Placement)}
 
 
 def _error_text(trial: TuneTrial) -> str:

@@ -29,7 +29,7 @@ class CellScheduler(FIFOScheduler):
             self.cells[cell] = AsyncHyperBandScheduler(
                 time_attr="episodes",
                 metric=METRIC,
-                mode=config.goal,  # Ray Tune's modes are the goals: "min" or "max"
+                mode=config.descriptor.goal,  # Ray Tune's modes are the goals: "min" or "max"
                 max_t=self.max_episodes,
                 grace_period=min(self.early_stop.grace_episodes, self.max_episodes),
                 reduction_factor=self.early_stop.reduction_factor,

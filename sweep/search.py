@@ -37,7 +37,7 @@ from sweep.spec import Distribution, SweepSpec
 from sweep.storage import local_journal, upload_journal
 from sweep.store import best
 
-METRIC = "error"
+METRIC = "value"
 # a task's goal -> Optuna's direction
 DIRECTIONS = {"min": StudyDirection.MINIMIZE, "max": StudyDirection.MAXIMIZE}
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live view says what happens
@@ -80,9 +80,9 @@ def journal_storage(path: Path) -> optuna.storages.JournalStorage:
 def study_attributes(cell: Cell) -> dict[str, str]:
     """What a cell's study is about, as its user attributes (optuna-dashboard shows them)."""
     return {
-        "metric": cell.task.metric,
-        "goal": cell.task.goal,
-        "direction": DIRECTIONS[cell.task.goal].name.lower(),  # minimize | maximize
+        "metric": cell.task.descriptor.metric,
+        "goal": cell.task.descriptor.goal,
+        "direction": DIRECTIONS[cell.task.descriptor.goal].name.lower(),  # minimize | maximize
         "task": cell.task.name,
         "difficulty": cell.difficulty,
         "model": cell.model,
@@ -95,7 +95,7 @@ class CellSearcher(Searcher):
 
     def __init__(self, spec: SweepSpec, cells: list[Cell], folder: str):
         # A sweep has one task, so one goal; Ray Tune's modes are the goals' names.
-        super().__init__(metric=METRIC, mode=cells[0].task.goal)
+        super().__init__(metric=METRIC, mode=cells[0].task.descriptor.goal)
         self.spec = spec
         self.folder = folder  # the sweep's storage; the journal's place follows from it
         self.cells = cells
@@ -123,7 +123,7 @@ class CellSearcher(Searcher):
         study = optuna.create_study(
             study_name=cell.id,
             storage=storage,
-            direction=DIRECTIONS[cell.task.goal],
+            direction=DIRECTIONS[cell.task.descriptor.goal],
             load_if_exists=True,
         )
         study = widen_choices(study, storage, cell)
@@ -200,7 +200,7 @@ class CellSearcher(Searcher):
             # last report arrives here.
             self._report(trial_id, report)
             if outcome(report, self.spec.train_config().episodes, failed=False) == "completed":
-                study.tell(number, float(report.error))
+                study.tell(number, float(report.value))
             else:  # stopped by the scheduler; Optuna takes its last intermediate value
                 study.tell(number, state=TrialState.PRUNED)
         upload_journal(self.folder)
@@ -218,7 +218,7 @@ class CellSearcher(Searcher):
             return False
         # Optuna's ask-and-tell has no "report" of its own: a Trial bound to the stored one
         # (by its storage id) reports, as inside an objective function.
-        optuna.Trial(study, frozen._trial_id).report(float(report.error), report.episodes)
+        optuna.Trial(study, frozen._trial_id).report(float(report.value), report.episodes)
         return True
 
     def _search_trial(self, trial_id: str, cell: Cell, trial: optuna.Trial | int) -> dict[str, Any]:
@@ -249,7 +249,7 @@ class CellSearcher(Searcher):
         )
 
     def _best(self, cell: Cell) -> optuna.trial.FrozenTrial | None:
-        return chosen(self.studies[cell.id], cell.task.goal)
+        return chosen(self.studies[cell.id], cell.task.descriptor.goal)
 
 
 def chosen(study: optuna.Study, goal: str) -> optuna.trial.FrozenTrial | None:

@@ -36,15 +36,16 @@ from pydantic import (
 )
 
 from sweep import plugins as plugin_modules
+from sweep.defaults import cell_params, method_of
 from sweep.errors import describe, did_you_mean, path, quote, unknown
+from sweep.learners import LEARNERS, all_settings, owner, settings_names
 from sweep.models import FAMILIES, build_model, get_family
-from sweep.tasks import TASKS, Task, learns_from_reward, levels, make_task
-from sweep.train import TrainConfig
+from sweep.tasks import TASKS, Task, levels, make_task, task_learner
+from sweep.train import TRAIN_FIELDS, TrainConfig
 
 # Training settings a search may sample; everything else it samples is a model parameter.
-# The A2C coefficients matter to reward tasks only.
-A2C_SEARCHABLE = ("gamma", "entropy", "entropy_coef", "value_coef")
-TRAIN_SEARCHABLE = ("lr", "batch_size", "adam_eps", "grad_clip", *A2C_SEARCHABLE)
+# A learner's settings (A2C's coefficients) only for a task that learns by it.
+TRAIN_SEARCHABLE = ("lr", "batch_size", "adam_eps", "grad_clip", *all_settings())
 _SET_BY_SWEEP = ("seed", "device")
 # sweep.plan gives each cell a block of SEEDS_PER_CELL search seeds and each sweep a block
 # of SEEDS_PER_SWEEP seeds, whose top end holds the confirmation seeds: budgets beyond
@@ -301,7 +302,8 @@ class SweepSpec(_Strict):
     def train_config(self, defaults: Mapping[str, Any] | None = None, **values: Any) -> TrainConfig:
         """The spec's training settings with `values` set; what both leave unset comes from
         `defaults` (a task's reference, `sweep.defaults`), then TrainConfig's own."""
-        return TrainConfig(**{**(defaults or {}), **self.train, **values})
+        merged = {**(defaults or {}), **self.train, **values}
+        return TrainConfig(**{k: v for k, v in merged.items() if k in TRAIN_FIELDS})
 
     def difficulty_items(self) -> list[tuple[str, str | None, dict[str, Any]]]:
         """(name, ladder level or None, parameter overrides) per difficulty, in order.
@@ -496,19 +498,24 @@ def _cross_errors(values: dict[str, Any], raw: Mapping[Any, Any]) -> list[str]:
     space: dict[str, Distribution] = values["search"].space if "search" in values else {}
     for name, entry in models.items():
         errors += _model_errors(name, entry, models, names, space)
+    task = values.get("task")
+    learner = task_learner(task) if task in TASKS else None
+    if learner is not None and learner not in LEARNERS:
+        errors.append(f"task: {task!r} names {unknown('learner', learner, list(LEARNERS))}")
+        learner = None
     if "train" in values:
-        errors += _train_errors(values["train"])
-    reward = "task" in values and values["task"] in TASKS and learns_from_reward(values["task"])
-    if reward and "resources" in values and values["resources"].workers > 1:
+        errors += _train_errors(values["train"], learner)
+    one_worker = learner is not None and not LEARNERS[learner].data_parallel
+    if one_worker and "resources" in values and values["resources"].workers > 1:
         errors.append(
-            f"resources.workers: {values['resources'].workers}: task {values['task']!r} learns "
-            "from reward and trains with one worker (data-parallel training is for the "
+            f"resources.workers: {values['resources'].workers}: task {task!r} learns by "
+            f"{learner} and trains with one worker (data-parallel training is for the "
             "supervised tasks); use workers: 1"
         )
     if "search" in values:
         families = {e.family for e in models.values() if e.family in FAMILIES}
         if complete:
-            errors += _space_errors(values["search"], sorted(families), reward)
+            errors += _space_errors(values["search"], sorted(families), learner)
         if "difficulties" in values and "confirm" in values and "models" in raw:
             cells = len(_difficulty_items(values["difficulties"])) * len(names)
             errors += _seed_errors(values["search"], values["confirm"], cells)
@@ -630,13 +637,24 @@ def _param_errors(family: str, params: Mapping[str, Any], where: list[Any]) -> l
     return errors
 
 
-def _train_errors(train: dict[str, Any]) -> list[str]:
+def _train_errors(train: dict[str, Any], learner: str | None) -> list[str]:
+    """The training settings, and the settings of the task's learner (None: the task is
+    not known; every learner's settings are let through)."""
     errors = [
         f"train.{key}: set by the sweep (seeds: search.seed, confirm.seeds; device: resources.gpu)"
         for key in _SET_BY_SWEEP
         if key in train
     ]
-    rest = {k: v for k, v in train.items() if k not in _SET_BY_SWEEP}
+    own = settings_names(learner) if learner is not None else all_settings()
+    for key in sorted(set(train) & set(all_settings()) - set(own)):
+        errors.append(f"train.{key}: {_not_this_learner(key, learner)}")
+    learned = {k: v for k, v in train.items() if k in own}
+    for name in [learner] if learner is not None else []:
+        try:
+            _adapter(LEARNERS[name].settings_class).validate_python(learned)
+        except ValidationError as e:
+            errors += describe(e, "train", first_only=False, schema=LEARNERS[name].settings_class)
+    rest = {k: v for k, v in train.items() if k not in (*_SET_BY_SWEEP, *all_settings())}
     try:
         _adapter(TrainConfig).validate_python(rest)
     except ValidationError as e:
@@ -644,21 +662,31 @@ def _train_errors(train: dict[str, Any]) -> list[str]:
     return errors
 
 
-def _space_errors(search: Search, families: list[str], reward: bool = True) -> list[str]:
+def _not_this_learner(setting: str, learner: str | None) -> str:
+    return f"a setting of the {owner(setting)} learner; this task learns by {learner}"
+
+
+def _space_errors(search: Search, families: list[str], learner: str | None = None) -> list[str]:
     """Each searched parameter: some model (or training) has it, and every value of its
-    range is valid there; the A2C coefficients only for a reward task."""
+    range is valid there; a learner's settings only for a task that learns by it (None:
+    the task is not known)."""
     errors: list[str] = []
+    own = settings_names(learner) if learner is not None else all_settings()
+    searchable = {*(k for k in TRAIN_SEARCHABLE if k in TRAIN_FIELDS), *own}
     for param, dist in search.space.items():
         where = f"search.space.{param}"
-        if param in A2C_SEARCHABLE and not reward:
-            errors.append(f"{where}: only reward tasks train by A2C; this task is supervised")
+        if param in all_settings() and param not in own:
+            errors.append(f"{where}: {_not_this_learner(param, learner)}")
+            continue
         having = [f for f in families if param in get_family(f).parameters]
         schemas: list[Any] = [get_family(f).config for f in having]
-        if param in TRAIN_SEARCHABLE:
+        if param in TRAIN_FIELDS and param in TRAIN_SEARCHABLE:
             schemas.append(TrainConfig)
+        elif param in own:
+            schemas.append(LEARNERS[learner or str(owner(param))].settings_class)
         elif not having:
             known = (get_family(f).parameters for f in families)
-            valid = sorted(set(TRAIN_SEARCHABLE).union(*known))
+            valid = sorted(searchable.union(*known))
             errors.append(
                 f"{where}: no model in this sweep has it; valid: {', '.join(valid)}"
                 + did_you_mean(param, valid)
@@ -689,21 +717,24 @@ def _seed_errors(search: Search, confirm: Confirm, cells: int) -> list[str]:
 
 
 def _cell_errors(spec: SweepSpec) -> list[str]:
-    """Every (difficulty, model) builds: some settings only conflict with a task's sizes."""
-    from sweep.plan import make_cells  # sweep.plan imports this module
-
+    """Every (difficulty, model) builds: some settings only conflict with a task's sizes;
+    then every matched size can be found (as `sweep.plan` will)."""
     errors = []
+    tasks: list[Task] = []
     for name, level, params in spec.difficulty_items():
         task: Task = make_task(spec.task, level, params, name)
+        tasks.append(task)
         for model, entry in spec.models.items():
             if entry.match is None:
                 try:
                     build_model(entry.family, task.input_size, task.output_size, entry.params())
                 except (ValueError, TypeError) as e:
                     errors.append(f"models.{model}: {e} (difficulty {name})")
-    if not errors:
-        try:
-            make_cells(spec)
-        except (ValueError, TypeError) as e:
-            errors.append(f"models: {e}")
+    for task in tasks if not errors else []:
+        sizes = (task.input_size, task.output_size)
+        for model in spec.models:
+            try:
+                cell_params(method_of(task), spec.models, model, sizes)
+            except (ValueError, TypeError) as e:
+                return [f"models: {e}"]
     return errors

@@ -16,13 +16,15 @@ with a nanosecond time, so name order is write order. Resumed or retried trials 
 rows; readers keep the last row per key.
 
 This module imports pyarrow and pandas only: `analysis` reads with it where neither Ray nor
-torch is installed. The trials table's config columns (`hp.*`, `task.*`) depend on the model
-families and tasks registered, so the writer passes them to `trials_schema`; everything
-else is fixed here.
+torch is installed. Each table's columns are the fields of its row record (`sweep.rows`,
+read by `sweep.columns`). The trials table's config columns (`hp.*`, `task.*`) depend on the
+model families, learners and tasks registered, so the writer passes them to
+`trials_schema`; everything else is fixed there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 2  # 2: `goal`, `references`, package versions and platform
+from sweep import columns
+from sweep.rows import SCHEMA_VERSION, CurveRow, ReconstructionRow, TrialRow, Versions
+from sweep.upgrade import upgrade
+
 SPEC_FILE = "spec.yaml"  # the resolved spec that ran (every default filled in)
 SPEC_AS_WRITTEN = "spec-as-written.yaml"  # the user's file, byte for byte (`sweep run` only)
 HISTORY = "history"  # a grown sweep: history/<n>/ holds the spec of its n-th generation
@@ -45,9 +51,8 @@ KEYS = {
     "curves": ["sweep", "trial_id", "step"],
     "reconstructions": ["sweep", "trial_id", "sample"],
 }
-_TIME = pa.timestamp("us", tz="UTC")
 # Packages whose versions every trials row records (`version.<package>`).
-VERSIONED = ("python", "torch", "ray", "optuna", "numpy", "pyarrow")
+VERSIONED = tuple(f.name for f in dataclasses.fields(Versions))
 
 # -- the metric's direction -------------------------------------------------------------------
 # Every task declares whether its metric is better lower ("min": errors) or higher ("max":
@@ -80,7 +85,7 @@ def current_confirmation(trials: pd.DataFrame) -> pd.Series:
     earlier best of a cell whose search then found a better one: those rows stay in the
     table, and comparisons use the new choice's."""
     confirm = trials["phase"] == "confirm"
-    if not confirm.any():
+    if not confirm.any() or "optuna_trial" not in trials:  # (a hand-built table)
         return confirm
     rows = trials[confirm]
     order = "started_at" if "started_at" in rows else "optuna_trial"
@@ -90,94 +95,19 @@ def current_confirmation(trials: pd.DataFrame) -> pd.Series:
     return confirm & ((mine == chosen) | (mine.isna() & chosen.isna()))
 
 
-# -- trials: identity, then config (`hp.*`, `task.*`, from the registries), provenance, outcome
-TRIALS_IDENTITY = {
-    "sweep": pa.string(),
-    "trial_id": pa.string(),
-    "phase": pa.string(),  # search | confirm
-    "task": pa.string(),
-    "difficulty": pa.string(),
-    "model": pa.string(),
-    "family": pa.string(),
-    "cell": pa.string(),  # "<difficulty>/<model>", the name of the cell's Optuna study
-    "seed": pa.int64(),
-    "optuna_trial": pa.int64(),
-}
-TRIALS_PROVENANCE = {
-    "git_commit": pa.string(),
-    "schema_version": pa.int32(),
-    "started_at": _TIME,
-    "finished_at": _TIME,
-    "node": pa.string(),  # Ray node id (of rank 0, the process that reports)
-    "device": pa.string(),  # rank 0's
-    "gpu_ids": pa.string(),  # every rank's, ";" between ranks
-    "workers": pa.int64(),  # world size: the trial's data-parallel processes
-    "devices": pa.string(),  # every rank's device, ";" between ranks, rank 0 first
-    "nodes": pa.string(),  # every rank's Ray node id, ";" between ranks
-    # The software that ran (the driver's environment; a Ray cluster runs one environment).
-    **{f"version.{package}": pa.string() for package in VERSIONED},
-    "platform": pa.string(),  # operating system and machine, as `platform.platform()`
-}
-TRIALS_OUTCOME = {
-    "metric": pa.string(),  # what the *_error columns measure: bit_error, erased_mse, reward
-    "goal": pa.string(),  # "min": lower is better (errors); "max": higher is better (rewards)
-    "chance": pa.float64(),  # the metric of a network that learned nothing
-    "solved_threshold": pa.float64(),  # solved when the metric reaches this (per `goal`)
-    "references": pa.string(),  # JSON {name: metric value}: levels figures draw beside chance
-    "status": pa.string(),  # completed | stopped_early | failed | diverged
-    "error": pa.string(),  # what went wrong, for failed trials
-    # The task's metric (named in `metric`; for a reward task, a reward: *_error is the
-    # metric's value whatever it measures, best per `goal`).
-    "final_error": pa.float64(),
-    "best_error": pa.float64(),
-    "episodes_to_solve": pa.int64(),  # first evaluation that reached the threshold; null: never
-    "episodes": pa.int64(),
-    "num_parameters": pa.int64(),
-    "train_seconds": pa.float64(),
-    "episodes_per_second": pa.float64(),
-}
-TRIALS_FIXED = {**TRIALS_IDENTITY, **TRIALS_PROVENANCE, **TRIALS_OUTCOME}
-
-# The identity columns that start a curves or reconstructions row.
-_ROW_IDENTITY = {
-    **{k: TRIALS_IDENTITY[k] for k in ("sweep", "trial_id", "phase", "difficulty", "model")},
-    "cell": pa.string(),
-    "seed": pa.int64(),
-}
-CURVES = {
-    **_ROW_IDENTITY,
-    "step": pa.int64(),  # the trial's n-th evaluation report, from 1
-    "episodes": pa.int64(),  # training episodes done at that report
-    "wall_s": pa.float64(),
-    "loss": pa.float64(),
-    "error": pa.float64(),  # the task's metric on fresh evaluation episodes
-    "episodes_per_second": pa.float64(),
-    "node": pa.string(),
-    "schema_version": pa.int32(),
-}
-RECONSTRUCTIONS = {
-    **_ROW_IDENTITY,
-    "sample": pa.int64(),  # which of the fixed evaluation episodes (the same per level)
-    "rows": pa.int64(),  # the picture's shape: target and output are rows * cols, row-major
-    "cols": pa.int64(),
-    "target": pa.list_(pa.float32()),  # the whole image
-    "output": pa.list_(pa.float32()),  # the network's output at the last step
-    "erased": pa.list_(pa.bool_()),  # True on the part the cue hid (what the metric scores)
-    "schema_version": pa.int32(),
-}
-
-
-def _schema(columns: Mapping[str, pa.DataType]) -> pa.Schema:
-    return pa.schema(columns.items(), metadata={"schema_version": str(SCHEMA_VERSION)})
+# -- the tables' columns, from their row records (`sweep.rows`) ---------------------------------
+TRIALS_FIXED = columns.arrow_columns(TrialRow)  # without the config columns (`hp.*`, `task.*`)
+CURVES = columns.arrow_columns(CurveRow)
+RECONSTRUCTIONS = columns.arrow_columns(ReconstructionRow)
 
 
 def trials_schema(config: Mapping[str, pa.DataType]) -> pa.Schema:
     """The trials table with these config columns (`hp.*`, `task.*`) after the identity."""
-    return _schema({**TRIALS_IDENTITY, **config, **TRIALS_PROVENANCE, **TRIALS_OUTCOME})
+    return columns.schema(TrialRow, SCHEMA_VERSION, config)
 
 
-CURVES_SCHEMA = _schema(CURVES)
-RECONSTRUCTIONS_SCHEMA = _schema(RECONSTRUCTIONS)
+CURVES_SCHEMA = columns.schema(CurveRow, SCHEMA_VERSION)
+RECONSTRUCTIONS_SCHEMA = columns.schema(ReconstructionRow, SCHEMA_VERSION)
 
 
 def pandas_dtype(arrow: pa.DataType) -> str:
@@ -243,3 +173,23 @@ def arrow_to_pandas(arrow: pa.DataType) -> Any:
     if pa.types.is_boolean(arrow):
         return pd.BooleanDtype()
     return None
+
+
+def read_part(
+    fs: pafs.FileSystem, path: str, table: str, schema: pa.Schema | None = None
+) -> pa.Table:
+    """A part file in today's columns, whatever schema version wrote it (`sweep.upgrade`);
+    with `schema`, exactly its columns (a column the part lacks: all null)."""
+    data = upgrade(pq.read_table(path, filesystem=fs), table)
+    if schema is None:
+        return data
+    rows = data.num_rows
+    return pa.table(
+        [
+            data.column(f.name).cast(f.type)
+            if f.name in data.column_names
+            else pa.nulls(rows, f.type)
+            for f in schema
+        ],
+        schema=schema,
+    )

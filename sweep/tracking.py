@@ -71,14 +71,14 @@ def identity(sweep: str, config: TrialConfig, trial_id: str) -> dict[str, str]:
         "phase": config.phase,
         "seed": str(config.seed),
         "task": config.task,
-        "metric": config.metric,
-        "goal": config.goal,  # min: lower is better; max: higher is better
+        "metric": config.descriptor.metric,
+        "goal": config.descriptor.goal,  # min: lower is better; max: higher is better
     }
 
 
 def hyperparameters(config: TrialConfig) -> dict[str, Any]:
-    """Every resolved hyperparameter of a trial (model and training), scalars only."""
-    values = {**config.train, **config.model_params}
+    """Every resolved hyperparameter of a trial (training, learner, model), scalars only."""
+    values = {**config.train, **config.learner_settings, **config.model_params}
     return {k: v for k, v in values.items() if isinstance(v, str | bool | int | float)}
 
 
@@ -88,8 +88,8 @@ def tracked_result(config: TrialConfig, report: TrialResult) -> dict[str, Any]:
     return {
         "timesteps_total": report.episodes,
         "training_iteration": report.step,
-        config.metric: report.error,
-        f"best_{config.metric}": report.best_error,
+        config.descriptor.metric: report.value,
+        f"best_{config.descriptor.metric}": report.best_value,
         "loss": report.loss,
         "episodes_per_second": report.episodes_per_second,
     }

@@ -1,23 +1,24 @@
-"""One trial: train a model family on a task level with Adam, evaluating at fixed intervals."""
+"""One trial: train a model family on a task level with Adam, evaluating at fixed intervals;
+the task's learner (`sweep.learners`) gives the loss of each batch and the evaluation."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import torch
 import torch.distributed as dist
 from pydantic import ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic.dataclasses import dataclass as config_dataclass
 
-from sweep.models import Model, build_model
+from sweep.learners import Learner, Ranks, learner_of, make_learner
+from sweep.models import build_model
 from sweep.records import Report
 from sweep.store import better, reached
-from sweep.tasks import Episode, RewardTask, Task
-from sweep.tasks.reward import A2C, play
+from sweep.tasks import Task
 
 
 @config_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -30,11 +31,7 @@ class TrainConfig:
     eval_episodes: fresh episodes per evaluation, never used for training.
     seed: seeds model init, training episodes and evaluation episodes (separate streams).
     device: torch device to train on.
-    Reward tasks only (advantage actor-critic; Backpropamine's values as defaults):
-    gamma: discount of future rewards in the returns. entropy: the exploration term,
-    "shannon" (a bonus on the policy's entropy) or "simpson" (a penalty on sum p^2, the
-    Backpropamine code's). entropy_coef: its weight. value_coef: weight of the value
-    estimate's squared error.
+    The learner's own settings (A2C's coefficients) are its own (`sweep.learners`).
     """
 
     episodes: PositiveInt = 1000
@@ -46,45 +43,15 @@ class TrainConfig:
     eval_episodes: PositiveInt = 64
     seed: NonNegativeInt = 0
     device: str = "cpu"
-    gamma: Annotated[float, Field(ge=0, le=1)] = 0.9
-    entropy_coef: Annotated[float, Field(ge=0)] = 0.03
-    value_coef: Annotated[float, Field(ge=0)] = 0.1
-    entropy: Literal["shannon", "simpson"] = "shannon"
 
-    def a2c(self) -> A2C:
-        return A2C(self.gamma, self.entropy_coef, self.value_coef, self.entropy)
+
+TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
 # A finished trial of a picture task records its outputs on this many evaluation episodes,
 # the same ones for every trial of a task level (drawn from stream 3 of seed 0), so that
 # figures can set the models' reconstructions of one image side by side.
 RECONSTRUCTIONS = 3
-
-
-@dataclass(frozen=True)
-class Ranks:
-    """This process's place in a data-parallel trial: rank `rank` of `world` processes,
-    joined in torch.distributed's default group by the caller when world > 1."""
-
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def lead(self) -> bool:
-        """Rank 0 evaluates and reports; the others only train."""
-        return self.rank == 0
-
-
-def shard(episode: Episode, ranks: Ranks) -> Episode:
-    """This rank's contiguous share of a batch (an empty one when the batch has fewer
-    episodes than there are ranks)."""
-    batch = episode.inputs.shape[1]
-    low, high = batch * ranks.rank // ranks.world, batch * (ranks.rank + 1) // ranks.world
-    return Episode(
-        episode.inputs[:, low:high],
-        episode.targets[low:high],
-        None if episode.mask is None else episode.mask[low:high],
-    )
 
 
 def all_reduce_gradients(parameters: list[torch.nn.Parameter]) -> None:
@@ -120,14 +87,16 @@ class Trial:
         model_params: Mapping[str, Any],
         train: TrainConfig,
         ranks: Ranks | None = None,
+        learner: Learner | None = None,
     ):
+        """`learner`: the task's learner with its own settings (None: the one the task names,
+        at its defaults)."""
         self.task, self.train, self.ranks = task, train, ranks or Ranks()
-        # a reward task trains by A2C on episodes the model plays, not on sampled batches
-        self.reward: RewardTask | None = task if isinstance(task, RewardTask) else None
-        if self.reward is not None and self.ranks.world > 1:
+        self.learner = learner or make_learner(learner_of(task))
+        if not self.learner.data_parallel and self.ranks.world > 1:
             raise ValueError(
-                f"task {task.name!r} learns from reward: it trains with one worker, not "
-                f"{self.ranks.world} (data-parallel training is for the supervised tasks)"
+                f"task {task.name!r} learns by {self.learner.name}: it trains with one worker, "
+                f"not {self.ranks.world} (data-parallel training is for the supervised tasks)"
             )
         self.device = torch.device(train.device)
         model = build_model(family, task.input_size, task.output_size, model_params, device="cpu")
@@ -171,7 +140,7 @@ class Trial:
         Data parallel (world > 1): every rank draws the whole batch from the same training
         generator (the episodes of a seed do not depend on the world size), trains on its
         share, and steps the same optimizer on the summed gradients, so every rank holds the
-        same model; only rank 0 evaluates (the other ranks' reports carry no error)."""
+        same model; only rank 0 evaluates (the other ranks' reports carry no value)."""
         train = self.train
         losses: list[float] = []
         since = time.perf_counter()
@@ -198,29 +167,21 @@ class Trial:
 
     def _batch_loss(self, batch: int) -> torch.Tensor:
         """The loss of one fresh training batch (data parallel: gradients already summed)."""
-        if self.reward is not None:
-            rollout = play(self.model, self.reward, batch, self.train_gen, self.device)
-            return self.train.a2c().loss(rollout)
-        episode = self.task.sample(batch, self.train_gen, self.device)
-        return self._gradients(episode) if self.ranks.world > 1 else self._loss(episode)
+        loss = self.learner.loss(
+            self.model, self.task, batch, self.train_gen, self.device, self.ranks
+        )
+        return self._gradients(loss) if self.ranks.world > 1 else loss
 
-    def _loss(self, episode: Episode) -> torch.Tensor:
-        return self.task.loss(self.model(episode.inputs), episode)
-
-    def _gradients(self, episode: Episode) -> torch.Tensor:
-        """This rank's share of the batch loss (its shard's mean loss weighted by the shard's
-        share of the batch), backpropagated; gradients and loss summed across ranks, so both
-        are the whole batch's, as with one process. Returns the batch loss, the same on every
-        rank (a non-finite one stops every rank at the same step)."""
-        part = shard(episode, self.ranks)
-        share = part.inputs.shape[1] / episode.inputs.shape[1]
+    def _gradients(self, loss: torch.Tensor) -> torch.Tensor:
+        """This rank's share of the batch loss, backpropagated; gradients and loss summed
+        across ranks, so both are the whole batch's, as with one process. Returns the batch
+        loss, the same on every rank (a non-finite one stops every rank at the same step)."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self._loss(part) * share if share else torch.zeros((), device=self.device)
         total = loss.detach().clone()
         dist.all_reduce(total)
         if not torch.isfinite(total):
             return total
-        if share:
+        if loss.requires_grad:  # an empty shard's loss reaches no parameter
             loss.backward()
         all_reduce_gradients([p for p in self.model.parameters() if p.requires_grad])
         return total
@@ -247,16 +208,7 @@ class Trial:
     def _evaluate(self) -> float:
         """The task's metric on `eval_episodes` fresh episodes from the evaluation stream."""
         cfg = self.train
-        if self.reward is not None:
-            return evaluate_reward(
-                self.model,
-                self.reward,
-                cfg.eval_episodes,
-                cfg.batch_size,
-                self.eval_gen,
-                self.device,
-            )
-        return evaluate(
+        return self.learner.evaluate(
             self.model, self.task, cfg.eval_episodes, cfg.batch_size, self.eval_gen, self.device
         )
 
@@ -277,58 +229,24 @@ class Trial:
             step=self.step,
             episodes=self.episodes,
             loss=loss,
-            error=self.last_error,
+            value=self.last_error,
             wall_s=self.wall_s,
             episodes_per_second=self.episodes / max(self.wall_s, 1e-9),
-            best_error=self.best,
+            best_value=self.best,
             episodes_to_solve=self.solved_at,
             num_parameters=self.model.num_parameters,
             done=done,
             diverged=diverged,
-            final_error=self.last_error if done else None,
+            final_value=self.last_error if done else None,
         )
 
 
 def train_trial(
-    task: Task, family: str, model_params: Mapping[str, Any], train: TrainConfig
+    task: Task,
+    family: str,
+    model_params: Mapping[str, Any],
+    train: TrainConfig,
+    learner: Learner | None = None,
 ) -> Iterator[Report]:
     """Train a fresh trial; one Report per evaluation, the last done=True."""
-    return Trial(task, family, model_params, train).reports()
-
-
-@torch.no_grad()
-def evaluate(
-    model: Model,
-    task: Task,
-    episodes: int,
-    batch_size: int,
-    generator: torch.Generator,
-    device: torch.device,
-) -> float:
-    """Mean metric over `episodes` fresh episodes, drawn in batches of `batch_size`."""
-    total, seen = 0.0, 0
-    while seen < episodes:
-        batch = min(batch_size, episodes - seen)
-        episode = task.sample(batch, generator, device, split="eval")
-        total += task.score(model(episode.inputs), episode) * batch
-        seen += batch
-    return total / episodes
-
-
-@torch.no_grad()
-def evaluate_reward(
-    model: Model,
-    task: RewardTask,
-    episodes: int,
-    batch_size: int,
-    generator: torch.Generator,
-    device: torch.device,
-) -> float:
-    """Mean reward per episode over `episodes` fresh episodes the model plays (its actions
-    sampled from its policy, as in training), in batches of `batch_size`."""
-    total, seen = 0.0, 0
-    while seen < episodes:
-        batch = min(batch_size, episodes - seen)
-        total += play(model, task, batch, generator, device).episode_rewards.sum().item()
-        seen += batch
-    return total / episodes
+    return Trial(task, family, model_params, train, learner=learner).reports()

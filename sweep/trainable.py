@@ -17,11 +17,12 @@ from ray import tune
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from sweep.distributed import COLLECTIVE_TIMEOUT, Rendezvous, broadcast, gather, leave
-from sweep.records import TrialConfig, TrialResult
+from sweep.learners import learner_of, make_learner
+from sweep.records import Placement, TrialConfig, TrialResult
 from sweep.spec import SweepSpec
 from sweep.store import CHECKPOINTS, filesystem
 from sweep.tasks import make_task
-from sweep.train import Ranks, TrainConfig, Trial
+from sweep.train import TRAIN_FIELDS, Ranks, TrainConfig, Trial
 
 
 def trial_device(spec: SweepSpec) -> str:
@@ -31,10 +32,13 @@ def trial_device(spec: SweepSpec) -> str:
 
 
 def build_trial(config: TrialConfig, device: str = "cpu", ranks: Ranks | None = None) -> Trial:
-    """The trial's own task and model, nothing else of the sweep."""
+    """The trial's own task, model and learner, nothing else of the sweep. (A config written
+    before learners had their own settings holds them in `train`.)"""
     task = make_task(config.task, config.level, config.overrides, config.difficulty)
-    train = TrainConfig(**config.train, seed=config.seed, device=device)
-    return Trial(task, config.family, config.model_params, train, ranks)
+    common = {k: v for k, v in config.train.items() if k in TRAIN_FIELDS}
+    train = TrainConfig(**common, seed=config.seed, device=device)
+    learner = make_learner(learner_of(task), {**config.train, **config.learner_settings})
+    return Trial(task, config.family, config.model_params, train, ranks, learner)
 
 
 @dataclass(frozen=True)
@@ -86,15 +90,17 @@ def sweep_trainable(ray_config: dict[str, Any], spec: SweepSpec, folder: str) ->
             if trial.finished or last.diverged:
                 return
     with data_parallel(ray_config, spec, trial) as places:
-        where: dict[str, Any] = {
-            "node": places[0].node,
-            "device": places[0].device,
-            "gpu_ids": ";".join(p.gpu_ids for p in places),
-            "workers": len(places),
-            "devices": ";".join(p.device for p in places),
-            "nodes": ";".join(p.node for p in places),
-            "started_at": started_at,
-        }
+        where = asdict(
+            Placement(
+                node=places[0].node,
+                device=places[0].device,
+                gpu_ids=";".join(p.gpu_ids for p in places),
+                workers=len(places),
+                devices=";".join(p.device for p in places),
+                nodes=";".join(p.node for p in places),
+                started_at=started_at,
+            )
+        )
         last_checkpoint = time.monotonic()
         for report in trial.reports():
             result = TrialResult(**asdict(report), **where)

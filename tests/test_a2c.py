@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import torch
 
+from sweep.learners.a2c import A2C, A2CSettings, Rollout, discounted_returns, play
 from sweep.models import build_model
 from sweep.tasks import levels, make_task
-from sweep.tasks.reward import A2C, Rollout, discounted_returns, play
 from sweep.train import TrainConfig, Trial, train_trial
 from tests.support.registries import REWARD_TASKS
 
@@ -44,8 +44,8 @@ def test_every_family_plays_reports_and_updates_its_parameters(
     reports = list(train_trial(made, family, params, TrainConfig(**SETTINGS)))
     assert [r.episodes for r in reports] == [8, 12]
     last = reports[-1]
-    assert last.done and last.final_error == last.error and math.isfinite(last.loss)
-    assert last.best_error == max(r.error for r in reports)  # higher reward is better
+    assert last.done and last.final_value == last.value and math.isfinite(last.loss)
+    assert last.best_value == max(r.value for r in reports)  # higher reward is better
     model = build_model(family, made.input_size, made.output_size, params, device="cpu")
     before = [p.detach().clone() for p in model.parameters()]
     trial = Trial(made, family, params, TrainConfig(**{**SETTINGS, "episodes": 4}))
@@ -68,8 +68,8 @@ def test_a2c_learns_from_reward_alone(family: str, params: dict[str, Any]) -> No
     train = TrainConfig(episodes=256, batch_size=16, eval_every=128, eval_episodes=64, lr=3e-2)
     reports = list(train_trial(task, family, params, train))
     assert task.chance < -1.0
-    assert reports[-1].error > task.chance + 0.75, [r.error for r in reports]
-    assert reports[-1].error > reports[0].error  # better than half way
+    assert reports[-1].value > task.chance + 0.75, [r.value for r in reports]
+    assert reports[-1].value > reports[0].value  # better than half way
 
 
 def _numbers(reports: list[Any]) -> list[dict[str, Any]]:
@@ -103,7 +103,7 @@ def test_discounted_returns_from_the_definition() -> None:
 
 
 @pytest.mark.parametrize("form", ["shannon", "simpson"])
-def test_a2c_loss_from_its_terms(form: str) -> None:
+def test_a2c_loss_from_its_terms(form: Literal["shannon", "simpson"]) -> None:
     """Mean over steps and episodes of -log pi * (R - V) (advantage held fixed) +
     value_coef (R - V)^2 - entropy_coef H (shannon) or + entropy_coef sum p^2 (simpson, the
     Backpropamine code's `bent * y.pow(2).sum()`), term by term."""
@@ -115,8 +115,8 @@ def test_a2c_loss_from_its_terms(form: str) -> None:
     entropies = torch.rand(t, b, generator=g)
     concentrations = torch.rand(t, b, generator=g)
     rewards = torch.randn(t, b, generator=g)
-    a2c = A2C(gamma=0.8, entropy=0.05, value=0.3, form=form)
-    loss = a2c.loss(Rollout(log_probs, entropies, concentrations, values, rewards))
+    a2c = A2C(A2CSettings(gamma=0.8, entropy_coef=0.05, value_coef=0.3, entropy=form))
+    loss = a2c.rollout_loss(Rollout(log_probs, entropies, concentrations, values, rewards))
     explore = -entropies if form == "shannon" else concentrations
     total = 0.0
     for j in range(b):
@@ -151,7 +151,7 @@ def test_a_reward_trial_is_solved_at_or_above_its_threshold() -> None:
     task = _task("maze")
     trial = Trial(task, "rnn", {"hidden": 8}, TrainConfig(**SETTINGS))
     reports = list(trial.reports())
-    solved = [r.episodes for r in reports if r.error >= task.solved_threshold]
+    solved = [r.episodes for r in reports if r.value >= task.solved_threshold]
     assert reports[-1].episodes_to_solve == (solved[0] if solved else None)
 
 

@@ -63,7 +63,7 @@ def reward_seeds(difficulty: str, model: str, rewards: Any, **values: Any) -> li
             chance=CHANCE[difficulty],
             solved_threshold=SOLVED_AT,
             references=json.dumps({}),
-            episodes_to_solve=100 if row["final_error"] >= SOLVED_AT else None,
+            episodes_to_solve=100 if row["final_value"] >= SOLVED_AT else None,
         )
     return rows
 
@@ -142,7 +142,7 @@ def test_solved_frontier_and_island_follow_the_reward(summary: Summary) -> None:
 
 def test_the_best_configuration_is_the_highest_reward(summary: Summary) -> None:
     (best,) = summary.best.to_dict("records")
-    assert (best["optuna_trial"], best["final_error"], best["hp.lr"]) == (1, 7.0, 1e-3)
+    assert (best["optuna_trial"], best["final_value"], best["hp.lr"]) == (1, 7.0, 1e-3)
 
 
 def test_figures_say_reward_and_higher_is_better(summary: Summary) -> None:

@@ -43,7 +43,7 @@ def trial_row(trial_id: str, **values: Any) -> dict[str, Any]:
         "cell": "tiny/plastic",
         "seed": 1,
         "status": "completed",
-        "final_error": 0.1,
+        "final_value": 0.1,
         "started_at": now,
         "finished_at": now,
         "schema_version": 1,
@@ -61,7 +61,7 @@ def curve_row(trial_id: str, step: int, error: float, **values: Any) -> dict[str
         "cell": "tiny/plastic",
         "step": step,
         "episodes": 100 * step,
-        "error": error,
+        "value": error,
         **values,
     }
 
@@ -118,16 +118,16 @@ def test_reconstructions_load_as_arrays_last_row_per_key(tmp_path: Path) -> None
 
 def test_last_row_per_key_wins_in_part_file_order(tmp_path: Path) -> None:
     folder = make_sweep(tmp_path)
-    write_part(folder, "trials", [trial_row("a", final_error=0.5), trial_row("b")])
-    write_part(folder, "trials", [trial_row("a", final_error=0.2)])  # a retried trial
+    write_part(folder, "trials", [trial_row("a", final_value=0.5), trial_row("b")])
+    write_part(folder, "trials", [trial_row("a", final_value=0.2)])  # a retried trial
     write_part(folder, "curves", [curve_row("a", 1, 0.4), curve_row("a", 2, 0.3)])
     write_part(folder, "curves", [curve_row("a", 2, 0.25), curve_row("a", 3, 0.2)])  # resumed
     (folder / "curves" / ".part-9-x.parquet.tmp").write_bytes(b"a write in progress")
     results = load(folder)
     trials = results.trials.set_index("trial_id")
-    assert len(trials) == 2 and trials.loc["a", "final_error"] == 0.2
+    assert len(trials) == 2 and trials.loc["a", "final_value"] == 0.2
     curves = results.curves.set_index("step")
-    assert curves["error"].to_dict() == {1: 0.4, 2: 0.25, 3: 0.2}
+    assert curves["value"].to_dict() == {1: 0.4, 2: 0.25, 3: 0.2}
     assert results.sweeps[0].skipped == ()
 
 
@@ -149,7 +149,7 @@ def test_a_running_sweep_loads_with_every_documented_column(tmp_path: Path) -> N
     results = load(folder)
     assert results.trials.empty and len(results.curves) == 1
     assert set(TRIALS_COLUMNS) <= set(results.trials.columns)
-    assert str(results.trials["final_error"].dtype) == "float64"
+    assert str(results.trials["final_value"].dtype) == "float64"
     just_started = load(make_sweep(tmp_path / "other"))
     assert just_started.trials.empty and just_started.curves.empty
 
@@ -183,15 +183,16 @@ def test_no_sweep_here(tmp_path: Path) -> None:
 
 def test_a_filesystem_uri_loads_like_a_folder(tmp_path: Path) -> None:
     folder = make_sweep(tmp_path)
-    write_part(folder, "trials", [trial_row("a", final_error=0.3)])
+    write_part(folder, "trials", [trial_row("a", final_value=0.3)])
     results = load(f"file://{folder}")
-    assert results.trials["final_error"].tolist() == [0.3]
+    assert results.trials["final_value"].tolist() == [0.3]
     assert results.sweeps[0].journal is None  # Optuna's journal needs a local file
     assert results.sweeps[0].difficulties == ("tiny",)
 
 
 def test_analysis_imports_neither_ray_nor_torch() -> None:
-    """Of the sweep package, analysis reads only the store's contract (pyarrow alone)."""
+    """Of the sweep package, analysis reads only the store's contract (pyarrow alone): the
+    store, the row records it derives the tables from, and the older schemas' upgrade."""
     code = (
         "import sys, analysis, analysis.plots, analysis.report, analysis.__main__; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'torch'}), "
@@ -200,7 +201,8 @@ def test_analysis_imports_neither_ray_nor_torch() -> None:
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
-    assert done.stdout.strip() == "[] ['sweep', 'sweep.store']"
+    contract = ["sweep", "sweep.columns", "sweep.records", "sweep.rows", "sweep.store"]
+    assert done.stdout.strip() == f"[] {[*contract, 'sweep.upgrade']}"
     assert analysis.load is load
 
 

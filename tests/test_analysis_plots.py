@@ -47,7 +47,7 @@ def summary() -> Summary:
     curves = pd.DataFrame(
         [
             {"sweep": "s", "trial_id": t, "phase": "confirm", "difficulty": "easy"}
-            | {"model": "plastic", "step": step, "episodes": 100 * step, "error": e / step}
+            | {"model": "plastic", "step": step, "episodes": 100 * step, "value": e / step}
             for t, e in zip(ids[:3], (0.2, 0.4, 0.6), strict=True)
             for step in (1, 2)
         ]

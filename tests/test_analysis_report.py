@@ -263,10 +263,10 @@ def tiny(tiny_sweep: tuple[Path, subprocess.CompletedProcess[str]]) -> Path:
 @pytest.mark.slow
 def test_load_a_real_sweep(tiny: Path) -> None:
     results = load(tiny)
-    plain = pd.read_parquet(tiny / "trials").set_index("trial_id")["final_error"]
+    plain = pd.read_parquet(tiny / "trials").set_index("trial_id")["final_value"]
     assert len(results.trials) == 24 and len(results.curves) == 48
     assert (
-        results.trials.set_index("trial_id")["final_error"].sort_index().equals(plain.sort_index())
+        results.trials.set_index("trial_id")["final_value"].sort_index().equals(plain.sort_index())
     )
     assert results.difficulties == ("trivial", "tiny")  # the spec's order, not alphabetical
     assert set(results.models) == {"plastic", "rnn", "lstm"}

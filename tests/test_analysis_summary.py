@@ -31,7 +31,7 @@ from analysis.tables import RECONSTRUCTIONS_COLUMNS
 _ids = itertools.count()
 
 
-def trial(difficulty: str, model: str, final_error: float, **values: Any) -> dict[str, Any]:
+def trial(difficulty: str, model: str, final_value: float, **values: Any) -> dict[str, Any]:
     """One trials row with the columns summaries read; a confirmation trial by default."""
     return {
         "sweep": "s",
@@ -44,7 +44,7 @@ def trial(difficulty: str, model: str, final_error: float, **values: Any) -> dic
         "seed": 0,
         "optuna_trial": 0,
         "status": "completed",
-        "final_error": final_error,
+        "final_value": final_value,
         "episodes_to_solve": None,
         "episodes": 1000,
         "num_parameters": 100,
@@ -226,7 +226,7 @@ def test_frontier_text_shows_islands() -> None:
     assert frontier_text(none) == "rnn: frontier none"
 
 
-def test_best_config_is_the_lowest_final_error_of_the_search() -> None:
+def test_best_config_is_the_lowest_final_value_of_the_search() -> None:
     rows = [
         trial("easy", "plastic", 0.3, phase="search", optuna_trial=0, **{"hp.lr": 0.1}),
         trial("easy", "plastic", 0.1, phase="search", optuna_trial=1, status="diverged"),
@@ -238,7 +238,7 @@ def test_best_config_is_the_lowest_final_error_of_the_search() -> None:
     ]
     best = best_configs(frame(rows)).set_index("model")
     assert best.loc["plastic", "optuna_trial"] == 2  # ties go to the earlier trial
-    assert best.loc["plastic", "final_error"] == 0.2
+    assert best.loc["plastic", "final_value"] == 0.2
     assert best.loc["plastic", "hp.lr"] == 0.02
     assert best.loc["rnn", "hp.lr"] == 0.5
 
@@ -316,7 +316,7 @@ def test_curve_summary_over_confirmation_seeds_leaves_out_diverged_trials() -> N
     curves = pd.DataFrame(
         [
             {"sweep": "s", "trial_id": t, "phase": p, "difficulty": "easy", "model": "plastic"}
-            | {"step": step, "episodes": episodes, "error": error}
+            | {"step": step, "episodes": episodes, "value": error}
             for t, p, step, episodes, error in curve
         ]
     )
@@ -343,7 +343,7 @@ def test_summarize_orders_rows_by_the_specs_ladder() -> None:
 
 
 def _no_curves() -> pd.DataFrame:
-    columns = ["sweep", "trial_id", "phase", "difficulty", "model", "step", "episodes", "error"]
+    columns = ["sweep", "trial_id", "phase", "difficulty", "model", "step", "episodes", "value"]
     return pd.DataFrame(columns=columns)
 
 
@@ -357,7 +357,7 @@ def test_typical_reconstructions_are_the_median_seeds() -> None:
     # easy/plastic: 0.1 0.2 0.3 0.4 -> the lower middle, seed 2; hard: the middle, seed 2
     # (0.1 0.2 0.3 of seeds 1 2 0); easy/rnn has no confirmation: its best search trial
     per_cell = {
-        (r.difficulty, r.model): (r.seed, r.final_error, r.phase) for r in shown.itertuples()
+        (r.difficulty, r.model): (r.seed, r.final_value, r.phase) for r in shown.itertuples()
     }
     assert per_cell == {
         ("easy", "plastic"): (2, 0.2, "confirm"),

@@ -36,7 +36,7 @@ def test_train_json_prints_the_final_record_on_the_last_line() -> None:
     record = json.loads(done.stdout.strip().splitlines()[-1])
     assert record["model"] == "plastic" and record["seed"] == 7 and record["done"] is True
     assert record["episodes"] == 64 and record["num_parameters"] == 2 * 9 * 9 + 1
-    for key in ("loss", "error", "wall_s", "episodes_per_second", "best_error", "final_error"):
+    for key in ("loss", "value", "wall_s", "episodes_per_second", "best_value", "final_value"):
         assert isinstance(record[key], float), key
     assert "episodes_to_solve" in record
     assert record["metric"] == "bit_error" and record["goal"] == "min"
@@ -54,7 +54,7 @@ def test_train_a_modulated_variant(model: str, param: str) -> None:
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout.strip().splitlines()[-1])
     assert record["model"] == model and record["done"] is True and record["episodes"] == 16
-    assert 0.0 <= record["final_error"] <= 1.0
+    assert 0.0 <= record["final_value"] <= 1.0
 
 
 @pytest.mark.parametrize(

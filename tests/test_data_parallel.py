@@ -39,7 +39,7 @@ def _run(trial: Trial) -> dict[str, Any]:
     reports = [r.to_dict() for r in trial.reports()]
     return {
         "loss": [r["loss"] for r in reports],
-        "error": [r["error"] for r in reports],
+        "value": [r["value"] for r in reports],
         "episodes": [r["episodes"] for r in reports],
         "model": {k: v.clone() for k, v in trial.model.state_dict().items()},
     }
@@ -77,13 +77,13 @@ def test_w_workers_train_the_same_experiment_as_one(
     lead = ranks[0]
     assert lead["episodes"] == alone["episodes"] == [14, 28, 42, 45]
     assert lead["loss"] == pytest.approx(alone["loss"], rel=1e-5, abs=1e-7)
-    assert lead["error"] == pytest.approx(alone["error"], abs=1e-6)
+    assert lead["value"] == pytest.approx(alone["value"], abs=1e-6)
     for rank in ranks:  # every rank holds the model one process would have trained
         assert rank["loss"] == lead["loss"]
         for name, value in alone["model"].items():
             torch.testing.assert_close(rank["model"][name], value, rtol=1e-4, atol=1e-6)
     # only rank 0 evaluates
-    assert all(math.isnan(e) for rank in ranks[1:] for e in rank["error"])
+    assert all(math.isnan(e) for rank in ranks[1:] for e in rank["value"])
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ and what its row records."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -11,11 +12,12 @@ import torch
 
 from plastic_models import PlasticLSTM, PlasticLSTMConfig, PlasticNetwork
 from sweep.defaults import BACKPROPAMINE, model_defaults, resolve_model
+from sweep.learners import learner_of, settings_in_effect
 from sweep.models import make_config
 from sweep.plan import make_cells, trial_config
 from sweep.spec import parse_spec_text
 from sweep.tasks import make_task
-from sweep.train import TrainConfig
+from sweep.train import TRAIN_FIELDS, TrainConfig
 
 # (task, level, given) -> the plastic network's settings in effect
 PLASTIC = [
@@ -100,7 +102,7 @@ def test_the_plastic_lstm_defaults_are_the_language_models() -> None:
 @pytest.mark.parametrize(
     ("task", "expected"),
     [
-        ("patterns", {"adam_eps": 1e-8, "entropy": "shannon", "batch_size": 16}),
+        ("patterns", {"adam_eps": 1e-8, "batch_size": 16}),
         (
             "maze",
             {
@@ -122,9 +124,13 @@ def test_the_plastic_lstm_defaults_are_the_language_models() -> None:
 def test_each_task_brings_its_references_training_settings(
     task: str, expected: dict[str, Any]
 ) -> None:
+    """Training settings and the task's learner's (A2C's for the reward tasks only)."""
     made = make_task(task, "tiny")
-    train = TrainConfig(**made.method.train)  # type: ignore[attr-defined]
-    assert {k: getattr(train, k) for k in expected} == expected
+    values = made.method.train  # type: ignore[attr-defined]
+    train = TrainConfig(**{k: v for k, v in values.items() if k in TRAIN_FIELDS})
+    settings = {**dataclasses.asdict(train), **settings_in_effect(learner_of(made), values)}
+    assert {k: settings[k] for k in expected} == expected
+    assert ("entropy" in settings) == (task != "patterns")
     assert made.method.source == (BACKPROPAMINE if task != "patterns" else "miconi2018")  # type: ignore[attr-defined]
 
 
@@ -155,7 +161,7 @@ def test_a_trial_records_the_resolved_rule_and_the_spec_still_wins() -> None:
     cells = {c.model: c for c in make_cells(spec)}
     mod = trial_config(spec, cells["mod"], "search", 0, 1, {"lr": 1e-3})
     assert mod.model_params["rule"] == "additive" and mod.model_params["hidden"] == 38
-    assert mod.train["batch_size"] == 30 and mod.train["entropy"] == "simpson"
+    assert mod.train["batch_size"] == 30 and mod.learner_settings["entropy"] == "simpson"
     assert mod.train["lr"] == 1e-3  # the searched value
     decay = trial_config(spec, cells["decay"], "search", 0, 1, {"lr": 1e-3})
     assert decay.model_params["rule"] == "hebb"  # named in the spec: the rejected form runs

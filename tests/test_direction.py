@@ -105,10 +105,10 @@ def _result(episodes: int, value: float) -> dict[str, Any]:
         step=episodes // 100,
         episodes=episodes,
         loss=0.1,
-        error=value,
+        value=value,
         wall_s=1.0,
         episodes_per_second=100.0,
-        best_error=value,
+        best_value=value,
         episodes_to_solve=None,
         num_parameters=1,
         done=episodes >= 200,
@@ -256,8 +256,8 @@ def test_the_cells_view_follows_the_goal_live_and_from_storage(plugin_root: Path
             "cell": ["trivial/plastic"] * 5,
             "phase": ["search", "search", "confirm", "confirm", "confirm"],
             "status": ["completed", "stopped_early", "completed", "completed", "diverged"],
-            "best_error": [0.9, 0.7, 0.99, 0.85, 0.5],
-            "final_error": [0.85, 0.7, 0.99, 0.85, 0.5],
+            "best_value": [0.9, 0.7, 0.99, 0.85, 0.5],
+            "final_value": [0.85, 0.7, 0.99, 0.85, 0.5],
             "solved_threshold": [0.875] * 5,
             "goal": ["max"] * 5,
         }
@@ -267,7 +267,7 @@ def test_the_cells_view_follows_the_goal_live_and_from_storage(plugin_root: Path
             "trial_id": ["s0", "s0", "s2"],
             "cell": ["trivial/plastic"] * 3,
             "phase": ["search"] * 3,
-            "error": [0.6, 0.9, 0.93],  # s2 still runs: its best is the cell's best
+            "value": [0.6, 0.9, 0.93],  # s2 still runs: its best is the cell's best
         }
     )
     [stored] = counts_from_storage(spec, rows, curves)
@@ -321,11 +321,11 @@ def test_a_higher_is_better_sweep_end_to_end(plugin_root: Path) -> None:
     for t in study.trials:  # every evaluation, at step = episodes; the value is the last one
         row = search.loc[t.number]
         mine = curves[curves["trial_id"] == row["trial_id"]].sort_values("episodes")
-        assert t.intermediate_values == dict(zip(mine["episodes"], mine["error"], strict=True))
-        assert t.value == pytest.approx(row["final_error"])
+        assert t.intermediate_values == dict(zip(mine["episodes"], mine["value"], strict=True))
+        assert t.value == pytest.approx(row["final_value"])
     # ASHA kept the higher ones: a stopped trial was no better where it stopped than the
     # best survivor
-    assert search.loc[stopped, "final_error"].max() <= search.loc[completed, "best_error"].max()
+    assert search.loc[stopped, "final_value"].max() <= search.loc[completed, "best_value"].max()
 
     # confirmation re-ran the highest completed trial (the earliest of equals)
     values = {t.number: t.value for t in study.trials if t.state == TrialState.COMPLETE}
@@ -335,9 +335,9 @@ def test_a_higher_is_better_sweep_end_to_end(plugin_root: Path) -> None:
     status = sweep("status", str(folder), timeout=120)
     assert status.returncode == 0, status.stderr
     shown = status_rows(status.stdout)["trivial/plastic"]
-    best = curves.loc[curves["phase"] == "search", "error"].max()
+    best = curves.loc[curves["phase"] == "search", "value"].max()
     assert float(shown[4]) == pytest.approx(best, abs=5e-4)
-    assert float(shown[5]) == pytest.approx(confirm["final_error"].median(), abs=5e-4)
-    solved = reached(confirm["final_error"], confirm["solved_threshold"], "max").sum()
+    assert float(shown[5]) == pytest.approx(confirm["final_value"].median(), abs=5e-4)
+    solved = reached(confirm["final_value"], confirm["solved_threshold"], "max").sum()
     assert shown[6] == f"{solved}/2"
     assert "bits_right, higher is better" in " ".join(status.stdout.split())

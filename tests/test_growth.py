@@ -156,7 +156,7 @@ def test_a_sweep_grows_by_running_only_the_new_work(tmp_path: Path) -> None:
     # the finished trials are the same rows, not run again
     kept = after.loc[before.index]
     assert (kept["started_at"] == before["started_at"]).all()
-    assert (kept["final_error"] == before["final_error"]).all()
+    assert (kept["final_value"] == before["final_value"]).all()
     new = after.drop(before.index)
     studies = _studies(folder)
     assert sorted(studies) == sorted(cell_ids(parse_spec(grown)))
@@ -192,7 +192,7 @@ def test_a_sweep_grows_by_running_only_the_new_work(tmp_path: Path) -> None:
     assert yaml.safe_load((folder / "history" / "1" / "spec-as-written.yaml").read_text()) == grown
     assert (folder / "tune-1").is_dir()
     # the report says which confirmation it uses and shows every generation's spec
-    page = write_report(load(folder), tmp_path / "report", only=["final_error"]).read_text()
+    page = write_report(load(folder), tmp_path / "report", only=["final_value"]).read_text()
     assert "This sweep grew 1 time(s)" in page and "configuration confirmed last" in page
     assert "generation 0: as first run" in page and "generation 1: growth 1" in page
     assert len(load(folder).sweeps[0].history) == 2

@@ -164,7 +164,7 @@ def test_plastic_network_trains_on_images() -> None:
     task = make_task("images", "tiny")
     cfg = TrainConfig(episodes=1600, batch_size=16, lr=1e-3, eval_every=1600, eval_episodes=64)
     *_, last = train_trial(task, "plastic", {}, cfg)
-    assert last.final_error is not None and last.final_error < 0.8 * task.chance
+    assert last.final_value is not None and last.final_value < 0.8 * task.chance
 
 
 @pytest.mark.slow
@@ -189,7 +189,7 @@ def test_an_image_sweep_runs_end_to_end(tmp_path: Path) -> None:
     assert len(trials) == 4 and set(trials["task"]) == {"images"}
     assert set(trials["task.image_size"]) == {8} and set(trials["task.source"]) == {"skimage"}
     assert trials["task.pattern_size"].isna().all()
-    assert trials["final_error"].between(0, 1).all()
+    assert trials["final_value"].between(0, 1).all()
     # every finished trial recorded its reconstructions of the same 3 held-out images
     pictures = pd.read_parquet(tmp_path / "results" / "pictures" / "reconstructions")
     assert list(pictures.columns) == RECONSTRUCTIONS_SCHEMA.names

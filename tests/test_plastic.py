@@ -44,8 +44,8 @@ def test_fast_path_matches_reference(variant: dict[str, object]) -> None:
     fast, ref = net(x), reference_forward(net, x)
     assert _max_rel(fast, ref) <= 1e-10
     g_fast, g_ref = _grads(net, fast), _grads(net, ref)
-    for name in g_ref:
-        assert _max_rel(g_fast[name], g_ref[name]) <= 1e-4, name
+    for name in g_ref:  # float64: every rule's hand-derived backward, additive's included
+        assert _max_rel(g_fast[name], g_ref[name]) <= 1e-8, name
 
 
 @pytest.mark.parametrize("rule", ["hebb", "oja"])

@@ -1,4 +1,4 @@
-"""The fast episode (plastic_models.episode) against the plain reference and plain autograd."""
+"""The fast episode (plastic_models.fast) against the plain reference and plain autograd."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-import plastic_models.episode as episode
+import plastic_models.fast.driver as episode
 from plastic_models import PlasticConfig, PlasticNetwork, reference_forward
-from plastic_models.episode import plastic_episode
+from plastic_models.fast import plastic_episode
 from plastic_models.rules import DecayRule, get_rule
 from tests.test_plastic import VARIANTS, _grads, _max_rel, _net
 
@@ -38,15 +38,17 @@ def test_long_episode_with_large_eta_matches_reference(
     variant: dict[str, object], dtype: torch.dtype, layout: str
 ) -> None:
     """eta = 0.3 over 106 steps (the full task's length): undoing the decay would give NaN in
-    float32; gradients within 1e-4 of the per-element reference for every parameter."""
+    float32; gradients within 1e-4 (float32) or 1e-8 (float64) of the per-element reference
+    for every parameter."""
     net = _net(eta=0.3, init_scale=0.1, **variant).to(dtype)
     x = torch.randn(106, 2, 9, generator=torch.Generator().manual_seed(3), dtype=dtype) * 3
     fast, ref = net(x), reference_forward(net, x)
     assert _max_rel(fast, ref) <= (1e-10 if dtype == torch.float64 else 1e-5)
     g_fast, g_ref = _grads(net, fast), _grads(net, ref)
+    tolerance = 1e-8 if dtype == torch.float64 else 1e-4
     for name in g_ref:
         assert torch.isfinite(g_fast[name]).all(), name
-        assert _max_rel(g_fast[name], g_ref[name]) <= 1e-4, name
+        assert _max_rel(g_fast[name], g_ref[name]) <= tolerance, name
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=_ids)
@@ -62,12 +64,13 @@ def test_plain_autograd_path_matches_reference(variant: dict[str, object]) -> No
 
 
 @pytest.mark.parametrize("clip", [None, 0.05])
-@pytest.mark.parametrize("rule", ["hebb", "oja"])
+@pytest.mark.parametrize("rule", ["hebb", "oja", "additive"])
 def test_eta_one_and_a_saturated_clip_match_autograd(
     rule: str, clip: float | None, layout: str
 ) -> None:
-    """eta = 1: the decay is 0 (hebb), the trace is the last outer product; with clip = 0.05
-    most of it sits outside the range, where the clamp's gradient is exactly zero."""
+    """eta = 1: the decay is 0 (hebb), the trace is the last outer product (additive: the sum
+    of them, clipped at 1 unless set); with clip = 0.05 most of it sits outside the range,
+    where the clamp's gradient is exactly zero."""
     net = _net(eta=1.0, rule=rule, clip=clip)
     x = torch.randn(30, 2, 9, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     fast, plain = net(x), net.forward_autograd(x)

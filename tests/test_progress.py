@@ -76,20 +76,20 @@ def test_status_prints_the_whole_table_into_a_pipe(tmp_path: Path) -> None:
     cell = "paper-simplified/plastic_retroactive"
     identity = {"sweep": "wide", "cell": cell, "task": "patterns", "goal": "min"}
     rows = [
-        {**identity, "trial_id": "s", "phase": "search", "status": "completed", "best_error": 0.01},
+        {**identity, "trial_id": "s", "phase": "search", "status": "completed", "best_value": 0.01},
         {
             **identity,
             "trial_id": "c1",
             "phase": "confirm",
             "status": "completed",
-            "final_error": 0.015,
+            "final_value": 0.015,
         },
         {
             **identity,
             "trial_id": "c2",
             "phase": "confirm",
             "status": "completed",
-            "final_error": 0.03,
+            "final_value": 0.03,
         },
     ]
     write_part(folder, "trials", [{**r, "solved_threshold": 0.02} for r in rows])

@@ -18,7 +18,7 @@ from plastic_models.rules import REGISTRY, DecayRule, get_rule
 from sweep.models import FAMILIES, get_family
 from sweep.spec import SpecError, parse_spec
 from sweep.store import GOALS, better, reached
-from sweep.tasks import TASKS, learns_from_reward, levels, make_task, task_metric
+from sweep.tasks import TASKS, levels, make_task, task_learner, task_metric
 from sweep.train import TrainConfig, train_trial
 from tests.support.registries import RULES, SUPERVISED_TASKS, TASK_NAMES
 from tests.support.sweeps import tiny_spec
@@ -64,7 +64,7 @@ def test_a_short_trial_of_every_task_trains_and_reports(task: str) -> None:
     train = TrainConfig(episodes=8, batch_size=4, eval_every=4, eval_episodes=4)
     reports = list(train_trial(made, "rnn", {"hidden": 8}, train))
     assert [r.episodes for r in reports] == [4, 8] and reports[-1].done
-    assert all(math.isfinite(r.error) and math.isfinite(r.loss) for r in reports)
+    assert all(math.isfinite(r.value) and math.isfinite(r.loss) for r in reports)
 
 
 def test_an_unknown_task_or_level_lists_the_registered_ones() -> None:
@@ -80,7 +80,7 @@ def test_a_spec_can_name_every_task_and_each_of_its_levels() -> None:
     for task in TASKS:
         spec = parse_spec(tiny_spec(Path("/n"), task=task, difficulties=levels(task)))
         assert spec.difficulties == levels(task)
-        assert spec.task == task and learns_from_reward(task) == learns_from_reward(spec.task)
+        assert spec.task == task and task_learner(spec.task) == task_learner(task)
 
 
 # -- rules ------------------------------------------------------------------------------------

@@ -37,8 +37,8 @@ def _curve_row(trial: str, step: int) -> dict[str, Any]:
         "phase": "search",
         "step": step,
         "episodes": step,
-        "error": 0.1,
-        "schema_version": 1,
+        "value": 0.1,
+        "schema_version": 3,
     }
 
 
@@ -158,7 +158,7 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> 
     trials = pd.read_parquet(tmp_path / "results" / "diverge" / "trials")
     assert len(trials) == 2 and set(trials["status"]) == {"diverged"}
     assert (trials["episodes"] < 64).all()  # stopped at once
-    assert trials["final_error"].notna().all()  # its last finite evaluation
+    assert trials["final_value"].notna().all()  # its last finite evaluation
     assert not (trials["phase"] == "confirm").any()  # nothing finite to confirm
     # nothing left pending: with no usable search trial there is nothing to confirm
     status = sweep("status", str(tmp_path / "results" / "diverge"), timeout=60)

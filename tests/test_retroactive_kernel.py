@@ -1,4 +1,4 @@
-"""The hand-derived retroactive-modulation kernel (plastic_models/retroactive.py) against the
+"""The hand-derived retroactive-modulation kernel (plastic_models/fast/retroactive.py) against the
 plain reference and the generic checkpointed path: every rule with a fast form x alpha
 granularity x fanout, both input modes, several batch layouts, long episodes, and the clip
 actually binding (so the replayed clamp masks are exercised)."""
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from plastic_models import PlasticConfig, PlasticNetwork, reference_forward
-from plastic_models import episode as episode_module
+from plastic_models.fast import driver as episode_module
 from tests.test_plastic import _grads, _max_rel
 
 RULES = ["hebb", "oja", "additive"]

@@ -34,7 +34,7 @@ def test_a_maze_sweep_records_rewards(tmp_path: Path) -> None:
     assert trials["hp.gamma"].between(0.8, 0.99).all()
     assert set(trials["hp.entropy_coef"]) == {0.03}
     oracle = make_task("maze", "tiny", {"steps": 10}).references["oracle"]
-    assert trials["final_error"].between(0, oracle).all()
-    assert (trials["best_error"] >= trials["final_error"]).all()  # the best is the highest
+    assert trials["final_value"].between(0, oracle).all()
+    assert (trials["best_value"] >= trials["final_value"]).all()  # the best is the highest
     curves = pd.read_parquet(tmp_path / "results" / "maze" / "curves")
     assert set(curves["episodes"]) == {16, 32}

@@ -257,8 +257,8 @@ def _maze_spec(**changes: Any) -> dict[str, Any]:
 def test_a_maze_sweep_searches_the_a2c_coefficients() -> None:
     cells = make_cells(parse_spec(_maze_spec()))
     assert len(cells) == 6
-    assert {c.task.metric for c in cells} == {"reward"}
-    assert all(c.task.chance < c.task.solved_threshold for c in cells)
+    assert {c.task.descriptor.metric for c in cells} == {"reward"}
+    assert all(c.task.descriptor.chance < c.task.descriptor.solved_threshold for c in cells)
 
 
 def test_a2c_coefficients_are_searched_only_for_reward_tasks() -> None:
@@ -266,12 +266,14 @@ def test_a2c_coefficients_are_searched_only_for_reward_tasks() -> None:
     with pytest.raises(SpecError) as raised:
         parse_spec(spec)
     lines = raised.value.errors
-    assert len(lines) == 3 and all("only reward tasks train by A2C" in x for x in lines)
+    mistake = "a setting of the a2c learner; this task learns by supervised"
+    assert len(lines) == 3 and all(x.endswith(mistake) for x in lines)
     assert lines[0].startswith("search.space.gamma: ")
 
 
 def test_a_reward_sweep_trains_with_one_worker_per_trial() -> None:
-    with pytest.raises(SpecError, match=r"resources.workers: 2: task 'maze' learns from reward"):
+    one = r"resources.workers: 2: task 'maze' learns by a2c and trains with one worker"
+    with pytest.raises(SpecError, match=one):
         parse_spec(_maze_spec(resources={"workers": 2, "cpu": 1}))
 
 
@@ -285,8 +287,8 @@ def test_sweep_train_on_the_maze_prints_what_its_numbers_mean() -> None:
     assert record["metric"] == "reward" and record["goal"] == "max"
     assert record["chance"] == task.chance
     assert record["solved_threshold"] == task.solved_threshold
-    assert record["final_reward"] == record["final_error"] and record["done"] is True
-    assert record["best_reward"] == record["best_error"] >= record["final_reward"]
+    assert record["final_reward"] == record["final_value"] and record["done"] is True
+    assert record["best_reward"] == record["best_value"] >= record["final_reward"]
 
 
 def test_sweep_train_on_an_unknown_maze_level_lists_the_ladder(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from sweep.records import TrialConfig, TrialResult
+from sweep.records import TaskDescriptor, TrialConfig, TrialResult
 from sweep.scheduling import CellScheduler
 from sweep.spec import EarlyStop
 
@@ -24,11 +24,7 @@ def _trial(cell: str, phase: str = "search") -> Trial:
         level=difficulty,
         overrides={},
         task_settings={},
-        metric="bit_error",
-        goal="min",
-        chance=0.5,
-        solved_threshold=0.02,
-        references={},
+        descriptor=TaskDescriptor("bit_error", "min", 0.5, 0.02, {}),
         hp={},
         model_params={},
         train={"episodes": 400},
@@ -45,10 +41,10 @@ def _report(s: CellScheduler, trial: Trial, episodes: int, error: float) -> str:
         step=episodes // 100,
         episodes=episodes,
         loss=error,
-        error=error,
+        value=error,
         wall_s=1.0,
         episodes_per_second=100.0,
-        best_error=error,
+        best_value=error,
         episodes_to_solve=None,
         num_parameters=1,
     )

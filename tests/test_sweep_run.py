@@ -87,7 +87,7 @@ def test_confirmation_reruns_each_cells_best_on_shared_fresh_seeds(tiny: tuple[P
         assert set(rows["optuna_trial"]) == {best.number}
         assert rows["hp.lr"].tolist() == pytest.approx([best.params["lr"]] * 2)
         winner = search[(search["cell"] == cell) & (search["optuna_trial"] == best.number)]
-        assert winner["final_error"].item() == pytest.approx(best.value)
+        assert winner["final_value"].item() == pytest.approx(best.value)
 
 
 def test_one_study_per_cell_with_the_same_budget(tiny: tuple[Path, Any]) -> None:
@@ -128,9 +128,9 @@ def test_status_from_storage_and_no_second_run_into_the_same_folder(
         assert row[:4] == ["4", "0", "0", "0"], cell  # done, failed, running, pending
         search = trials[(trials["cell"] == cell) & (trials["phase"] == "search")]
         confirm = trials[(trials["cell"] == cell) & (trials["phase"] == "confirm")]
-        assert float(row[4]) == pytest.approx(search["best_error"].min(), abs=5e-4)
-        assert float(row[5]) == pytest.approx(confirm["final_error"].median(), abs=5e-4)
-        solved = (confirm["final_error"] <= confirm["solved_threshold"]).sum()
+        assert float(row[4]) == pytest.approx(search["best_value"].min(), abs=5e-4)
+        assert float(row[5]) == pytest.approx(confirm["final_value"].median(), abs=5e-4)
+        solved = (confirm["final_value"] <= confirm["solved_threshold"]).sum()
         assert row[6] == f"{solved}/2", cell
     # the same spec again (a requeued job): nothing to run, the cells printed, exit 0
     spec_file = folder.parent.parent / "tiny.yaml"
@@ -280,9 +280,9 @@ def test_early_stopping_stops_poor_trials_and_says_so(tmp_path: Path) -> None:
     completed = trials[trials["status"] == "completed"]
     assert len(stopped) >= 1 and len(completed) >= 1 and len(trials) == 8
     assert (stopped["episodes"] < 1600).all() and (completed["episodes"] == 1600).all()
-    assert stopped["final_error"].notna().all() and stopped["best_error"].notna().all()
+    assert stopped["final_value"].notna().all() and stopped["best_value"].notna().all()
     # stopped trials were worse at the rung where they stopped than the best survivor
-    assert stopped["final_error"].min() >= completed["best_error"].min()
+    assert stopped["final_value"].min() >= completed["best_value"].min()
     # Optuna knows: stopped trials are PRUNED with their evaluations as intermediate values
     curves = pd.read_parquet(tmp_path / "results" / "asha" / "curves")
     [study] = _studies(tmp_path / "results" / "asha").values()
@@ -292,8 +292,8 @@ def test_early_stopping_stops_poor_trials_and_says_so(tmp_path: Path) -> None:
         pruned = row["status"] == "stopped_early"
         assert t.state == (State.PRUNED if pruned else State.COMPLETE), t.number
         mine = curves[curves["trial_id"] == row["trial_id"]]
-        assert t.intermediate_values == dict(zip(mine["episodes"], mine["error"], strict=True))
-        assert t.value == pytest.approx(row["final_error"])
+        assert t.intermediate_values == dict(zip(mine["episodes"], mine["value"], strict=True))
+        assert t.value == pytest.approx(row["final_value"])
 
 
 def test_a_run_reads_clean(tiny: tuple[Path, Any]) -> None:

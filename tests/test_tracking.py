@@ -162,7 +162,7 @@ def test_tensorboard_has_every_trial_curve_and_identity(local: tuple[Path, Any])
         curve = _curve(curves, trial["trial_id"])
         logged = events.Scalars(f"ray/tune/{METRIC}")
         assert [e.step for e in logged] == curve["episodes"].tolist()
-        assert [e.value for e in logged] == pytest.approx(curve["error"].tolist())
+        assert [e.value for e in logged] == pytest.approx(curve["value"].tolist())
         start = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
         hparams = plugin_data_pb2.HParamsPluginData.FromString(start).session_start_info.hparams
         for key in ("cell", "difficulty", "model", "phase", "trial_id"):
@@ -205,7 +205,7 @@ def _check_mlflow(client: Any, experiment: str, trials: pd.DataFrame, curves: pd
             else:
                 assert float(logged) == pytest.approx(float(expected))
         curve = _curve(curves, trial["trial_id"])
-        for metric, column in [(METRIC, "error"), ("loss", "loss")]:
+        for metric, column in [(METRIC, "value"), ("loss", "loss")]:
             history = sorted(client.get_metric_history(run.info.run_id, metric), key=_step)
             assert [m.step for m in history] == curve["episodes"].tolist()
             assert [m.value for m in history] == pytest.approx(curve[column].tolist())
@@ -266,7 +266,7 @@ def test_wandb_offline_writes_one_run_folder_per_trial(local: tuple[Path, Any]) 
             if r.WhichOneof("record_type") == "history"
         ]
         curve = _curve(curves, trial["trial_id"])
-        assert [h[METRIC] for h in logged] == pytest.approx(curve["error"].tolist())
+        assert [h[METRIC] for h in logged] == pytest.approx(curve["value"].tolist())
         assert [h["timesteps_total"] for h in logged] == curve["episodes"].tolist()
 
 

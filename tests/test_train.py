@@ -32,11 +32,11 @@ def test_one_record_per_evaluation_then_a_summary(family: str) -> None:
     assert [r["episodes"] for r in reports] == [16, 32, 40]
     assert [r["done"] for r in reports] == [False, False, True]
     last = reports[-1]
-    assert last["final_error"] == last["error"]
-    assert last["best_error"] == min(r["error"] for r in reports)  # type: ignore[type-var]
+    assert last["final_value"] == last["value"]
+    assert last["best_value"] == min(r["value"] for r in reports)  # type: ignore[type-var]
     assert isinstance(last["num_parameters"], int) and last["num_parameters"] > 0
     for r in reports:
-        assert 0.0 <= r["error"] <= 1.0  # type: ignore[operator]
+        assert 0.0 <= r["value"] <= 1.0  # type: ignore[operator]
         # The whole run's throughput, not the last interval's.
         assert r["episodes_per_second"] == r["episodes"] / r["wall_s"]  # type: ignore[operator]
 
@@ -56,9 +56,9 @@ def test_plastic_solves_the_simplified_task_where_rnn_and_lstm_do_not() -> None:
     for family, params in [("plastic", {}), ("rnn", {"hidden": 51}), ("lstm", {"hidden": 51})]:
         *_, last = train_trial(task, family, params, cfg)
         finals[family] = last
-    assert finals["plastic"].final_error is not None
-    assert finals["plastic"].final_error <= task.solved_threshold
+    assert finals["plastic"].final_value is not None
+    assert finals["plastic"].final_value <= task.solved_threshold
     assert finals["plastic"].episodes_to_solve is not None
     for baseline in ("rnn", "lstm"):
         assert finals[baseline].episodes_to_solve is None
-        assert finals[baseline].final_error > 5 * task.solved_threshold  # type: ignore[operator]
+        assert finals[baseline].final_value > 5 * task.solved_threshold  # type: ignore[operator]

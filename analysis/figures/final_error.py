@@ -37,7 +37,7 @@ from analysis.summary import Summary, TaskInfo
 
 # Columns read: each seed's final value in `Summary.seeds` (a trials column); the rest are
 # the summary's own (median, q25, q75, seeds; the headline's significant and winner).
-FINAL = "final_error"
+FINAL = "final_value"
 
 
 @dataclass(frozen=True)

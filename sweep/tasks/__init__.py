@@ -8,7 +8,7 @@ from typing import Any
 from plastic_models.rules import qualified
 from sweep.errors import unknown
 from sweep.store import GOALS
-from sweep.tasks.base import Episode, Task
+from sweep.tasks.base import Episode, Task, learner_of
 from sweep.tasks.cue_reward import LEVELS as CUE_REWARD_LEVELS
 from sweep.tasks.cue_reward import CueRewardTask
 from sweep.tasks.images import LEVELS as IMAGE_LEVELS
@@ -72,9 +72,9 @@ def make_task(
     return made
 
 
-def learns_from_reward(task: str) -> bool:
-    """Whether the task is a reward task (an environment the model acts in, trained by A2C)."""
-    return callable(getattr(_entry(task)[0], "environment", None))
+def task_learner(task: str) -> str:
+    """The learner a registered task names (`sweep.learners`), from its class."""
+    return learner_of(_entry(task)[0])
 
 
 def _entry(task: str) -> tuple[Any, dict[str, dict[str, Any]]]:
@@ -88,9 +88,9 @@ __all__ = [
     "Episode",
     "RewardTask",
     "Task",
-    "learns_from_reward",
     "levels",
     "make_task",
     "register_task",
+    "task_learner",
     "task_metric",
 ]

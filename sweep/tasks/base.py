@@ -34,6 +34,7 @@ class Task(Protocol):
     level: str  # the difficulty's name ("custom" when set parameter by parameter)
     metric: str  # name of the primary metric
     goal: str  # "min": lower is better (errors); "max": higher is better (rewards)
+    learner: str  # how a model learns it (`sweep.learners`): "supervised", "a2c"
     chance: float  # the metric of a network that learned nothing
     solved_threshold: float  # solved when the metric reaches this (`sweep.store.reached`)
     # Other levels worth drawing beside chance, by name (patterns: the error of copying the
@@ -78,6 +79,12 @@ class Task(Protocol):
     def score(self, outputs: Tensor, episode: Episode) -> float:
         """The primary metric of outputs on the episode, averaged over the batch."""
         ...
+
+
+def learner_of(task: Any) -> str:
+    """The learner a task (its class or an instance) names; "supervised" when it names none
+    (a plugin's task may leave it)."""
+    return str(getattr(task, "learner", "supervised"))
 
 
 def resolve_settings(

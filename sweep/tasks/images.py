@@ -153,6 +153,7 @@ class ImageTask:
     name = "images"
     metric = "erased_mse"
     goal = "min"
+    learner = "supervised"
     method = Method()  # the 2018 paper's code: its defaults are the families' own
     settings_class = ImageSettings
 

@@ -102,6 +102,7 @@ class PatternTask:
     settings_class = PatternSettings
     metric = "bit_error"
     goal = "min"
+    learner = "supervised"
     chance = 0.5
     method = Method()  # the 2018 paper's code: its defaults are the families' own
 

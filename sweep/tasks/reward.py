@@ -1,5 +1,6 @@
-"""What reward tasks share: a batched torch environment stepped with a model's actions, its
-reference levels measured by simulation, and the advantage actor-critic loss that trains on it.
+"""What reward tasks share: a batched torch environment stepped with a model's actions and its
+reference levels measured by simulation. They learn by advantage actor-critic
+(`sweep.learners.a2c`).
 
 A reward task's model outputs `actions` logits then one value estimate at every step; the
 agent samples its action from the logits. An episode has a fixed number of steps; every
@@ -13,16 +14,13 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 from sweep.defaults import BACKPROPAMINE, Method
 from sweep.tasks.base import resolve_settings
-
-if TYPE_CHECKING:
-    from sweep.models import Model
 
 # The reference levels are the mean reward per episode over this many episodes drawn from a
 # fixed seed: a task measures them itself, once per set of protocol parameters.
@@ -55,10 +53,11 @@ class RewardEnv(Protocol):
 
 @runtime_checkable
 class RewardTask(Protocol):
-    """A task learned from reward inside each episode (trained by A2C, `sweep.train`)."""
+    """A task learned from reward inside each episode (`sweep.learners.a2c`)."""
 
     name: str
     level: str
+    learner: str
     metric: str
     goal: str
     chance: float
@@ -146,6 +145,7 @@ class RewardTaskBase:
     actions: int
     metric = "reward"
     goal = "max"
+    learner = "a2c"
     # Backpropamine's training settings for this task (its README's command line), and the
     # unmodulated plastic network's eta there
     # (a plugin's reward task may leave these: TrainConfig's defaults, Backpropamine's maze eta
@@ -212,91 +212,6 @@ class RewardTaskBase:
 
     def settings(self) -> dict[str, object]:
         return dataclasses.asdict(self.config)
-
-
-@dataclass(frozen=True)
-class Rollout:
-    """One batch of episodes played by the model: per step (T, B) the log-probability and
-    entropy of the sampled action, the value estimate, the reward."""
-
-    log_probs: Tensor
-    entropies: Tensor
-    concentrations: Tensor  # sum_a p(a)^2, the Simpson index of the policy
-    values: Tensor
-    rewards: Tensor
-
-    @property
-    def episode_rewards(self) -> Tensor:
-        """(B,) total reward of each episode."""
-        return self.rewards.sum(0)
-
-
-def play(
-    model: Model,
-    task: RewardTask,
-    batch_size: int,
-    generator: torch.Generator,
-    device: torch.device | str = "cpu",
-) -> Rollout:
-    """Run `batch_size` episodes with the model choosing the actions step by step (actions
-    sampled from its logits with `generator`)."""
-    env = task.environment()
-    obs = env.reset(batch_size, generator, device)
-    state = model.initial_state(batch_size, device)
-    log_probs, entropies, concentrations, values, rewards = [], [], [], [], []
-    for _ in range(task.steps):
-        out, state = model.step(obs, state)  # (B, actions + 1)
-        logits, value = out[:, : task.actions], out[:, task.actions]
-        log_p = torch.log_softmax(logits, dim=-1)  # (B, A)
-        probs = log_p.exp()
-        action = torch.multinomial(probs.detach().cpu(), 1, generator=generator).squeeze(1)
-        action = action.to(out.device)
-        obs, reward = env.step(action)
-        log_probs.append(log_p.gather(1, action.unsqueeze(1)).squeeze(1))
-        entropies.append(-(probs * log_p).sum(-1))
-        concentrations.append(probs.square().sum(-1))
-        values.append(value)
-        rewards.append(reward)
-    stack = torch.stack
-    return Rollout(
-        stack(log_probs), stack(entropies), stack(concentrations), stack(values), stack(rewards)
-    )
-
-
-@dataclass(frozen=True)
-class A2C:
-    """Advantage actor-critic coefficients (Backpropamine's A2C): discount `gamma`, the
-    exploration term's weight `entropy` and form `form`, the value loss's weight `value`."""
-
-    gamma: float
-    entropy: float
-    value: float
-    form: str = "shannon"
-
-    def loss(self, rollout: Rollout) -> Tensor:
-        """Mean over steps and episodes of -log pi(a) * advantage + value * (R - V)^2 plus the
-        exploration term, with R the discounted return to the episode's end (the advantage
-        R - V does not train the value through the policy term). Exploration: "shannon"
-        - entropy * H(pi); "simpson" + entropy * sum_a pi(a)^2 (Backpropamine's code: a
-        penalty on concentrated policies)."""
-        returns = discounted_returns(rollout.rewards, self.gamma)  # (T, B)
-        advantage = returns - rollout.values
-        policy = -(rollout.log_probs * advantage.detach())
-        if self.form == "simpson":
-            explore = self.entropy * rollout.concentrations
-        else:
-            explore = -self.entropy * rollout.entropies
-        return (policy + self.value * advantage.square() + explore).mean()
-
-
-def discounted_returns(rewards: Tensor, gamma: float) -> Tensor:
-    """R_t = r_t + gamma * R_{t+1}, R_T = 0 (fixed-length episodes): (T, B)."""
-    returns = torch.empty_like(rewards)
-    running = torch.zeros_like(rewards[0])
-    for t in range(rewards.shape[0] - 1, -1, -1):
-        running = rewards[t] + gamma * running
-        returns[t] = running
-    return returns
 
 
 def one_hot(index: Tensor, size: int) -> Tensor:

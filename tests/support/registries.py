@@ -8,7 +8,7 @@ from typing import get_args
 from plastic_models.config import AlphaGranularity, ModulationName
 from plastic_models.rules import REGISTRY
 from sweep.models import FAMILIES
-from sweep.tasks import TASKS, learns_from_reward
+from sweep.tasks import TASKS, task_learner
 
 RULES = list(REGISTRY)
 MODULATIONS = list(get_args(ModulationName))
@@ -16,5 +16,5 @@ ALPHAS = list(get_args(AlphaGranularity))
 # the families whose networks are plastic: a rule is one of their hyperparameters
 PLASTIC_FAMILIES = [name for name, family in FAMILIES.items() if "rule" in family.parameters]
 TASK_NAMES = list(TASKS)
-REWARD_TASKS = [task for task in TASKS if learns_from_reward(task)]
-SUPERVISED_TASKS = [task for task in TASKS if not learns_from_reward(task)]
+REWARD_TASKS = [task for task in TASKS if task_learner(task) == "a2c"]  # learn from reward
+SUPERVISED_TASKS = [task for task in TASKS if task_learner(task) == "supervised"]

@@ -1,0 +1,19 @@
+"""What every learner shares: where a trial's process stands among its data-parallel ranks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a data-parallel trial: rank `rank` of `world` processes,
+    joined in torch.distributed's default group by the caller when world > 1."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def lead(self) -> bool:
+        """Rank 0 evaluates and reports; the others only train."""
+        return self.rank == 0

@@ -1,0 +1,83 @@
+"""Supervised learning: the task samples episodes with their targets; the loss is the task's
+own (`Task.loss`), the evaluation its metric (`Task.score`) on fresh episodes."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from pydantic import ConfigDict
+from pydantic.dataclasses import dataclass as config_dataclass
+
+from sweep.learners.base import Ranks
+from sweep.models import Model
+from sweep.tasks.base import Episode, Task
+
+
+@config_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class SupervisedSettings:
+    """Supervised learning has no settings of its own (the task's loss is the loss)."""
+
+
+def shard(episode: Episode, ranks: Ranks) -> Episode:
+    """This rank's contiguous share of a batch (an empty one when the batch has fewer
+    episodes than there are ranks)."""
+    batch = episode.inputs.shape[1]
+    low, high = batch * ranks.rank // ranks.world, batch * (ranks.rank + 1) // ranks.world
+    return Episode(
+        episode.inputs[:, low:high],
+        episode.targets[low:high],
+        None if episode.mask is None else episode.mask[low:high],
+    )
+
+
+class Supervised:
+    """Trains on sampled batches; data parallel: every rank draws the whole batch from the
+    same generator and trains on its share."""
+
+    name: ClassVar[str] = "supervised"
+    settings_class: ClassVar[type] = SupervisedSettings
+    data_parallel: ClassVar[bool] = True
+
+    def __init__(self, settings: SupervisedSettings | None = None):
+        self.settings = settings or SupervisedSettings()
+
+    def loss(
+        self,
+        model: Model,
+        task: Task,
+        batch: int,
+        generator: torch.Generator,
+        device: torch.device,
+        ranks: Ranks,
+    ) -> torch.Tensor:
+        """This rank's share of a fresh batch's mean loss (its shard's mean loss weighted by
+        the shard's share of the batch; the whole batch's with one rank). An empty shard's
+        loss is a zero that reaches no parameter."""
+        episode = task.sample(batch, generator, device)
+        if ranks.world == 1:
+            return task.loss(model(episode.inputs), episode)
+        part = shard(episode, ranks)
+        share = part.inputs.shape[1] / batch
+        if not share:
+            return torch.zeros((), device=device)
+        return task.loss(model(part.inputs), part) * share
+
+    @torch.no_grad()
+    def evaluate(
+        self,
+        model: Model,
+        task: Task,
+        episodes: int,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device,
+    ) -> float:
+        """Mean metric over `episodes` fresh episodes, drawn in batches of `batch_size`."""
+        total, seen = 0.0, 0
+        while seen < episodes:
+            batch = min(batch_size, episodes - seen)
+            episode = task.sample(batch, generator, device, split="eval")
+            total += task.score(model(episode.inputs), episode) * batch
+            seen += batch
+        return total / episodes
