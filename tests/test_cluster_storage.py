@@ -112,8 +112,8 @@ def test_an_s3_sweep_on_nodes_that_share_no_disk_survives_losing_a_worker(
     # no step run twice, counted before compaction (which keeps one row per step), and the
     # steps reported before the kill are the ones kept
     raw = tapped_rows(tmp_path / "raw", "curves")
-    assert_one_run(raw, ["trial_id", "step"], ["wall_s", "error"])
-    assert_kept(before, curves, ["trial_id", "step"], ["wall_s", "error", "node"])
+    assert_one_run(raw, ["trial_id", "step"], ["wall_s", "value"])
+    assert_kept(before, curves, ["trial_id", "step"], ["wall_s", "value", "node"])
     assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 3).all()
     resumed = curves[curves["trial_id"] == killed].sort_values("step")
     assert resumed["node"].iloc[0] == victim and resumed["node"].iloc[-1] != victim

@@ -115,7 +115,7 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_and_asha_frees_every_cpu
     assert (trials["episodes_per_second"] > 0).all()
 
     # no step run twice (counted before compaction, which keeps one row per step)
-    assert_one_run(tapped_rows(tap, "curves"), ["trial_id", "step"], ["wall_s", "error"])
+    assert_one_run(tapped_rows(tap, "curves"), ["trial_id", "step"], ["wall_s", "value"])
     assert_one_run(tapped_rows(tap, "trials"), ["trial_id"], TRIAL_RUN)
     curves = pd.read_parquet(folder / "curves")
     for trial_id, steps in curves.groupby("trial_id")["step"]:  # none lost
@@ -124,7 +124,7 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_and_asha_frees_every_cpu
     # on from its checkpoint: the steps reported before the kill are the ones kept (a restart
     # from scratch would have replaced them with new runs, other timings)
     assert (folder / "tune" / killed_trial / "error.txt").exists()
-    assert_kept(before, curves, ["trial_id", "step"], ["wall_s", "error"])
+    assert_kept(before, curves, ["trial_id", "step"], ["wall_s", "value"])
     kept = curves[curves["trial_id"] == killed_trial].set_index("step")["wall_s"]
     assert sorted(kept.index) == list(range(1, 7)) and kept.is_monotonic_increasing
     killed = trials[trials["trial_id"] == killed_trial]

@@ -191,9 +191,9 @@ def test_node_loss_trials_resume_from_their_checkpoints(tmp_path: Path) -> None:
     assert len(trials) == 3 and set(trials["status"]) == {"completed"}
     # no step run twice, counted before compaction (which keeps one row per step), and the
     # steps reported before the kill are the ones kept
-    assert_one_run(tapped_rows(tap, "curves"), ["trial_id", "step"], ["wall_s", "error"])
+    assert_one_run(tapped_rows(tap, "curves"), ["trial_id", "step"], ["wall_s", "value"])
     assert_one_run(tapped_rows(tap, "trials"), ["trial_id"], TRIAL_RUN)
-    assert_kept(before, curves, ["trial_id", "step"], ["wall_s", "error", "node"])
+    assert_kept(before, curves, ["trial_id", "step"], ["wall_s", "value", "node"])
     assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 3).all()
     resumed = curves[curves["trial_id"] == killed_trial].sort_values("step")
     # the steps before the kill are the victim node's; the rest ran on the head afterwards

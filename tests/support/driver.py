@@ -63,7 +63,7 @@ def assert_kept(before: pd.DataFrame, after: pd.DataFrame, key: list[str], same:
 
 
 # what a trial's row says of its run: the same in every report of one run
-TRIAL_RUN = ["started_at", "train_seconds", "final_error", "episodes"]
+TRIAL_RUN = ["started_at", "train_seconds", "final_value", "episodes"]
 
 
 def assert_one_run(raw: pd.DataFrame, key: list[str], same: list[str]) -> None:
@@ -85,7 +85,7 @@ def assert_not_run_again(before: pd.DataFrame, tap: Path, trials: pd.DataFrame) 
     assert_one_run(tapped_rows(tap, "trials"), ["trial_id"], TRIAL_RUN)
     curves = tapped_rows(tap, "curves")
     finished = curves[curves["trial_id"].isin(before["trial_id"])]
-    assert_one_run(finished, ["trial_id", "step"], ["wall_s", "error"])
+    assert_one_run(finished, ["trial_id", "step"], ["wall_s", "value"])
     assert_kept(before, trials, ["trial_id"], TRIAL_RUN)
 
 
