@@ -315,9 +315,9 @@ def run(
     except OSError as e:
         raise SweepError(f"{folder}: cannot use this storage: {e}") from None
     past = history(folder) if exists else []
-    generation = 0
-    if exists and _compare(folder, spec):  # grows; else the same spec, its Tuner not started
-        generation = len(past)
+    # grows: a new generation; else the same spec as the latest one, its Tuner not started
+    grows = exists and _compare(folder, spec)
+    generation = len(past) if grows else max(len(past) - 1, 0)
     created = None if exists else _first_missing(fs, root)
     try:
         fs.create_dir(root, recursive=True)
