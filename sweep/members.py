@@ -1,0 +1,217 @@
+"""Populations: K models of one family and one shape trained as one model (issue #22).
+
+A population's parameters (and buffers) are the K members' stacked along a leading *member*
+dimension: member k's slice of every tensor is member k's tensor. Its sequence interface
+mirrors a lone model's with that dimension after time:
+
+    forward(inputs (T, K, B, I)) -> outputs (T, K, B, O)
+    initial_state(B, device) ; step(x_t (K, B, I), state) -> (y_t (K, B, O), state)
+
+Member k of `stack_members(family, I, O, params, generators)` is exactly the lone model
+`build_model(family, I, O, params[k])` reset from `generators[k]`: the stacker builds the K
+lone models that way and stacks them, so a member starts bit for bit where a lone trial does.
+Within a population the members share every setting of `shape_key` and may differ in the
+rest (eta, clip, init scales).
+
+`LoopMembers` runs any family (a plugin's too): each member's slices through the family's own
+module in turn (`torch.func.functional_call`), so it batches nothing and is the reference the
+batched implementations are checked against. A family registers a batched implementation in
+`BATCHED`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from sweep.models import build_model, get_family
+
+State = tuple[Tensor, ...]
+
+# The settings members of one population share, per family (any family not named here: all
+# of its settings).
+SHAPE_SETTINGS: dict[str, tuple[str, ...]] = {
+    "plastic": ("hidden", "rule", "alpha", "modulation", "fanout", "learn_eta", "input_mode"),
+    "plastic_lstm": ("hidden", "rule", "alpha", "modulation", "fanout", "learn_eta"),
+    "rnn": ("hidden",),
+    "lstm": ("hidden",),
+    "gru": ("hidden",),
+}
+
+
+def shape_key(family: str, params: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What must be equal for two configurations to train in one population: the family and
+    its shape settings (with the family's defaults filled in)."""
+    fam = get_family(family)
+    names = SHAPE_SETTINGS.get(family, tuple(fam.parameters))
+    config = fam.config(**dict(params))
+    return (family, *((name, getattr(config, name)) for name in names))
+
+
+class Members(nn.Module):
+    """K members of one family and shape (see the module docstring)."""
+
+    def __init__(self, models: Sequence[nn.Module]):
+        super().__init__()
+        if not models:
+            raise ValueError("a population needs at least one member")
+        self.size = len(models)
+        self.template = models[0]
+
+    @property
+    def num_parameters(self) -> int:
+        """Parameters of one member."""
+        return int(self.template.num_parameters)  # type: ignore[arg-type]
+
+    @property
+    def neurons(self) -> int:
+        return int(self.template.neurons)  # type: ignore[arg-type]
+
+    def member(self, k: int) -> nn.Module:
+        """A lone model holding a copy of member k's current parameters and buffers."""
+        raise NotImplementedError
+
+    def select(self, indices: Sequence[int]) -> None:
+        """Keep only these members, in this order (a stopped member stops computing)."""
+        raise NotImplementedError
+
+    def initial_state(
+        self, batch_size: int, device: torch.device | str, dtype: torch.dtype | None = None
+    ) -> State:
+        raise NotImplementedError
+
+    def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+        raise NotImplementedError
+
+
+def _stacked(models: Sequence[nn.Module]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    params = {
+        name: torch.stack([dict(m.named_parameters())[name].detach() for m in models])
+        for name, _ in models[0].named_parameters()
+    }
+    buffers = {
+        name: torch.stack([dict(m.named_buffers())[name] for m in models])
+        for name, _ in models[0].named_buffers()
+    }
+    return params, buffers
+
+
+class LoopMembers(Members):
+    """Any family: stacked tensors, each member run through the lone module in turn."""
+
+    def __init__(self, models: Sequence[nn.Module]):
+        super().__init__(models)
+        params, buffers = _stacked(models)
+        # nn.Module names cannot hold dots: keep the lone model's names in a side table
+        self.names = list(params)
+        self.buffer_names = list(buffers)
+        self.stacked = nn.ParameterList([nn.Parameter(p) for p in params.values()])
+        for i, b in enumerate(buffers.values()):
+            self.register_buffer(f"buffer_{i}", b)
+        self.module = copy.deepcopy(models[0])
+        self.calls = _Calls(self.module)
+
+    def _tensors(self, k: int) -> dict[str, Tensor]:
+        tensors = {name: p[k] for name, p in zip(self.names, self.stacked, strict=True)}
+        for i, name in enumerate(self.buffer_names):
+            tensors[name] = getattr(self, f"buffer_{i}")[k]
+        return tensors
+
+    def _call(self, k: int, method: str, *args: Any) -> Any:
+        """Member k's `method` (forward or step) of the lone module, on its slices."""
+        tensors = {f"module.{name}": t for name, t in self._tensors(k).items()}
+        return functional_call(self.calls, tensors, (method, *args), strict=True)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return torch.stack([self._call(k, "forward", inputs[:, k]) for k in range(self.size)], 1)
+
+    def initial_state(
+        self, batch_size: int, device: torch.device | str, dtype: torch.dtype | None = None
+    ) -> State:
+        states = [
+            self.module.initial_state(batch_size, device, dtype)  # type: ignore[operator]
+            for _ in range(self.size)
+        ]
+        return tuple(torch.stack(parts) for parts in zip(*states, strict=True))
+
+    def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+        outs, states = [], []
+        for k in range(self.size):
+            y, s = self._call(k, "step", x_t[k], tuple(part[k] for part in state))
+            outs.append(y)
+            states.append(s)
+        return torch.stack(outs), tuple(torch.stack(p) for p in zip(*states, strict=True))
+
+    def member(self, k: int) -> nn.Module:
+        model = copy.deepcopy(self.module)
+        with torch.no_grad():
+            for name, tensor in self._tensors(k).items():
+                owner, _, leaf = name.rpartition(".")
+                getattr(model.get_submodule(owner), leaf).copy_(tensor)
+        return model
+
+    def select(self, indices: Sequence[int]) -> None:
+        index = torch.as_tensor(list(indices), dtype=torch.long)
+        for i, p in enumerate(self.stacked):
+            self.stacked[i] = nn.Parameter(p.detach()[index.to(p.device)].clone())
+        for i in range(len(self.buffer_names)):
+            b = getattr(self, f"buffer_{i}")
+            setattr(self, f"buffer_{i}", b[index.to(b.device)].clone())
+        self.size = len(index)
+
+
+class _Calls(nn.Module):
+    """`forward(method, *args)` calls the wrapped module's `method` (so that
+    `functional_call` can run `step` as well as `forward` on substituted tensors)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, method: str, *args: Any) -> Any:
+        return getattr(self.module, method)(*args)
+
+
+# family -> a batched implementation, built from the K lone models
+BATCHED: dict[str, Callable[[Sequence[nn.Module]], Members]] = {}
+
+
+def can_batch(family: str) -> bool:
+    """Whether `family` has a batched implementation (LoopMembers runs every family)."""
+    return family in BATCHED
+
+
+def stack_members(
+    family: str,
+    input_size: int,
+    output_size: int,
+    params: Sequence[Mapping[str, Any]],
+    generators: Sequence[torch.Generator],
+    device: torch.device | str = "cpu",
+    batched: bool = True,
+) -> Members:
+    """The population of lone models `build_model(family, I, O, params[k])` reset from
+    `generators[k]`, on `device`; batched when the family has an implementation and `batched`
+    (else `LoopMembers`). All `params` must have one `shape_key` (ValueError naming the first
+    that differs)."""
+    if len(params) != len(generators):
+        raise ValueError(f"{len(params)} members' settings but {len(generators)} generators")
+    keys = [shape_key(family, p) for p in params]
+    for k, key in enumerate(keys):
+        if key != keys[0]:
+            raise ValueError(
+                f"member {k}'s shape {key} differs from member 0's {keys[0]}: "
+                "one population holds one shape"
+            )
+    models = []
+    for p, generator in zip(params, generators, strict=True):
+        model = build_model(family, input_size, output_size, p, device="cpu")
+        model.reset_parameters(generator)
+        models.append(model.to(device))
+    make = BATCHED.get(family) if batched else None
+    return (make or LoopMembers)(models)
