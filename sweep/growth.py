@@ -6,7 +6,8 @@ What may change, and how:
   search it continue their studies over the larger set);
 - raised: `search.trials_per_cell` (existing studies continue, TPE sees their past trials),
   `confirm.seeds` (the added seeds run for each cell's current best);
-- free: how the sweep runs, not what its trials mean (`resources` but `workers`,
+- free: how the sweep runs, not what its trials mean (`resources` but `workers` — `members`
+  too: a member trains as it would alone —,
   `max_concurrent`, `fault_tolerance`, `tracking`).
 
 Anything else would make finished trials mean something else (the training budget, the task,
@@ -29,7 +30,13 @@ from sweep.spec import SweepSpec
 TUNE_DIR = "tune"
 
 # Keys whose change only affects how a sweep runs (resources.workers does change training).
-FREE = ("resources.cpu", "resources.gpu", "resources.one_node", "max_concurrent")
+FREE = (
+    "resources.cpu",
+    "resources.gpu",
+    "resources.one_node",
+    "resources.members",
+    "max_concurrent",
+)
 FREE_SECTIONS = ("fault_tolerance", "tracking")
 # Keys that only grow: their new value must be at least the old one.
 RAISED = ("search.trials_per_cell", "confirm.seeds")

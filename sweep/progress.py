@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 
 from sweep.plan import cell_ids
-from sweep.records import TrialConfig, TrialResult
+from sweep.records import TrialConfig, TrialResult, member_results, trial_configs
 from sweep.spec import SweepSpec
 from sweep.store import best, current_confirmation, reached
 from sweep.tasks import task_metric
@@ -151,6 +151,22 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def _count_done(
+    counts: CellCounts, config: TrialConfig, last: TrialResult | None, error: bool
+) -> None:
+    """A trial (or a population's member) that ended, with its last report."""
+    bad = error or (last is not None and last.diverged)
+    counts.done += 1
+    counts.failed += bad
+    if config.is_search:
+        counts.search_done += 1
+        counts.search_usable += not bad
+    elif not bad and last is not None and last.usable:
+        counts.confirmed.append(last.value)
+        task = config.descriptor
+        counts.solved += bool(reached(last.value, task.solved_threshold, task.goal))
+
+
 class LiveCells(Callback):
     """Redraws the cells table on stderr at most twice a second, with the elapsed time and
     an estimate of the time left. It is transient: when the sweep ends the command prints
@@ -162,6 +178,8 @@ class LiveCells(Callback):
         self._drawn = 0.0
         self._started = time.monotonic()
         self._best: dict[str, float] = {}  # cell -> best search evaluation so far
+        # (population, member) -> the last report of a member that ended before its population
+        self._ended: dict[tuple[str, int | None], TrialResult] = {}
         self._cell_ids = cell_ids(spec)
         self.metric, self.goal = task_metric(spec.task)
 
@@ -171,22 +189,17 @@ class LiveCells(Callback):
     def counts(self, trials: list[TuneTrial]) -> list[CellCounts]:
         by_cell = {cell: CellCounts(cell) for cell in self._cell_ids}
         for trial in trials:
-            config = TrialConfig.from_dict(trial.config)
-            counts = by_cell[config.cell]
-            if trial.status in (TuneTrial.TERMINATED, TuneTrial.ERROR):
-                last = TrialResult.from_dict(trial.last_result)
-                bad = trial.status == TuneTrial.ERROR or (last is not None and last.diverged)
-                counts.done += 1
-                counts.failed += bad
-                if config.is_search:
-                    counts.search_done += 1
-                    counts.search_usable += not bad
-                elif not bad and last is not None and last.usable:
-                    counts.confirmed.append(last.value)
-                    task = config.descriptor
-                    counts.solved += bool(reached(last.value, task.solved_threshold, task.goal))
-            elif trial.status == TuneTrial.RUNNING:
-                counts.running += 1
+            ended = trial.status in (TuneTrial.TERMINATED, TuneTrial.ERROR)
+            reports = member_results(trial.last_result)
+            for k, config in trial_configs(trial.config).items():
+                counts = by_cell[config.cell]
+                last = self._ended.get((trial.trial_id, k), reports.get(k))
+                # a member ends at its last report, its population runs on
+                early = k is not None and last is not None and last.done
+                if ended or early:
+                    _count_done(counts, config, last, trial.status == TuneTrial.ERROR and not early)
+                elif trial.status == TuneTrial.RUNNING:
+                    counts.running += 1
         for counts in by_cell.values():
             counts.best = self._best.get(counts.cell, math.nan)
             counts.settle(self.spec)
@@ -195,10 +208,14 @@ class LiveCells(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[TuneTrial], trial: TuneTrial, result: dict, **info: Any
     ) -> None:
-        config, report = TrialConfig.from_dict(trial.config), TrialResult.from_dict(result)
-        if config.is_search and report is not None:
-            seen = [self._best.get(config.cell, math.nan), report.value]
-            self._best[config.cell] = best(seen, config.descriptor.goal)
+        configs = trial_configs(trial.config)
+        for k, report in member_results(result).items():
+            config = configs[k]
+            if k is not None and report.done:  # a population's last result may not hold it
+                self._ended[(trial.trial_id, k)] = report
+            if config.is_search:
+                seen = [self._best.get(config.cell, math.nan), report.value]
+                self._best[config.cell] = best(seen, config.descriptor.goal)
 
     def on_step_end(self, iteration: int, trials: list[TuneTrial], **info: Any) -> None:
         if time.monotonic() - self._drawn < 0.5:

@@ -215,3 +215,64 @@ def outcome(last: TrialResult | None, budget: int, failed: bool) -> str:
     if last is not None and last.episodes >= budget:
         return "completed"
     return "stopped_early"
+
+
+# -- populations (`resources.members` > 1) ------------------------------------------------------
+# A population is one Ray Tune trial that trains several trials of one cell (its members) as
+# one model. Its Ray config is {MEMBERS: [each member's TrialConfig]}, its results
+# {"value": the best member's value, MEMBERS: {"<k>": member k's TrialResult}}, where k is the
+# member's place in the config (stable: a member that stops keeps the others' places).
+MEMBERS = "members"
+
+
+def member_id(population: str, member: int) -> str:
+    """A member's trial id: its population's Tune trial id and its place."""
+    return f"{population}-{member}"
+
+
+def trial_configs(data: dict[str, Any]) -> dict[int | None, TrialConfig]:
+    """The trials a Ray config trains: {None: the config} for a lone trial, {k: member k's
+    config} for a population."""
+    if MEMBERS in data:
+        return {k: TrialConfig.from_dict(c) for k, c in enumerate(data[MEMBERS])}
+    return {None: TrialConfig.from_dict(data)}
+
+
+def population_config(members: list[TrialConfig]) -> dict[str, Any]:
+    """The Ray config of a population of these members, in this order."""
+    return {MEMBERS: [m.to_dict() for m in members]}
+
+
+def population_result(members: dict[int, TrialResult], goal: str) -> dict[str, Any]:
+    """One report of a population: every running member's `TrialResult`, and at the top the
+    best member's value (Ray Tune asks for the searcher's metric in every result)."""
+    values = [r.value for r in members.values() if r.value == r.value]
+    top = (max(values) if goal == "max" else min(values)) if values else float("nan")
+    return {"value": top, MEMBERS: {str(k): r.to_dict() for k, r in members.items()}}
+
+
+def member_results(data: dict[str, Any] | None) -> dict[int | None, TrialResult]:
+    """The reports in a Ray result: {None: it} for a lone trial's, {k: member k's} for a
+    population's; {} for a result that is no report of ours."""
+    if not data:
+        return {}
+    members = _members(data)
+    if members is not None:
+        found = {int(k): TrialResult.from_dict(r) for k, r in members.items()}
+        return {k: r for k, r in found.items() if r is not None}
+    lone = TrialResult.from_dict(data)
+    return {} if lone is None else {None: lone}
+
+
+def _members(data: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """A population result's members (None: not a population's), nested as reported or
+    flattened as Ray Tune hands results to searchers (`members/<k>/<field>` keys)."""
+    if MEMBERS in data:
+        return dict(data[MEMBERS])
+    prefix = f"{MEMBERS}/"
+    found: dict[str, dict[str, Any]] = {}
+    for key, value in data.items():
+        if key.startswith(prefix):
+            k, _, name = key[len(prefix) :].partition("/")
+            found.setdefault(k, {})[name] = value
+    return found or None

@@ -32,7 +32,17 @@ from sweep.columns import values as row_values
 from sweep.learners import LEARNERS
 from sweep.models import FAMILIES
 from sweep.provenance import git_commit, platform_name, versions
-from sweep.records import Placement, Reconstructions, TrialConfig, TrialResult, outcome
+from sweep.records import (
+    MEMBERS,
+    Placement,
+    Reconstructions,
+    TrialConfig,
+    TrialResult,
+    member_id,
+    member_results,
+    outcome,
+    trial_configs,
+)
 from sweep.rows import (
     SCHEMA_VERSION,
     CurveRow,
@@ -194,6 +204,7 @@ class ResultsWriter(Callback):
         self.sweep = spec.name
         self.sweep_dir = sweep_dir
         self._buffer: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
+        self._ended: set[str] = set()  # members whose trials row is written
         self._commit: str | None = None
         self._versions: Versions | None = None
         self._columns = set(schema("trials").names)  # after the spec's plugins registered
@@ -203,10 +214,14 @@ class ResultsWriter(Callback):
         # records the commit of the code that resumes it.
         empty: dict[str, Any] = {
             "_buffer": {t: [] for t in TABLES},
+            "_ended": set(),
             "_commit": None,
             "_versions": None,
         }
         return {**self.__dict__, **empty}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"_ended": set(), **state})  # (pickled before populations)
 
     @property
     def commit(self) -> str:
@@ -224,31 +239,40 @@ class ResultsWriter(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[TuneTrial], trial: TuneTrial, result: dict, **info: Any
     ) -> None:
+        """A curve row per report (a population's: one per member); a member that ended
+        gets its trials row now, while its population runs on."""
+        configs = trial_configs(trial.config)
         # Taken out of the result before Tune keeps it as the trial's last result (which
         # goes into Tune's experiment state): pictures belong in their own table.
-        pictures = TrialResult.take_reconstructions(result)
-        config = TrialConfig.from_dict(trial.config)
-        if pictures is not None:
-            self._buffer["reconstructions"].extend(
-                self._reconstruction_rows(trial.trial_id, config, pictures)
-            )
-        report = TrialResult.from_dict(result)
-        if report is None:
-            return
-        self._buffer["curves"].append(self._curve_row(trial.trial_id, config, report))
-        if report.checkpointed:
+        raw = result.get(MEMBERS, {None: result})
+        for k, config in configs.items():
+            pictures = TrialResult.take_reconstructions(raw.get(k if k is None else str(k)) or {})
+            if pictures is not None:
+                identity = self._row_identity(trial.trial_id, k, config)
+                self._buffer["reconstructions"].extend(
+                    self._reconstruction_rows(identity, pictures)
+                )
+        flush = False
+        for k, report in member_results(result).items():
+            identity = self._row_identity(trial.trial_id, k, configs[k])
+            self._buffer["curves"].append(row_values(CurveRow.of(identity, report)))
+            flush |= report.checkpointed
+            if k is not None and report.done:
+                self._member_rows(trial, {k: report}, failed=False)
+                flush = True
+        if flush:
             self.flush()
 
     def on_trial_complete(
         self, iteration: int, trials: list[TuneTrial], trial: TuneTrial, **info: Any
     ) -> None:
-        self._buffer["trials"].append(self._trial_row(trial, failed=False))
+        self._member_rows(trial, member_results(trial.last_result), failed=False)
         self.flush()
 
     def on_trial_error(
         self, iteration: int, trials: list[TuneTrial], trial: TuneTrial, **info: Any
     ) -> None:
-        self._buffer["trials"].append(self._trial_row(trial, failed=True))
+        self._member_rows(trial, member_results(trial.last_result), failed=True)
         self.flush()
 
     def on_experiment_end(self, trials: list[TuneTrial], **info: Any) -> None:
@@ -262,21 +286,45 @@ class ResultsWriter(Callback):
                 write_part(self.sweep_dir, table, rows)
                 rows.clear()
 
-    def _row_identity(self, trial_id: str, config: TrialConfig) -> Identity:
+    def _member_rows(
+        self, trial: TuneTrial, reports: dict[int | None, TrialResult], failed: bool
+    ) -> None:
+        """The trials row of a lone trial that ended; or those of the members that ended
+        with these `reports` (all that had not ended, when their population failed). A
+        member's row is written once, when it ends: one that ended before its population
+        did is not written again, even after a driver restart (the table says so then)."""
+        configs = trial_configs(trial.config)
+        if None in configs:
+            row = self._trial_row(trial, None, configs[None], reports.get(None), failed)
+            self._buffer["trials"].append(row)
+            return
+        before = set(read_table(self.sweep_dir, "trials")["trial_id"]) if failed else set()
+        for k, config in configs.items():
+            at = member_id(trial.trial_id, k)
+            if at in self._ended or at in before or (k not in reports and not failed):
+                continue
+            row = self._trial_row(trial, k, config, reports.get(k), failed)
+            self._buffer["trials"].append(row)
+            self._ended.add(at)
+
+    def _row_identity(self, trial_id: str, member: int | None, config: TrialConfig) -> Identity:
+        """The identity of a lone trial (`member` None), or of member `member` of the
+        population `trial_id`."""
         return Identity(
             self.sweep,
-            trial_id,
+            trial_id if member is None else member_id(trial_id, member),
             config.phase,
             config.difficulty,
             config.model,
             config.cell,
             config.seed,
+            None if member is None else trial_id,
+            member,
         )
 
     def _reconstruction_rows(
-        self, trial_id: str, config: TrialConfig, pictures: Reconstructions
+        self, identity: Identity, pictures: Reconstructions
     ) -> list[dict[str, Any]]:
-        identity = self._row_identity(trial_id, config)
         rows, cols = pictures.shape
         return [
             row_values(ReconstructionRow(identity, i, rows, cols, *picture, SCHEMA_VERSION))
@@ -285,13 +333,15 @@ class ResultsWriter(Callback):
             )
         ]
 
-    def _curve_row(self, trial_id: str, config: TrialConfig, report: TrialResult) -> dict:
-        return row_values(CurveRow.of(self._row_identity(trial_id, config), report))
-
-    def _trial_row(self, trial: TuneTrial, failed: bool) -> dict[str, Any]:
-        config = TrialConfig.from_dict(trial.config)
-        last = TrialResult.from_dict(trial.last_result)
-        identity = self._row_identity(trial.trial_id, config)
+    def _trial_row(
+        self,
+        trial: TuneTrial,
+        member: int | None,
+        config: TrialConfig,
+        last: TrialResult | None,
+        failed: bool,
+    ) -> dict[str, Any]:
+        identity = self._row_identity(trial.trial_id, member, config)
         settings = {**config.train, **config.learner_settings, **config.model_params}
         provenance = Provenance(
             **(_placement(last) if last is not None else {}),

@@ -25,12 +25,19 @@ class Identity:
     """Which trial a row belongs to: the key of every table starts here."""
 
     sweep: str = column("the sweep's name")
-    trial_id: str = column("Ray Tune's trial id")
+    trial_id: str = column("Ray Tune's trial id; a population's member: `<population>-<member>`")
     phase: str = column("`search` or `confirm`")
     difficulty: str = column("the difficulty's name in the spec")
     model: str = column("the model's name in the spec")
     cell: str = column("`<difficulty>/<model>`, the name of the cell's Optuna study")
     seed: int = column("seeds model init, training and evaluation episodes")
+    population: str | None = column(
+        "the Ray Tune trial that trained this trial as a member of a population "
+        "(`resources.members` > 1); null: it trained alone"
+    )
+    member: int | None = column(
+        "the member's place in its population, from 0 (stable across resumes); null: alone"
+    )
 
 
 @dataclass(frozen=True)

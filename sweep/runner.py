@@ -14,7 +14,7 @@ from sweep import plugins
 from sweep.growth import cell_order, changes, refusal, tune_dir
 from sweep.plan import cell_ids, make_cells
 from sweep.progress import LiveCells, budget, counts_from_storage, render
-from sweep.records import TrialConfig
+from sweep.records import trial_configs
 from sweep.results import ResultsWriter, compact, read_table
 from sweep.scheduling import CellScheduler
 from sweep.search import CellSearcher, chosen, journal_storage
@@ -59,8 +59,13 @@ def _trial_dirname(trial: Any) -> str:
 
 
 def _trial_name(trial: Any) -> str:
-    """What trackers call a trial's run: its cell, phase and seed, then its id."""
-    return run_name(TrialConfig.from_dict(trial.config), str(trial.trial_id))
+    """What trackers call a trial's run: its cell, phase and seed, then its id (a
+    population's: its cell, phase and members' seeds)."""
+    configs = trial_configs(trial.config)
+    if None in configs:
+        return run_name(configs[None], str(trial.trial_id))
+    first, seeds = configs[0], ",".join(str(c.seed) for c in configs.values())
+    return f"{first.cell} {first.phase} seeds {seeds} ({trial.trial_id})"
 
 
 def _init_ray(

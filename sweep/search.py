@@ -30,8 +30,16 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from sweep.members import shape_key
 from sweep.plan import Cell, confirm_index, confirm_seed, search_seed, trial_config
-from sweep.records import TrialResult, outcome
+from sweep.records import (
+    TrialConfig,
+    TrialResult,
+    member_id,
+    member_results,
+    outcome,
+    population_config,
+)
 from sweep.results import read_table
 from sweep.spec import Distribution, SweepSpec
 from sweep.storage import local_journal, upload_journal
@@ -72,6 +80,17 @@ def _sampler(spec: SweepSpec, cell: Cell, number: int) -> optuna.samplers.BaseSa
     return optuna.samplers.TPESampler(seed=seed)
 
 
+# the training settings every member of a population shares (`sweep.population`)
+SHARED_TRAINING = ("batch_size", "episodes", "eval_every", "eval_episodes")
+
+
+def population_key(config: TrialConfig) -> tuple[Any, ...]:
+    """What trials must share to train in one population: the model's shape and the
+    training settings that set the population's batches and evaluations."""
+    shared = tuple(config.train[name] for name in SHARED_TRAINING)
+    return (*shape_key(config.family, config.model_params), *shared)
+
+
 def journal_storage(path: Path) -> optuna.storages.JournalStorage:
     path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
@@ -99,7 +118,8 @@ class CellSearcher(Searcher):
         self.spec = spec
         self.folder = folder  # the sweep's storage; the journal's place follows from it
         self.cells = cells
-        # Ray trial id -> (cell id, phase, Optuna trial number or confirmation index)
+        # Ray trial id (a population's member: its member id, `sweep.records.member_id`) ->
+        # (cell id, phase, Optuna trial number or confirmation index)
         self.trials: dict[str, tuple[str, str, int]] = {}
         self.past = past_confirmations(spec, folder)
         self._studies: dict[str, optuna.Study] | None = None
@@ -143,17 +163,17 @@ class CellSearcher(Searcher):
 
     # -- Ray Tune's searcher interface -------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
+        """A lone trial's config; with `resources.members` K > 1, a population's: up to K
+        search trials of one cell and shape, or up to K of a cell's confirmation seeds."""
         budget = self.spec.search.trials_per_cell
+        size = self.spec.resources.members
         waiting = False
         for cell in sorted(self.cells, key=self._handed_out):
+            numbers = self._search_numbers(cell, size)
+            if numbers:
+                configs = [self._search_config(cell, n) for n in numbers]
+                return self._hand_out(trial_id, "search", numbers, configs)
             study = self.studies[cell.id]
-            orphans = self._orphans(cell)
-            if orphans:  # asked before a driver crash but never run: hand them out again
-                return self._search_trial(trial_id, cell, orphans[0])
-            if len(study.trials) < budget:
-                fixed = {n: optuna_distribution(d) for n, d in cell.space.items()}
-                study.sampler = _sampler(self.spec, cell, len(study.trials))
-                return self._search_trial(trial_id, cell, study.ask(fixed))
             done = [t for t in study.trials if t.state.is_finished()]
             if len(done) < budget:
                 waiting = True  # its confirmation waits for the last search trials
@@ -165,45 +185,108 @@ class CellSearcher(Searcher):
             # seeds handed out are the chosen configuration's, as are the past ones counted
             past = self.past.get((cell.id, chosen.number), set())
             taken = set(self._mine(cell, "confirm")) | past
-            left = [k for k in range(self.spec.confirm.seeds) if k not in taken]
+            left = [k for k in range(self.spec.confirm.seeds) if k not in taken][:size]
             if left:
-                k = left[0]
-                self.trials[trial_id] = (cell.id, "confirm", k)
-                seed = confirm_seed(self.spec, k)
-                hp = chosen.params
-                return trial_config(self.spec, cell, "confirm", chosen.number, seed, hp).to_dict()
+                configs = [
+                    trial_config(
+                        self.spec,
+                        cell,
+                        "confirm",
+                        chosen.number,
+                        confirm_seed(self.spec, k),
+                        chosen.params,
+                    )
+                    for k in left
+                ]
+                return self._hand_out(trial_id, "confirm", left, configs)
         return None if waiting or self._running() else Searcher.FINISHED
 
+    def _search_numbers(self, cell: Cell, size: int) -> list[int]:
+        """The Optuna trials of `cell` to run next, up to `size`, all of one shape: first
+        those asked but never handed out (a driver crash, or another shape than the
+        population they were asked for), then new asks while the budget lasts. An asked
+        trial of another shape is never dropped: it waits, asked, for the next suggest."""
+        study = self.studies[cell.id]
+        orphans = self._orphans(cell)
+        shape = self._shape(cell, orphans[0]) if orphans else None
+        numbers = [n for n in orphans if self._shape(cell, n) == shape][:size]
+        for _ in range(size - len(numbers)):
+            if len(study.trials) >= self.spec.search.trials_per_cell:
+                break
+            fixed = {n: optuna_distribution(d) for n, d in cell.space.items()}
+            study.sampler = _sampler(self.spec, cell, len(study.trials))
+            number = study.ask(fixed).number
+            shape = self._shape(cell, number) if shape is None else shape
+            if self._shape(cell, number) == shape:
+                numbers.append(number)
+        return numbers
+
+    def _shape(self, cell: Cell, number: int) -> tuple[Any, ...]:
+        if self.spec.resources.members == 1:  # lone trials: any trial goes
+            return ()
+        return population_key(self._search_config(cell, number))
+
+    def _hand_out(
+        self, trial_id: str, phase: str, numbers: list[int], configs: list[TrialConfig]
+    ) -> dict[str, Any]:
+        """Record what the Tune trial runs (a population: each member under its own id) and
+        give its config."""
+        cell = configs[0].cell
+        if self.spec.resources.members == 1:
+            self.trials[trial_id] = (cell, phase, numbers[0])
+            return configs[0].to_dict()
+        for k, number in enumerate(numbers):
+            self.trials[member_id(trial_id, k)] = (cell, phase, number)
+        return population_config(configs)
+
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Each evaluation becomes an intermediate value. The storage copy of the journal is
-        refreshed when the report came with a checkpoint: a resumed trial re-reports what
-        followed its checkpoint, so the copy then misses nothing a resume cannot restore,
-        at one upload per checkpoint rather than one per evaluation."""
-        report = TrialResult.from_dict(result)
-        if report is not None and self._report(trial_id, report) and report.checkpointed:
+        """Each evaluation becomes an intermediate value (a population's: each member's, and
+        a member that ended is told then). The storage copy of the journal is refreshed
+        when the report came with a checkpoint: a resumed trial re-reports what followed
+        its checkpoint, so the copy then misses nothing a resume cannot restore, at one
+        upload per checkpoint rather than one per evaluation."""
+        upload = False
+        for k, report in member_results(result).items():
+            key = trial_id if k is None else member_id(trial_id, k)
+            upload |= self._report(key, report) and report.checkpointed
+            if k is not None and report.done:
+                upload |= self._tell(key, report, error=False)
+        if upload:
             upload_journal(self.folder)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        cell_id, phase, number = self.trials[trial_id]
+        reports = member_results(result)
+        if trial_id in self.trials:  # a lone trial
+            told = self._tell(trial_id, reports.get(None), error)
+        else:  # each member not told yet (one that ended earlier was told then)
+            told = False
+            for k, key in self._members(trial_id).items():
+                told |= self._tell(key, reports.get(k), error)
+        if told:
+            upload_journal(self.folder)
+
+    def _tell(self, key: str, report: TrialResult | None, error: bool) -> bool:
+        """Tell a search trial's end (a population's member: under its own id) to its study;
+        whether it was told now (a confirmation, or one told before, is not)."""
+        cell_id, phase, number = self.trials[key]
         if phase != "search":
-            return
+            return False
         study = self.studies[cell_id]
         if study.trials[number].state.is_finished():
-            return
-        report = TrialResult.from_dict(result)
+            return False
         if error or report is None or not report.usable:  # no result to learn from
             study.tell(number, state=TrialState.FAIL)
         else:
             # Ray Tune gives the searcher no result the scheduler stopped a trial on: the
             # last report arrives here.
-            self._report(trial_id, report)
+            self._report(key, report)
             if outcome(report, self.spec.train_config().episodes, failed=False) == "completed":
                 study.tell(number, float(report.value))
             else:  # stopped by the scheduler; Optuna takes its last intermediate value
                 study.tell(number, state=TrialState.PRUNED)
-        upload_journal(self.folder)
+        return True
 
     # -- helpers -----------------------------------------------------------------------
     def _report(self, trial_id: str, report: TrialResult) -> bool:
@@ -221,12 +304,15 @@ class CellSearcher(Searcher):
         optuna.Trial(study, frozen._trial_id).report(float(report.value), report.episodes)
         return True
 
-    def _search_trial(self, trial_id: str, cell: Cell, trial: optuna.Trial | int) -> dict[str, Any]:
-        number = trial if isinstance(trial, int) else trial.number
+    def _search_config(self, cell: Cell, number: int) -> TrialConfig:
         params = self.studies[cell.id].trials[number].params
-        self.trials[trial_id] = (cell.id, "search", number)
         seed = search_seed(self.spec, cell, number)
-        return trial_config(self.spec, cell, "search", number, seed, params).to_dict()
+        return trial_config(self.spec, cell, "search", number, seed, params)
+
+    def _members(self, trial_id: str) -> dict[int, str]:
+        """A population's members: place -> id (ids are `<population>-<place>`)."""
+        prefix = f"{trial_id}-"
+        return {int(k[len(prefix) :]): k for k in self.trials if k.startswith(prefix)}
 
     def _mine(self, cell: Cell, phase: str) -> list[int]:
         return [n for c, p, n in self.trials.values() if c == cell.id and p == phase]

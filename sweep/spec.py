@@ -157,9 +157,12 @@ class Resources(_Strict):
     """Per worker of a trial. workers: a trial trains data-parallel on this many processes
     (1: one process, as a plain trial), each with `cpu` CPUs and `gpu` GPUs; gpu: a fraction
     packs several trials on one GPU. one_node: all of a trial's workers on one node (Ray's
-    STRICT_PACK); otherwise packed onto as few nodes as will hold them (PACK)."""
+    STRICT_PACK); otherwise packed onto as few nodes as will hold them (PACK).
+    members: a trial trains up to this many trials of one cell as one population, each
+    member its own Optuna trial and its own rows (1: one trial per process, as before)."""
 
     workers: PositiveInt = 1
+    members: PositiveInt = 1
     cpu: PositiveFloat = 1.0
     gpu: NonNegativeFloat = 0.0
     one_node: bool = False
@@ -521,6 +524,35 @@ def _cross_errors(values: dict[str, Any], raw: Mapping[Any, Any]) -> list[str]:
             errors += _seed_errors(values["search"], values["confirm"], cells)
     if "tracking" in values:
         errors += _tracking_errors(values["tracking"], values.get("storage"))
+    if "resources" in values:
+        errors += _population_errors(values)
+    return errors
+
+
+def _population_errors(values: dict[str, Any]) -> list[str]:
+    """What populations (`resources.members` > 1) do not do yet, one line each."""
+    members = values["resources"].members
+    if members == 1:
+        return []
+    errors = []
+    stop = values.get("early_stop")
+    if stop is not None and stop.scheduler != "none":
+        errors.append(
+            f"resources.members: {members}: populations run without early stopping (Ray "
+            "Tune's scheduler sees one metric per Tune trial, not one per member, and ASHA per "
+            "member is not built); set early_stop: none, or members: 1"
+        )
+    if values["resources"].workers > 1:
+        errors.append(
+            f"resources.members: {members}: a population trains in one process, not "
+            f"data-parallel over workers: {values['resources'].workers}; use workers: 1, or "
+            "members: 1"
+        )
+    if "tracking" in values and values["tracking"].names():
+        errors.append(
+            f"resources.members: {members}: the trackers ({', '.join(values['tracking'].names())}) "
+            "follow one run per Tune trial, not per member; turn tracking off, or members: 1"
+        )
     return errors
 
 

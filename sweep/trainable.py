@@ -18,7 +18,15 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from sweep.distributed import COLLECTIVE_TIMEOUT, Rendezvous, broadcast, gather, leave
 from sweep.learners import learner_of, make_learner
-from sweep.records import Placement, TrialConfig, TrialResult
+from sweep.records import (
+    MEMBERS,
+    Placement,
+    Report,
+    TrialConfig,
+    TrialResult,
+    population_result,
+    trial_configs,
+)
 from sweep.spec import SweepSpec
 from sweep.store import CHECKPOINTS, filesystem
 from sweep.tasks import make_task
@@ -50,7 +58,8 @@ class Place:
     gpu_ids: str  # the GPUs Ray gave the process, "," between them
 
     @classmethod
-    def here(cls, trial: Trial) -> Place:
+    def here(cls, trial: Trial | Any) -> Place:
+        """Of this process, training `trial` (a Trial or a population: its `device`)."""
         context = ray.get_runtime_context()
         device = str(trial.device)
         if trial.device.type == "cuda":
@@ -74,6 +83,9 @@ def sweep_trainable(ray_config: dict[str, Any], spec: SweepSpec, folder: str) ->
     the others (`TrialWorker`s) in the trial's placement group and alone evaluates, reports
     and checkpoints."""
     torch.set_num_threads(max(1, int(spec.resources.cpu)))
+    if MEMBERS in ray_config:
+        train_population(ray_config, spec, folder)
+        return
     ranks = Ranks(0, spec.resources.workers)
     trial = build_trial(TrialConfig.from_dict(ray_config), trial_device(spec), ranks)
     started_at = datetime.now(UTC).isoformat()
@@ -113,6 +125,89 @@ def sweep_trainable(ray_config: dict[str, Any], spec: SweepSpec, folder: str) ->
                 save_checkpoint(checkpoint, state)
                 last_checkpoint = time.monotonic()
             tune.report(result.to_dict())
+
+
+def build_population(configs: list[TrialConfig], device: str = "cpu") -> TrialsInTurn:
+    """The population of these members (one cell, one shape), on `device`."""
+    return TrialsInTurn([build_trial(c, device) for c in configs])
+
+
+class TrialsInTurn:
+    """STAND-IN for `sweep.population.PopulationTrial`: the members as lone trials, each
+    trained to its next evaluation in turn."""
+
+    def __init__(self, trials: list[Trial]):
+        self.trials = trials
+        self.running = list(range(len(trials)))
+        self.device = trials[0].device
+
+    @property
+    def finished(self) -> bool:
+        return not self.running
+
+    def reports(self) -> Iterator[list[tuple[int, Report]]]:
+        runs = {k: self.trials[k].reports() for k in self.running}
+        while self.running:
+            out = [(k, next(runs[k])) for k in self.running]
+            self.running = [k for k, report in out if not report.done]
+            yield out
+
+    def reconstructions(self, k: int) -> dict[str, Any] | None:
+        return self.trials[k].reconstructions()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"trials": [t.state_dict() for t in self.trials], "running": self.running}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for trial, saved in zip(self.trials, state["trials"], strict=True):
+            trial.load_state_dict(saved)
+        self.running = list(state["running"])
+
+
+def train_population(ray_config: dict[str, Any], spec: SweepSpec, folder: str) -> None:
+    """A population (`resources.members` > 1): its members trained as one model, one
+    `tune.report` per evaluation holding every running member's `TrialResult`; a member
+    that ended (its budget spent, or diverged) is in that report for the last time. The
+    checkpoint holds the whole population, as a lone trial's holds the trial."""
+    configs = list(trial_configs(ray_config).values())
+    population = build_population(configs, trial_device(spec))
+    goal = configs[0].descriptor.goal
+    started_at = datetime.now(UTC).isoformat()
+    checkpoint = checkpoint_path(folder, tune.get_context().get_trial_id())
+    state = load_checkpoint(checkpoint)
+    if state is not None:
+        population.load_state_dict(state["population"])
+        started_at = state["started_at"]
+        tune.report(state["last"])  # again, as a lone trial does
+        if population.finished:
+            return
+    place = Place.here(population)
+    where = asdict(
+        Placement(
+            node=place.node,
+            device=place.device,
+            gpu_ids=place.gpu_ids,
+            devices=place.device,
+            nodes=place.node,
+            started_at=started_at,
+        )
+    )
+    last_checkpoint = time.monotonic()
+    for reports in population.reports():
+        results = {k: TrialResult(**asdict(report), **where) for k, report in reports}
+        for k, report in reports:
+            if report.done and not report.diverged:
+                pictures = population.reconstructions(k)
+                results[k] = replace(results[k], reconstructions=pictures)
+        every = spec.fault_tolerance.checkpoint_every_s
+        ended = any(report.done for _, report in reports)
+        if ended or time.monotonic() - last_checkpoint >= every:
+            results = {k: replace(r, checkpointed=True) for k, r in results.items()}
+            last = population_result(results, goal)
+            state = {"population": population.state_dict(), "last": last, **where}
+            save_checkpoint(checkpoint, state)
+            last_checkpoint = time.monotonic()
+        tune.report(population_result(results, goal))
 
 
 @contextmanager

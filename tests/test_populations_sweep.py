@@ -1,0 +1,190 @@
+"""Populations in the sweep (`resources.members`): real sweeps on embedded Ray.
+
+A member trains as it would alone, so with a sampler whose draws depend on the trial's number
+only (random, grid) and no early stopping, a sweep with `members: 4` writes, seed for seed,
+the trials and curves of the same sweep with `members: 1`; only ids and timings differ.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from sweep.results import read_table
+from tests.support.driver import Driver, kill_when_rows, raw_rows
+from tests.support.sweeps import status_rows, sweep, tiny_spec, write_spec
+
+pytestmark = pytest.mark.slow
+
+# what a member's rows say of its training: the same whatever population it trained in
+KEY = ["phase", "cell", "seed"]
+OUTCOME = [
+    "optuna_trial",
+    "status",
+    "final_value",
+    "best_value",
+    "episodes_to_solve",
+    "episodes",
+    "num_parameters",
+]
+CURVE = ["step", "episodes", "loss", "value"]
+CELLS = ("tiny/plastic", "tiny/lstm")
+
+
+def population_spec(tmp_path: Path, members: int, **changes: Any) -> dict[str, Any]:
+    """One difficulty x 2 models x 5 random search trials + 3 confirmation seeds; `rule` is
+    a shape setting of the plastic model, so its asks fall into two shapes."""
+    return tiny_spec(
+        tmp_path,
+        name=f"pop{members}",
+        difficulties=["tiny"],
+        models={"plastic": {"family": "plastic"}, "lstm": {"family": "lstm", "hidden": 8}},
+        search={
+            "trials_per_cell": 5,
+            "sampler": "random",
+            "seed": 3,
+            "space": {
+                "lr": {"loguniform": [1.0e-4, 1.0e-2]},
+                "eta": {"loguniform": [1.0e-3, 0.5]},
+                "rule": {"choice": ["hebb", "oja"]},
+            },
+        },
+        confirm={"seeds": 3},
+        resources={"cpu": 1, "gpu": 0, "members": members},
+        **changes,
+    )
+
+
+def ran(tmp_path: Path, spec: dict[str, Any]) -> Path:
+    done = sweep("run", str(write_spec(tmp_path, spec)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return tmp_path / "results" / spec["name"]
+
+
+def assert_same(folder: Path, reference: Path, table: str, columns: list[str]) -> None:
+    """Seed for seed, the rows of `table` agree on `columns` and every config column."""
+    pd.testing.assert_frame_equal(
+        by_seed(folder, table, columns), by_seed(reference, table, columns)
+    )
+
+
+def by_seed(folder: Path, table: str, columns: list[str]) -> pd.DataFrame:
+    rows = read_table(folder, table)
+    keep = [*KEY, *columns, *sorted(c for c in rows if c.startswith(("hp.", "task.")))]
+    keep = list(dict.fromkeys(c for c in keep if c in rows))
+    order = [*KEY, "step"] if "step" in rows else KEY
+    return rows[keep].sort_values(order).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("alone")
+    return ran(tmp, population_spec(tmp, 1))
+
+
+@pytest.fixture(scope="module")
+def together(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("together")
+    return ran(tmp, population_spec(tmp, 4))
+
+
+def test_members_write_the_rows_of_lone_trials(alone: Path, together: Path) -> None:
+    trials = read_table(together, "trials")
+    # every trial ran as a member: its own row, id `<population>-<member>`
+    assert trials["population"].notna().all()
+    ids = trials["population"] + "-" + trials["member"].astype(str)
+    assert (trials["trial_id"] == ids).all()
+    assert trials["trial_id"].is_unique
+    # members of one population share a cell and a shape; populations were formed
+    assert trials.groupby("population")["cell"].nunique().max() == 1
+    assert trials.groupby("population").size().max() > 1
+    assert trials.groupby("population")["hp.rule"].nunique(dropna=False).max() == 1
+    assert read_table(alone, "trials")["population"].isna().all()
+    assert len(trials) == 2 * (5 + 3)
+
+    assert_same(together, alone, "trials", OUTCOME)
+    assert_same(together, alone, "curves", CURVE)
+    curves = read_table(together, "curves")
+    assert set(curves["trial_id"]) == set(trials["trial_id"])
+
+
+def test_status_counts_members(together: Path) -> None:
+    done = sweep("status", str(together))
+    assert done.returncode == 0, done.stderr
+    rows = status_rows(done.stdout)
+    assert {cell: row[:4] for cell, row in rows.items()} == {
+        "tiny/plastic": ["8", "0", "0", "0"],
+        "tiny/lstm": ["8", "0", "0", "0"],
+    }
+
+
+def test_grid_members_write_the_rows_of_lone_trials(tmp_path: Path) -> None:
+    def grid(members: int) -> dict[str, Any]:
+        return population_spec(
+            tmp_path,
+            members,
+            name=f"grid{members}",
+            models={"plastic": {"family": "plastic"}},
+            search={
+                "trials_per_cell": 4,
+                "sampler": "grid",
+                "seed": 1,
+                "space": {"rule": {"choice": ["hebb", "oja"]}, "batch_size": {"choice": [4, 8]}},
+            },
+            confirm={"seeds": 0},
+        )
+
+    alone, together = ran(tmp_path, grid(1)), ran(tmp_path, grid(3))
+    trials = read_table(together, "trials")
+    assert trials["population"].notna().all() and len(trials) == 4
+    # four shapes (rule x batch size): each its own population
+    assert trials["population"].nunique() == 4
+    assert_same(together, alone, "trials", OUTCOME)
+
+
+def test_a_killed_driver_resumes_populations_to_the_same_rows(tmp_path: Path, alone: Path) -> None:
+    spec = population_spec(tmp_path, 4, fault_tolerance={"checkpoint_every_s": 0})
+    folder = tmp_path / "results" / spec["name"]
+    with Driver("run", str(write_spec(tmp_path, spec)), logs=tmp_path) as driver:
+        before = kill_when_rows(driver, folder, "trials", 2)
+    assert before["population"].notna().all()
+    done = sweep("resume", str(folder))
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = read_table(folder, "trials")
+    assert len(trials) == 2 * (5 + 3)
+    counts = trials.groupby(["cell", "phase"]).size().to_dict()
+    assert counts == {(c, p): n for c in CELLS for p, n in (("search", 5), ("confirm", 3))}
+    assert set(before["trial_id"]) <= set(trials["trial_id"])
+    assert_same(folder, alone, "trials", OUTCOME)
+    assert_same(folder, alone, "curves", CURVE)
+    raw = raw_rows(folder, "trials")
+    assert raw.groupby("trial_id")["final_value"].nunique().max() == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "line"),
+    [
+        (
+            {"early_stop": {"scheduler": "asha"}},
+            "resources.members: 4: populations run without early stopping",
+        ),
+        (
+            {"resources": {"cpu": 1, "workers": 2, "members": 4}},
+            "resources.members: 4: a population trains in one process",
+        ),
+        ({"resources": {"members": 0}}, "resources.members: "),
+    ],
+)
+def test_refused_populations_are_one_line_and_write_nothing(
+    tmp_path: Path, changes: dict[str, Any], line: str
+) -> None:
+    spec = population_spec(tmp_path, 4, **changes)
+    done = sweep("run", str(write_spec(tmp_path, spec)))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(line), done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "results").exists()
