@@ -276,6 +276,10 @@ class CellSearcher(Searcher):
         study = self.studies[cell_id]
         if study.trials[number].state.is_finished():
             return False
+        # A trial's sampler is made for its ask (`_sampler`); telling needs none, and the
+        # grid sampler's would stop the study once its grid is spent, which Optuna allows
+        # only inside `optimize` (RuntimeError).
+        study.sampler = optuna.samplers.RandomSampler()
         if error or report is None or not report.usable:  # no result to learn from
             study.tell(number, state=TrialState.FAIL)
         else:

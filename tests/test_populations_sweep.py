@@ -13,9 +13,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from sweep.progress import counts_from_storage
 from sweep.results import read_table
+from sweep.runner import read_spec
 from tests.support.driver import Driver, kill_when_rows, raw_rows
-from tests.support.sweeps import status_rows, sweep, tiny_spec, write_spec
+from tests.support.sweeps import sweep, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -37,12 +39,11 @@ CELLS = ("tiny/plastic", "tiny/lstm")
 def population_spec(tmp_path: Path, members: int, **changes: Any) -> dict[str, Any]:
     """One difficulty x 2 models x 5 random search trials + 3 confirmation seeds; `rule` is
     a shape setting of the plastic model, so its asks fall into two shapes."""
-    return tiny_spec(
-        tmp_path,
-        name=f"pop{members}",
-        difficulties=["tiny"],
-        models={"plastic": {"family": "plastic"}, "lstm": {"family": "lstm", "hidden": 8}},
-        search={
+    spec = {
+        "name": f"pop{members}",
+        "difficulties": ["tiny"],
+        "models": {"plastic": {"family": "plastic"}, "lstm": {"family": "lstm", "hidden": 8}},
+        "search": {
             "trials_per_cell": 5,
             "sampler": "random",
             "seed": 3,
@@ -52,10 +53,10 @@ def population_spec(tmp_path: Path, members: int, **changes: Any) -> dict[str, A
                 "rule": {"choice": ["hebb", "oja"]},
             },
         },
-        confirm={"seeds": 3},
-        resources={"cpu": 1, "gpu": 0, "members": members},
-        **changes,
-    )
+        "confirm": {"seeds": 3},
+        "resources": {"cpu": 1, "gpu": 0, "members": members},
+    }
+    return tiny_spec(tmp_path, **{**spec, **changes})
 
 
 def ran(tmp_path: Path, spec: dict[str, Any]) -> Path:
@@ -112,13 +113,15 @@ def test_members_write_the_rows_of_lone_trials(alone: Path, together: Path) -> N
 
 
 def test_status_counts_members(together: Path) -> None:
-    done = sweep("status", str(together))
-    assert done.returncode == 0, done.stderr
-    rows = status_rows(done.stdout)
-    assert {cell: row[:4] for cell, row in rows.items()} == {
-        "tiny/plastic": ["8", "0", "0", "0"],
-        "tiny/lstm": ["8", "0", "0", "0"],
+    """`sweep status`'s counts (read in-process: the command prints these): every member
+    done, none running or pending."""
+    spec = read_spec(str(together))
+    trials, curves = read_table(together, "trials"), read_table(together, "curves")
+    counts = {
+        c.cell: (c.done, c.failed, c.running, c.pending)
+        for c in counts_from_storage(spec, trials, curves)
     }
+    assert counts == {cell: (8, 0, 0, 0) for cell in CELLS}
 
 
 def test_grid_members_write_the_rows_of_lone_trials(tmp_path: Path) -> None:
