@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveI
 from pydantic.dataclasses import dataclass as config_dataclass
 
 from sweep.learners import Learner, Ranks, learner_of, make_learner
-from sweep.models import build_model
+from sweep.models import Model, build_model
 from sweep.records import Report
 from sweep.store import better, reached
 from sweep.tasks import Task
@@ -66,6 +66,67 @@ def all_reduce_gradients(parameters: list[torch.nn.Parameter]) -> None:
         offset += p.numel()
 
 
+def evaluates_after(episodes: int, batch: int, train: TrainConfig) -> bool:
+    """Whether a trial at `episodes` training episodes evaluates once it has trained `batch`
+    more: every `eval_every` episodes, and at the end."""
+    next_eval = (episodes // train.eval_every + 1) * train.eval_every
+    return episodes + batch >= min(next_eval, train.episodes)
+
+
+COUNTERS = ("step", "wall_s", "best", "last_error", "solved_at")
+
+
+@dataclasses.dataclass
+class Progress:
+    """What a trial's reports carry from one to the next (a member's, in a population):
+    reports so far, seconds of training and evaluation, the best and the last metric value,
+    the episodes at which it first reached the solved threshold."""
+
+    step: int = 0
+    wall_s: float = 0.0
+    best: float = math.nan
+    last_error: float = math.nan
+    solved_at: int | None = None
+
+    def report(
+        self,
+        task: Task,
+        episodes: int,
+        loss: float,
+        value: float | None,
+        seconds: float,
+        *,
+        finished: bool,
+        diverged: bool,
+        num_parameters: int,
+    ) -> Report:
+        """The next report, after `seconds` more; `value`: a fresh evaluation (None: none was
+        made: diverged, or a rank other than 0)."""
+        if value is not None:
+            self.last_error = value
+            if self.best != self.best or better(value, self.best, task.goal):
+                self.best = value
+            if self.solved_at is None and reached(value, task.solved_threshold, task.goal):
+                self.solved_at = episodes
+        self.step += 1
+        self.wall_s += seconds
+        done = finished or diverged
+        return Report(
+            step=self.step,
+            episodes=episodes,
+            loss=loss,
+            value=self.last_error,
+            wall_s=self.wall_s,
+            episodes_per_second=episodes / max(self.wall_s, 1e-9),
+            best_value=self.best,
+            episodes_to_solve=self.solved_at,
+            num_parameters=num_parameters,
+            done=done,
+            diverged=diverged,
+            final_value=self.last_error if done else None,
+        )
+
+
 def seeded(seed: int, stream: int) -> torch.Generator:
     """A CPU generator for one random stream (0: init, 1: training, 2: evaluation,
     3: the reconstruction episodes) of a seed."""
@@ -106,24 +167,20 @@ class Trial:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, eps=train.adam_eps)
         self.train_gen, self.eval_gen = seeded(train.seed, 1), seeded(train.seed, 2)
         self.episodes = 0
-        self.step = 0
-        self.wall_s = 0.0
-        self.best = math.nan
-        self.last_error = math.nan
-        self.solved_at: int | None = None
+        self.progress = Progress()
 
     @property
     def finished(self) -> bool:
         return self.episodes >= self.train.episodes
 
     def state_dict(self) -> dict[str, Any]:
-        counters = ("episodes", "step", "wall_s", "best", "last_error", "solved_at")
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "train_gen": self.train_gen.get_state(),
             "eval_gen": self.eval_gen.get_state(),
-            **{name: getattr(self, name) for name in counters},
+            "episodes": self.episodes,
+            **dataclasses.asdict(self.progress),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -131,8 +188,8 @@ class Trial:
         self.optimizer.load_state_dict(state["optimizer"])
         self.train_gen.set_state(state["train_gen"])
         self.eval_gen.set_state(state["eval_gen"])
-        for name in ("episodes", "step", "wall_s", "best", "last_error", "solved_at"):
-            setattr(self, name, state[name])
+        self.episodes = state["episodes"]
+        self.progress = Progress(**{name: state[name] for name in COUNTERS})
 
     def reports(self) -> Iterator[Report]:
         """Train until the budget is spent; one Report per evaluation, the last done=True.
@@ -157,9 +214,9 @@ class Trial:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.grad_clip)
             self.optimizer.step()
             losses.append(loss.item())
-            next_eval = (self.episodes // train.eval_every + 1) * train.eval_every
+            due = evaluates_after(self.episodes, batch, train)
             self.episodes += batch
-            if self.episodes < min(next_eval, train.episodes):
+            if not due:
                 continue
             yield self._report(sum(losses) / len(losses), since)
             losses.clear()
@@ -186,24 +243,9 @@ class Trial:
         all_reduce_gradients([p for p in self.model.parameters() if p.requires_grad])
         return total
 
-    @torch.no_grad()
     def reconstructions(self, count: int = RECONSTRUCTIONS) -> dict[str, Any] | None:
-        """The model's last-step outputs on `count` fixed evaluation episodes, for figures;
-        None when the task's targets are not pictures. Plain lists (they travel in Ray
-        results): shape (rows, cols) of a picture; target, output (count, O) floats; erased
-        (count, O), True where the metric scores (the part the cue hid)."""
-        shape = self.task.picture
-        if shape is None:
-            return None
-        episode = self.task.sample(count, seeded(0, 3), self.device, split="eval")
-        output = self.model(episode.inputs)[-1]
-        erased = torch.ones_like(output, dtype=torch.bool) if episode.mask is None else episode.mask
-        return {
-            "shape": list(shape),
-            "target": episode.targets.cpu().tolist(),
-            "output": output.cpu().tolist(),
-            "erased": erased.cpu().tolist(),
-        }
+        """`reconstructions` of this trial's model."""
+        return reconstructions(self.model, self.task, self.device, count)
 
     def _evaluate(self) -> float:
         """The task's metric on `eval_episodes` fresh episodes from the evaluation stream."""
@@ -213,32 +255,39 @@ class Trial:
         )
 
     def _report(self, loss: float, since: float, diverged: bool = False) -> Report:
-        if not diverged and self.ranks.lead:
-            self.last_error = self._evaluate()
-            goal = self.task.goal
-            if self.best != self.best or better(self.last_error, self.best, goal):
-                self.best = self.last_error
-            if self.solved_at is None and reached(
-                self.last_error, self.task.solved_threshold, goal
-            ):
-                self.solved_at = self.episodes
-        self.step += 1
-        self.wall_s += time.perf_counter() - since
-        done = self.finished or diverged
-        return Report(
-            step=self.step,
-            episodes=self.episodes,
-            loss=loss,
-            value=self.last_error,
-            wall_s=self.wall_s,
-            episodes_per_second=self.episodes / max(self.wall_s, 1e-9),
-            best_value=self.best,
-            episodes_to_solve=self.solved_at,
-            num_parameters=self.model.num_parameters,
-            done=done,
+        value = self._evaluate() if not diverged and self.ranks.lead else None
+        return self.progress.report(
+            self.task,
+            self.episodes,
+            loss,
+            value,
+            time.perf_counter() - since,
+            finished=self.finished,
             diverged=diverged,
-            final_value=self.last_error if done else None,
+            num_parameters=self.model.num_parameters,
         )
+
+
+@torch.no_grad()
+def reconstructions(
+    model: Model, task: Task, device: torch.device, count: int = RECONSTRUCTIONS
+) -> dict[str, Any] | None:
+    """The model's last-step outputs on `count` fixed evaluation episodes, for figures;
+    None when the task's targets are not pictures. Plain lists (they travel in Ray
+    results): shape (rows, cols) of a picture; target, output (count, O) floats; erased
+    (count, O), True where the metric scores (the part the cue hid)."""
+    shape = task.picture
+    if shape is None:
+        return None
+    episode = task.sample(count, seeded(0, 3), device, split="eval")
+    output = model(episode.inputs)[-1]
+    erased = torch.ones_like(output, dtype=torch.bool) if episode.mask is None else episode.mask
+    return {
+        "shape": list(shape),
+        "target": episode.targets.cpu().tolist(),
+        "output": output.cpu().tolist(),
+        "erased": erased.cpu().tolist(),
+    }
 
 
 def train_trial(

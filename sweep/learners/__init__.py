@@ -10,8 +10,8 @@ and the training loop (`sweep.train.Trial`) only calls it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 
@@ -21,6 +21,9 @@ from sweep.learners.base import Ranks
 from sweep.learners.supervised import Supervised
 from sweep.models import Model
 from sweep.tasks.base import learner_of
+
+if TYPE_CHECKING:
+    from sweep.members import Members
 
 
 class Learner(Protocol):
@@ -51,6 +54,36 @@ class Learner(Protocol):
         device: torch.device,
     ) -> float:
         """The task's metric on `episodes` fresh evaluation episodes."""
+        ...
+
+    # A population (`sweep.population`): K members of one cell trained as one model, each
+    # member as its lone trial would be, with its own generator and its own learner.
+
+    @classmethod
+    def member_losses(
+        cls,
+        learners: Sequence[Any],
+        members: Members,
+        task: Any,
+        batch: int,
+        generators: Sequence[torch.Generator],
+        device: torch.device,
+    ) -> torch.Tensor:
+        """(K,) member k's `loss` of `batch` fresh episodes from `generators[k]` with the
+        settings of `learners[k]` (one rank)."""
+        ...
+
+    @classmethod
+    def member_evaluate(
+        cls,
+        members: Members,
+        task: Any,
+        episodes: int,
+        batch_size: int,
+        generators: Sequence[torch.Generator],
+        device: torch.device,
+    ) -> list[float]:
+        """Member k's `evaluate`, its episodes from `generators[k]`."""
         ...
 
 

@@ -7,17 +7,21 @@ A reward task's model outputs `actions` logits then one value estimate at every 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 import torch
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass as config_dataclass
 from torch import Tensor
 
-from sweep.learners.base import Ranks
+from sweep.learners.base import Ranks, batches
 from sweep.models import Model
 from sweep.tasks.reward import RewardTask
+
+if TYPE_CHECKING:
+    from sweep.members import Members
 
 
 @config_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -50,6 +54,42 @@ class Rollout:
         return self.rewards.sum(0)
 
 
+class _Record:
+    """One batch's steps as the model plays them (one member's, in a population): the
+    action chosen at each step and what `Rollout` holds."""
+
+    def __init__(self) -> None:
+        self.log_probs: list[Tensor] = []
+        self.entropies: list[Tensor] = []
+        self.concentrations: list[Tensor] = []
+        self.values: list[Tensor] = []
+        self.rewards: list[Tensor] = []
+
+    def act(self, out: Tensor, actions: int, generator: torch.Generator) -> Tensor:
+        """The actions (B,) sampled from the logits of `out` (B, actions + 1) with
+        `generator`; records their log-probability, the policy's entropy and the value."""
+        logits, value = out[:, :actions], out[:, actions]
+        log_p = torch.log_softmax(logits, dim=-1)  # (B, A)
+        probs = log_p.exp()
+        action = torch.multinomial(probs.detach().cpu(), 1, generator=generator).squeeze(1)
+        action = action.to(out.device)
+        self.log_probs.append(log_p.gather(1, action.unsqueeze(1)).squeeze(1))
+        self.entropies.append(-(probs * log_p).sum(-1))
+        self.concentrations.append(probs.square().sum(-1))
+        self.values.append(value)
+        return action
+
+    def rollout(self) -> Rollout:
+        stack = torch.stack
+        return Rollout(
+            stack(self.log_probs),
+            stack(self.entropies),
+            stack(self.concentrations),
+            stack(self.values),
+            stack(self.rewards),
+        )
+
+
 def play(
     model: Model,
     task: RewardTask,
@@ -62,24 +102,34 @@ def play(
     env = task.environment()
     obs = env.reset(batch_size, generator, device)
     state = model.initial_state(batch_size, device)
-    log_probs, entropies, concentrations, values, rewards = [], [], [], [], []
+    record = _Record()
     for _ in range(task.steps):
         out, state = model.step(obs, state)  # (B, actions + 1)
-        logits, value = out[:, : task.actions], out[:, task.actions]
-        log_p = torch.log_softmax(logits, dim=-1)  # (B, A)
-        probs = log_p.exp()
-        action = torch.multinomial(probs.detach().cpu(), 1, generator=generator).squeeze(1)
-        action = action.to(out.device)
-        obs, reward = env.step(action)
-        log_probs.append(log_p.gather(1, action.unsqueeze(1)).squeeze(1))
-        entropies.append(-(probs * log_p).sum(-1))
-        concentrations.append(probs.square().sum(-1))
-        values.append(value)
-        rewards.append(reward)
-    stack = torch.stack
-    return Rollout(
-        stack(log_probs), stack(entropies), stack(concentrations), stack(values), stack(rewards)
-    )
+        obs, reward = env.step(record.act(out, task.actions, generator))
+        record.rewards.append(reward)
+    return record.rollout()
+
+
+def play_members(
+    members: Members,
+    task: RewardTask,
+    batch_size: int,
+    generators: Sequence[torch.Generator],
+    device: torch.device | str = "cpu",
+) -> list[Rollout]:
+    """Each member plays `batch_size` episodes as `play` would with its generator (its own
+    environment, its draws in the same order), the members stepped together: one rollout
+    per member."""
+    envs = [task.environment() for _ in generators]
+    obs = [env.reset(batch_size, g, device) for env, g in zip(envs, generators, strict=True)]
+    state = members.initial_state(batch_size, device)
+    records = [_Record() for _ in generators]
+    for _ in range(task.steps):
+        out, state = members.step(torch.stack(obs), state)  # (K, B, actions + 1)
+        for k, (env, record, generator) in enumerate(zip(envs, records, generators)):
+            obs[k], reward = env.step(record.act(out[k], task.actions, generator))
+            record.rewards.append(reward)
+    return [record.rollout() for record in records]
 
 
 def discounted_returns(rewards: Tensor, gamma: float) -> Tensor:
@@ -142,9 +192,42 @@ class A2C:
     ) -> float:
         """Mean reward per episode over `episodes` fresh episodes the model plays (its actions
         sampled from its policy, as in training), in batches of `batch_size`."""
-        total, seen = 0.0, 0
-        while seen < episodes:
-            batch = min(batch_size, episodes - seen)
+        total = 0.0
+        for batch in batches(episodes, batch_size):
             total += play(model, task, batch, generator, device).episode_rewards.sum().item()
-            seen += batch
         return total / episodes
+
+    @classmethod
+    def member_losses(
+        cls,
+        learners: Sequence[A2C],
+        members: Members,
+        task: RewardTask,
+        batch: int,
+        generators: Sequence[torch.Generator],
+        device: torch.device,
+    ) -> Tensor:
+        """(K,) each member's `loss` of `batch` fresh episodes it plays from its generator,
+        with its own learner's settings (`learners[k]`)."""
+        rollouts = play_members(members, task, batch, generators, device)
+        return torch.stack(
+            [learner.rollout_loss(r) for learner, r in zip(learners, rollouts, strict=True)]
+        )
+
+    @classmethod
+    @torch.no_grad()
+    def member_evaluate(
+        cls,
+        members: Members,
+        task: RewardTask,
+        episodes: int,
+        batch_size: int,
+        generators: Sequence[torch.Generator],
+        device: torch.device,
+    ) -> list[float]:
+        """Each member's `evaluate`, its episodes drawn from its generator."""
+        totals = [0.0] * len(generators)
+        for batch in batches(episodes, batch_size):
+            for k, r in enumerate(play_members(members, task, batch, generators, device)):
+                totals[k] += r.episode_rewards.sum().item()
+        return [total / episodes for total in totals]

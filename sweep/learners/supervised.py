@@ -3,15 +3,19 @@ own (`Task.loss`), the evaluation its metric (`Task.score`) on fresh episodes.""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from pydantic import ConfigDict
 from pydantic.dataclasses import dataclass as config_dataclass
 
-from sweep.learners.base import Ranks
+from sweep.learners.base import Ranks, batches
 from sweep.models import Model
 from sweep.tasks.base import Episode, Task
+
+if TYPE_CHECKING:
+    from sweep.members import Members
 
 
 @config_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -74,10 +78,44 @@ class Supervised:
         device: torch.device,
     ) -> float:
         """Mean metric over `episodes` fresh episodes, drawn in batches of `batch_size`."""
-        total, seen = 0.0, 0
-        while seen < episodes:
-            batch = min(batch_size, episodes - seen)
+        total = 0.0
+        for batch in batches(episodes, batch_size):
             episode = task.sample(batch, generator, device, split="eval")
             total += task.score(model(episode.inputs), episode) * batch
-            seen += batch
         return total / episodes
+
+    @classmethod
+    def member_losses(
+        cls,
+        learners: Sequence[Supervised],
+        members: Members,
+        task: Task,
+        batch: int,
+        generators: Sequence[torch.Generator],
+        device: torch.device,
+    ) -> torch.Tensor:
+        """(K,) each member's `loss` of a fresh batch drawn from its own generator (the
+        batches stacked along the member dimension, one forward)."""
+        episodes = [task.sample(batch, g, device) for g in generators]
+        outputs = members(torch.stack([e.inputs for e in episodes], 1))  # (T, K, B, O)
+        return torch.stack([task.loss(outputs[:, k], e) for k, e in enumerate(episodes)])
+
+    @classmethod
+    @torch.no_grad()
+    def member_evaluate(
+        cls,
+        members: Members,
+        task: Task,
+        episodes: int,
+        batch_size: int,
+        generators: Sequence[torch.Generator],
+        device: torch.device,
+    ) -> list[float]:
+        """Each member's `evaluate`, its episodes drawn from its generator."""
+        totals = [0.0] * len(generators)
+        for batch in batches(episodes, batch_size):
+            drawn = [task.sample(batch, g, device, split="eval") for g in generators]
+            outputs = members(torch.stack([e.inputs for e in drawn], 1))  # (T, K, B, O)
+            for k, episode in enumerate(drawn):
+                totals[k] += task.score(outputs[:, k], episode) * batch
+        return [total / episodes for total in totals]
