@@ -17,11 +17,11 @@ from ray import tune
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from sweep.distributed import COLLECTIVE_TIMEOUT, Rendezvous, broadcast, gather, leave
-from sweep.learners import learner_of, make_learner
+from sweep.learners import Learner, learner_of, make_learner
+from sweep.population import Member, PopulationTrial
 from sweep.records import (
     MEMBERS,
     Placement,
-    Report,
     TrialConfig,
     TrialResult,
     population_result,
@@ -29,7 +29,7 @@ from sweep.records import (
 )
 from sweep.spec import SweepSpec
 from sweep.store import CHECKPOINTS, filesystem
-from sweep.tasks import make_task
+from sweep.tasks import Task, make_task
 from sweep.train import TRAIN_FIELDS, Ranks, TrainConfig, Trial
 
 
@@ -43,10 +43,15 @@ def build_trial(config: TrialConfig, device: str = "cpu", ranks: Ranks | None = 
     """The trial's own task, model and learner, nothing else of the sweep. (A config written
     before learners had their own settings holds them in `train`.)"""
     task = make_task(config.task, config.level, config.overrides, config.difficulty)
+    train, learner = _training(config, task, device)
+    return Trial(task, config.family, config.model_params, train, ranks, learner)
+
+
+def _training(config: TrialConfig, task: Task, device: str) -> tuple[TrainConfig, Learner]:
+    """A trial's training settings and its learner with its settings."""
     common = {k: v for k, v in config.train.items() if k in TRAIN_FIELDS}
     train = TrainConfig(**common, seed=config.seed, device=device)
-    learner = make_learner(learner_of(task), {**config.train, **config.learner_settings})
-    return Trial(task, config.family, config.model_params, train, ranks, learner)
+    return train, make_learner(learner_of(task), {**config.train, **config.learner_settings})
 
 
 @dataclass(frozen=True)
@@ -127,41 +132,14 @@ def sweep_trainable(ray_config: dict[str, Any], spec: SweepSpec, folder: str) ->
             tune.report(result.to_dict())
 
 
-def build_population(configs: list[TrialConfig], device: str = "cpu") -> TrialsInTurn:
-    """The population of these members (one cell, one shape), on `device`."""
-    return TrialsInTurn([build_trial(c, device) for c in configs])
-
-
-class TrialsInTurn:
-    """STAND-IN for `sweep.population.PopulationTrial`: the members as lone trials, each
-    trained to its next evaluation in turn."""
-
-    def __init__(self, trials: list[Trial]):
-        self.trials = trials
-        self.running = list(range(len(trials)))
-        self.device = trials[0].device
-
-    @property
-    def finished(self) -> bool:
-        return not self.running
-
-    def reports(self) -> Iterator[list[tuple[int, Report]]]:
-        runs = {k: self.trials[k].reports() for k in self.running}
-        while self.running:
-            out = [(k, next(runs[k])) for k in self.running]
-            self.running = [k for k, report in out if not report.done]
-            yield out
-
-    def reconstructions(self, k: int) -> dict[str, Any] | None:
-        return self.trials[k].reconstructions()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"trials": [t.state_dict() for t in self.trials], "running": self.running}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for trial, saved in zip(self.trials, state["trials"], strict=True):
-            trial.load_state_dict(saved)
-        self.running = list(state["running"])
+def build_population(configs: list[TrialConfig], device: str = "cpu") -> PopulationTrial:
+    """The population of these trials (one cell, one shape), member k under the id "k"."""
+    first = configs[0]
+    task = make_task(first.task, first.level, first.overrides, first.difficulty)
+    members = [
+        Member(str(k), c.model_params, *_training(c, task, device)) for k, c in enumerate(configs)
+    ]
+    return PopulationTrial(task, first.family, members)
 
 
 def train_population(ray_config: dict[str, Any], spec: SweepSpec, folder: str) -> None:
@@ -194,11 +172,12 @@ def train_population(ray_config: dict[str, Any], spec: SweepSpec, folder: str) -
     )
     last_checkpoint = time.monotonic()
     for reports in population.reports():
-        results = {k: TrialResult(**asdict(report), **where) for k, report in reports}
-        for k, report in reports:
-            if report.done and not report.diverged:
-                pictures = population.reconstructions(k)
-                results[k] = replace(results[k], reconstructions=pictures)
+        results = {int(k): TrialResult(**asdict(report), **where) for k, report in reports}
+        if any(report.done and not report.diverged for _, report in reports):
+            pictures = population.reconstructions()  # the members' that ran their course
+            for k, report in reports:
+                if report.done and not report.diverged:
+                    results[int(k)] = replace(results[int(k)], reconstructions=pictures[k])
         every = spec.fault_tolerance.checkpoint_every_s
         ended = any(report.done for _, report in reports)
         if ended or time.monotonic() - last_checkpoint >= every:
