@@ -37,14 +37,14 @@ CELLS = ("tiny/plastic", "tiny/lstm")
 
 
 def population_spec(tmp_path: Path, members: int, **changes: Any) -> dict[str, Any]:
-    """One difficulty x 2 models x 5 random search trials + 3 confirmation seeds; `rule` is
+    """One difficulty x 2 models x 4 random search trials + 2 confirmation seeds; `rule` is
     a shape setting of the plastic model, so its asks fall into two shapes."""
     spec = {
         "name": f"pop{members}",
         "difficulties": ["tiny"],
         "models": {"plastic": {"family": "plastic"}, "lstm": {"family": "lstm", "hidden": 8}},
         "search": {
-            "trials_per_cell": 5,
+            "trials_per_cell": 4,
             "sampler": "random",
             "seed": 3,
             "space": {
@@ -53,7 +53,7 @@ def population_spec(tmp_path: Path, members: int, **changes: Any) -> dict[str, A
                 "rule": {"choice": ["hebb", "oja"]},
             },
         },
-        "confirm": {"seeds": 3},
+        "confirm": {"seeds": 2},
         "resources": {"cpu": 1, "gpu": 0, "members": members},
     }
     return tiny_spec(tmp_path, **{**spec, **changes})
@@ -104,7 +104,7 @@ def test_members_write_the_rows_of_lone_trials(alone: Path, together: Path) -> N
     assert trials.groupby("population").size().max() > 1
     assert trials.groupby("population")["hp.rule"].nunique(dropna=False).max() == 1
     assert read_table(alone, "trials")["population"].isna().all()
-    assert len(trials) == 2 * (5 + 3)
+    assert len(trials) == 2 * (4 + 2)
 
     assert_same(together, alone, "trials", OUTCOME)
     assert_same(together, alone, "curves", CURVE)
@@ -121,7 +121,7 @@ def test_status_counts_members(together: Path) -> None:
         c.cell: (c.done, c.failed, c.running, c.pending)
         for c in counts_from_storage(spec, trials, curves)
     }
-    assert counts == {cell: (8, 0, 0, 0) for cell in CELLS}
+    assert counts == {cell: (6, 0, 0, 0) for cell in CELLS}
 
 
 def test_grid_members_write_the_rows_of_lone_trials(tmp_path: Path) -> None:
@@ -143,8 +143,8 @@ def test_grid_members_write_the_rows_of_lone_trials(tmp_path: Path) -> None:
     alone, together = ran(tmp_path, grid(1)), ran(tmp_path, grid(3))
     trials = read_table(together, "trials")
     assert trials["population"].notna().all() and len(trials) == 4
-    # four shapes (rule x batch size): each its own population
-    assert trials["population"].nunique() == 4
+    # rule and batch size are shape: one of each per population
+    assert (trials.groupby("population")[["hp.rule", "hp.batch_size"]].nunique() == 1).all().all()
     assert_same(together, alone, "trials", OUTCOME)
 
 
@@ -157,9 +157,9 @@ def test_a_killed_driver_resumes_populations_to_the_same_rows(tmp_path: Path, al
     done = sweep("resume", str(folder))
     assert done.returncode == 0, done.stderr[-3000:]
     trials = read_table(folder, "trials")
-    assert len(trials) == 2 * (5 + 3)
+    assert len(trials) == 2 * (4 + 2)
     counts = trials.groupby(["cell", "phase"]).size().to_dict()
-    assert counts == {(c, p): n for c in CELLS for p, n in (("search", 5), ("confirm", 3))}
+    assert counts == {(c, p): n for c in CELLS for p, n in (("search", 4), ("confirm", 2))}
     assert set(before["trial_id"]) <= set(trials["trial_id"])
     assert_same(folder, alone, "trials", OUTCOME)
     assert_same(folder, alone, "curves", CURVE)
@@ -188,6 +188,6 @@ def test_refused_populations_are_one_line_and_write_nothing(
     done = sweep("run", str(write_spec(tmp_path, spec)))
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(line), done.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"sweep: error: {line}"), done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "results").exists()
