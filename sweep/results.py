@@ -295,15 +295,14 @@ class ResultsWriter(Callback):
         did is not written again, even after a driver restart (the table says so then)."""
         configs = trial_configs(trial.config)
         if None in configs:
-            row = self._trial_row(trial, None, configs[None], reports.get(None), failed)
-            self._buffer["trials"].append(row)
+            self._buffer["trials"].append(self._trial_row(trial, failed))
             return
         before = set(read_table(self.sweep_dir, "trials")["trial_id"]) if failed else set()
-        for k, config in configs.items():
-            at = member_id(trial.trial_id, k)
+        for k in configs:
+            at = member_id(trial.trial_id, k)  # type: ignore[arg-type]  # (k: a member)
             if at in self._ended or at in before or (k not in reports and not failed):
                 continue
-            row = self._trial_row(trial, k, config, reports.get(k), failed)
+            row = self._trial_row(trial, failed, k, reports.get(k))
             self._buffer["trials"].append(row)
             self._ended.add(at)
 
@@ -336,11 +335,14 @@ class ResultsWriter(Callback):
     def _trial_row(
         self,
         trial: TuneTrial,
-        member: int | None,
-        config: TrialConfig,
-        last: TrialResult | None,
         failed: bool,
+        member: int | None = None,
+        report: TrialResult | None = None,
     ) -> dict[str, Any]:
+        """A lone trial's row (its last result: Tune's), or member `member`'s of a
+        population, whose last report was `report`."""
+        config = trial_configs(trial.config)[member]
+        last = TrialResult.from_dict(trial.last_result) if member is None else report
         identity = self._row_identity(trial.trial_id, member, config)
         settings = {**config.train, **config.learner_settings, **config.model_params}
         provenance = Provenance(
