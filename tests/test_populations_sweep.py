@@ -74,7 +74,11 @@ def assert_same(folder: Path, reference: Path, table: str, columns: list[str]) -
 
 def by_seed(folder: Path, table: str, columns: list[str]) -> pd.DataFrame:
     rows = read_table(folder, table)
-    keep = [*KEY, *columns, *sorted(c for c in rows if c.startswith(("hp.", "task.")))]
+    keep = [
+        *KEY,
+        *columns,
+        *sorted(c for c in map(str, rows.columns) if c.startswith(("hp.", "task."))),
+    ]
     keep = list(dict.fromkeys(c for c in keep if c in rows))
     order = [*KEY, "step"] if "step" in rows else KEY
     return rows[keep].sort_values(order).reset_index(drop=True)
