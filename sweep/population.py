@@ -27,13 +27,14 @@ import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 from sweep.learners import Learner, learner_of, make_learner
 from sweep.members import Members, stack_members
+from sweep.models import Model
 from sweep.records import Report
 from sweep.tasks import Task
 from sweep.train import (
@@ -179,9 +180,7 @@ class PopulationTrial:
     resumable from `state_dict()` at any of its reports. `batched`: use the family's batched
     members where it has them (False: `LoopMembers`, member by member)."""
 
-    def __init__(
-        self, task: Task, family: str, members: Sequence[Member], batched: bool = True
-    ):
+    def __init__(self, task: Task, family: str, members: Sequence[Member], batched: bool = True):
         _check(members)
         self.task, self.family = task, family
         self.train = members[0].train
@@ -289,7 +288,7 @@ class PopulationTrial:
         """`sweep.train.reconstructions` of each running member, by id."""
         return {
             run.member.id: reconstructions(
-                self.members.member(k), self.task, self.device, count  # type: ignore[arg-type]
+                cast(Model, self.members.member(k)), self.task, self.device, count
             )
             for k, run in enumerate(self.running)
         }

@@ -44,17 +44,22 @@ def _task(name: str) -> Task:
 def _members(variant: str) -> list[Member]:
     """Three members with their own seeds, lrs, adam_eps, non-shape model settings and
     learner settings; one clips its gradients hard enough to clip."""
-    params: list[dict[str, Any]] = {
+    settings: dict[str, list[dict[str, Any]]] = {
         "plastic": [{}, {"eta": 0.1}, {"clip": 0.5}],
         "lstm": [{"hidden": 8}] * 3,
         "reward": [{"hidden": 8, "modulation": "simple", "eta": e} for e in (0.01, 0.03, 0.1)],
-    }[variant]
+    }
+    params = settings[variant]
     own: list[dict[str, Any]] = [
         {"seed": 0, "lr": 1e-3},
         {"seed": 1, "lr": 3e-3, "grad_clip": 0.05},
         {"seed": 2, "lr": 1e-2, "adam_eps": 1e-4},
     ]
-    a2c = [{}, {"entropy_coef": 0.1, "gamma": 0.8}, {"value_coef": 0.5, "entropy": "simpson"}]
+    a2c: list[dict[str, Any]] = [
+        {},
+        {"entropy_coef": 0.1, "gamma": 0.8},
+        {"value_coef": 0.5, "entropy": "simpson"},
+    ]
     return [
         Member(
             "abc"[k],
@@ -202,7 +207,9 @@ def test_member_adam_and_clipping_are_torch_s_member_by_member() -> None:
     generator = torch.Generator().manual_seed(0)
     lr, eps, clip = [1e-3, 3e-2, 0.5], [1e-8, 1e-4, 1e-6], [None, 0.1, 10.0]
     stacked = _Stacked(3, generator)
-    lone = [[p.detach()[k].clone().requires_grad_() for p in stacked.parameters()] for k in range(3)]
+    lone = [
+        [p.detach()[k].clone().requires_grad_() for p in stacked.parameters()] for k in range(3)
+    ]
     adams = [torch.optim.Adam(ps, lr=lr[k], eps=eps[k]) for k, ps in enumerate(lone)]
     optimizer = MemberAdam(stacked, lr, eps)
     clipped = [False] * 3
@@ -213,8 +220,8 @@ def test_member_adam_and_clipping_are_torch_s_member_by_member() -> None:
         clip_members(list(stacked.parameters()), clip)
         optimizer.step()
         for k, (params, adam) in enumerate(zip(lone, adams, strict=True)):
-            for p, g in zip(params, grads, strict=True):
-                p.grad = g[k].clone()
+            for q, g in zip(params, grads, strict=True):
+                q.grad = g[k].clone()
             if clip[k] is not None:
                 norm = torch.nn.utils.clip_grad_norm_(params, clip[k])  # type: ignore[arg-type]
                 clipped[k] |= bool(norm > clip[k])  # type: ignore[operator]
@@ -244,3 +251,22 @@ def test_members_that_cannot_share_a_population_are_refused() -> None:
     population = PopulationTrial(task, "plastic", members)
     with pytest.raises(ValueError, match="member 'z' is not running; running: a, b, c"):
         population.stop("z")
+
+
+def test_each_member_records_its_lone_trial_s_reconstructions() -> None:
+    task = make_task("images", "tiny")
+    train = {**SHARED, "episodes": 8}
+    members = [Member(str(s), {"hidden": 8}, TrainConfig(**train, seed=s)) for s in (3, 4)]
+    population = PopulationTrial(task, "rnn", members)
+    list(population.reports())
+    pictures = population.reconstructions()
+    assert list(pictures) == ["3", "4"]
+    for member in members:
+        trial = Trial(task, "rnn", member.model_params, member.train)
+        list(trial.reports())
+        want = trial.reconstructions()
+        got = pictures[member.id]
+        assert want is not None and got is not None
+        assert got["shape"] == want["shape"] and got["erased"] == want["erased"]
+        torch.testing.assert_close(torch.tensor(got["output"]), torch.tensor(want["output"]))
+    assert pictures["3"] != pictures["4"]

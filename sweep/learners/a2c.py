@@ -126,7 +126,7 @@ def play_members(
     records = [_Record() for _ in generators]
     for _ in range(task.steps):
         out, state = members.step(torch.stack(obs), state)  # (K, B, actions + 1)
-        for k, (env, record, generator) in enumerate(zip(envs, records, generators)):
+        for k, (env, record, generator) in enumerate(zip(envs, records, generators, strict=True)):
             obs[k], reward = env.step(record.act(out[k], task.actions, generator))
             record.rewards.append(reward)
     return [record.rollout() for record in records]
