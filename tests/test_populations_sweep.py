@@ -20,6 +20,8 @@ from tests.support.driver import Driver, kill_when_rows, raw_rows
 from tests.support.sweeps import sweep, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
+# the tests that read the module's two sweeps run in one process, so each sweep runs once
+SHARED = pytest.mark.xdist_group("populations")
 
 # what a member's rows say of its training: the same whatever population it trained in
 KEY = ["phase", "cell", "seed"]
@@ -96,6 +98,7 @@ def together(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ran(tmp, population_spec(tmp, 4))
 
 
+@SHARED
 def test_members_write_the_rows_of_lone_trials(alone: Path, together: Path) -> None:
     trials = read_table(together, "trials")
     # every trial ran as a member: its own row, id `<population>-<member>`
@@ -116,6 +119,7 @@ def test_members_write_the_rows_of_lone_trials(alone: Path, together: Path) -> N
     assert set(curves["trial_id"]) == set(trials["trial_id"])
 
 
+@SHARED
 def test_status_counts_members(together: Path) -> None:
     """`sweep status`'s counts (read in-process: the command prints these): every member
     done, none running or pending."""
@@ -152,6 +156,7 @@ def test_grid_members_write_the_rows_of_lone_trials(tmp_path: Path) -> None:
     assert_same(together, alone, "trials", OUTCOME)
 
 
+@SHARED
 def test_a_killed_driver_resumes_populations_to_the_same_rows(tmp_path: Path, alone: Path) -> None:
     spec = population_spec(tmp_path, 4, fault_tolerance={"checkpoint_every_s": 0})
     folder = tmp_path / "results" / spec["name"]
