@@ -145,5 +145,7 @@ class Additive(DecayRule):
     default_clip = 1.0
 
 
-def clip_trace(trace: Tensor, clip: float | None) -> Tensor:
+def clip_trace(trace: Tensor, clip: float | Tensor | None) -> Tensor:
+    """trace clamped to [-clip, clip]; a tensor clip broadcasts (one per member of a
+    population, inf for a member without one)."""
     return trace if clip is None else torch.clamp(trace, -clip, clip)
