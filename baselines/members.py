@@ -7,7 +7,8 @@ The math is torch's (nn.RNN / nn.LSTM / nn.GRU, one layer), written member-batch
     LSTM: i, f, g, o = chunks of W_ih x + b_ih + W_hh h + b_hh
           c' = sigmoid(f) c + sigmoid(i) tanh(g),   h' = sigmoid(o) tanh(c')
     GRU:  r, z, n chunks;  r = sigmoid(x_r + h_r),  z = sigmoid(x_z + h_z)
-          n = tanh(x_n + r * h_n),   h' = (1 - z) n + z h      (x_* = W_i* x + b_i*, h_* = W_h* h + b_h*)
+          n = tanh(x_n + r * h_n),   h' = (1 - z) n + z h
+          (x_* = W_i* x + b_i*, h_* = W_h* h + b_h*)
 
 The inputs of all T steps are projected at once (one batched matmul); each step is one batched
 matmul of the hidden state. Tensors are the lone model's, stacked (K, ...) under its names
@@ -74,7 +75,11 @@ class RecurrentMembers:
         return member_linear(torch.stack(hidden), t["head.weight"], t["head.bias"])
 
     def initial_state(
-        self, t: Mapping[str, Tensor], batch_size: int, device: torch.device | str, dtype: torch.dtype
+        self,
+        t: Mapping[str, Tensor],
+        batch_size: int,
+        device: torch.device | str,
+        dtype: torch.dtype,
     ) -> State:
         k = t["head.weight"].shape[0]
         zero = torch.zeros(k, 1, batch_size, self.hidden, device=device, dtype=dtype)

@@ -204,7 +204,9 @@ class BatchedFamily(Protocol):
 class Batched(Stacked):
     """A family's members as single batched ops (`family(lone models)` computes)."""
 
-    def __init__(self, models: Sequence[nn.Module], family: Callable[[Sequence[Any]], BatchedFamily]):
+    def __init__(
+        self, models: Sequence[nn.Module], family: Callable[[Sequence[Any]], BatchedFamily]
+    ):
         super().__init__(models)
         self.make = family
         self.family = family(self.lone)

@@ -94,9 +94,7 @@ def lone(family: str, params: dict[str, Any], seed: int) -> Any:
 
 
 def population(family: str, params: list[dict[str, Any]], batched: bool = True) -> Members:
-    return stack_members(
-        family, IN, OUT, params, [seeded(s, 0) for s in SEEDS], batched=batched
-    )
+    return stack_members(family, IN, OUT, params, [seeded(s, 0) for s in SEEDS], batched=batched)
 
 
 def data() -> tuple[Tensor, Tensor]:
@@ -208,9 +206,9 @@ def test_member_round_trips_and_select_keeps_the_chosen_members(
 
 
 def test_one_population_holds_one_shape() -> None:
-    with pytest.raises(ValueError, match="member 1's shape .* differs from member 0's"):
+    with pytest.raises(ValueError, match=r"member 1's shape .* differs from member 0's"):
         population("plastic", [{"hidden": 5}, {"hidden": 6}, {"hidden": 5}])
     with pytest.raises(ValueError, match="member 2's shape"):
-        population("plastic_lstm", plastic_lstm()[:2] + [{"hidden": 5, "rule": "hebb"}])
+        population("plastic_lstm", [*plastic_lstm()[:2], {"hidden": 5, "rule": "hebb"}])
     with pytest.raises(ValueError, match="2 members' settings but 3 generators"):
         population("lstm", [{"hidden": 5}] * 2)
