@@ -47,16 +47,25 @@ class RecurrentMembers:
         self.cell = models[0].cell
         self.hidden = models[0].config.hidden
 
+    def input_bias(self, t: Mapping[str, Tensor]) -> Tensor:
+        """The bias added with the input's projection: b_ih, and b_hh too where it is only
+        added (RNN, LSTM; the GRU's b_hn sits inside r * (...))."""
+        if self.cell == "gru":
+            return t["core.bias_ih_l0"]
+        return t["core.bias_ih_l0"] + t["core.bias_hh_l0"]
+
     def recur(self, t: Mapping[str, Tensor], gates_x: Tensor, state: State) -> State:
-        """One step from the input's part of the gates (K, B, G) and state (K, B, H) parts."""
+        """One step from the input's part of the gates (K, B, G), its bias `input_bias`
+        included, and the state's parts (K, B, H)."""
         h = state[0]
-        gates_h = member_linear(h, t["core.weight_hh_l0"], t["core.bias_hh_l0"])  # (K, B, G)
+        w_hh = t["core.weight_hh_l0"].transpose(1, 2)  # (K, H, G)
         if self.cell == "rnn":
-            return (torch.tanh(gates_x + gates_h),)
+            return (torch.tanh(torch.baddbmm(gates_x, h, w_hh)),)
         if self.cell == "lstm":
-            i, f, g, o = (gates_x + gates_h).chunk(4, dim=-1)
+            i, f, g, o = torch.baddbmm(gates_x, h, w_hh).chunk(4, dim=-1)
             c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
             return torch.sigmoid(o) * torch.tanh(c), c
+        gates_h = member_linear(h, t["core.weight_hh_l0"], t["core.bias_hh_l0"])  # (K, B, G)
         x_r, x_z, x_n = gates_x.chunk(3, dim=-1)
         h_r, h_z, h_n = gates_h.chunk(3, dim=-1)
         r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
@@ -65,7 +74,7 @@ class RecurrentMembers:
 
     def forward(self, t: Mapping[str, Tensor], inputs: Tensor) -> Tensor:
         """inputs (T, K, B, I) -> outputs (T, K, B, O)."""
-        gates_x = member_linear(inputs, t["core.weight_ih_l0"], t["core.bias_ih_l0"])
+        gates_x = member_linear(inputs, t["core.weight_ih_l0"], self.input_bias(t))
         state = self.initial_state(t, inputs.shape[2], inputs.device, inputs.dtype)
         state = tuple(part.squeeze(1) for part in state)  # (K, B, H)
         hidden = []
@@ -87,7 +96,7 @@ class RecurrentMembers:
 
     def step(self, t: Mapping[str, Tensor], x_t: Tensor, state: State) -> tuple[Tensor, State]:
         """x_t (K, B, I) -> y_t (K, B, O) and the next state."""
-        gates_x = member_linear(x_t, t["core.weight_ih_l0"], t["core.bias_ih_l0"])
+        gates_x = member_linear(x_t, t["core.weight_ih_l0"], self.input_bias(t))
         after = self.recur(t, gates_x, tuple(part.squeeze(1) for part in state))
         y = member_linear(after[0], t["head.weight"], t["head.bias"])
         return y, tuple(part.unsqueeze(1) for part in after)
