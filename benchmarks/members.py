@@ -3,13 +3,14 @@
 For each case and K in --members (1, 4, 16): one training batch of 16 episodes per member,
 forward and backward (no optimizer step), one thread, (a) the population of K members
 (`sweep.members.stack_members`, batched) and (b) the K lone models one after another, as K
-lone trials would run them. Episodes per second = K x 16 / seconds per round; the ratio is
-(a) / (b), from each round's median CPU seconds (one thread). Cases: the plastic network at the pattern task's `paper-simplified` level (direct,
-N = 51, 11 steps, `forward`: the lone models run the hand-derived fast kernels, the population
-the generic checkpointed path, `--loop` adds LoopMembers), a 64-unit LSTM on the same level,
-and a 32-neuron plastic maze agent (simple neuromodulation, additive rule, the maze's 16
-inputs and 5 outputs, the `tiny` level's 50 steps, run by `step` as the A2C learner runs it;
-random observations stand in for the maze, whose stepping costs the same either way).
+lone trials would run them. Episodes per second = K x 16 / seconds per round, from each
+round's median CPU seconds (one thread); the ratio is (a) / (b). Cases: the plastic network at
+the pattern task's `paper-simplified` level (direct, N = 51, 11 steps, `forward`: the lone
+models run the hand-derived fast kernels, the population the generic checkpointed path;
+`--loop` adds LoopMembers), a 64-unit LSTM on the same level, and a 32-neuron plastic maze
+agent (simple neuromodulation, additive rule, the maze's 16 inputs and 5 outputs, the `tiny`
+level's 50 steps, run by `step` as the A2C learner runs it; random observations stand in for
+the maze, whose stepping costs the same either way).
 
     .venv/bin/python benchmarks/members.py [--members 1 4 16] [--seconds 2] [--loop]
 """

@@ -13,10 +13,14 @@ lone models that way and stacks them, so a member starts bit for bit where a lon
 Within a population the members share every setting of `shape_key` and may differ in the
 rest (eta, clip, init scales).
 
-`LoopMembers` runs any family (a plugin's too): each member's slices through the family's own
-module in turn (`torch.func.functional_call`), so it batches nothing and is the reference the
-batched implementations are checked against. A family registers a batched implementation in
-`BATCHED`.
+Both kinds below keep the stacked tensors under the lone model's names (`Stacked.tensors()`)
+and each member's lone model on the meta device (its settings, no memory): `member(k)`
+rebuilds member k from it, with its own settings. `LoopMembers` runs any family (a plugin's
+too): each member's slices through its own lone module in turn
+(`torch.func.functional_call`), so it batches nothing and is the reference the batched
+implementations are checked against. `Batched` runs a family's batched computation (a
+`BatchedFamily`, beside the family: baselines/members.py, plastic_models/members.py) on the
+stacked tensors; a family registers one in `BATCHED`.
 """
 
 from __future__ import annotations
