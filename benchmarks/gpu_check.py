@@ -184,7 +184,18 @@ def cuda_test_files() -> list[str]:
 def step_cuda_tests(dry: bool, out: Path) -> Iterator[Row]:
     files = cuda_test_files()
     report = out / "cuda-tests.xml"
-    command = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "cuda",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "0",
+    ]
     start = time.perf_counter()
     done = subprocess.run(
         [*command, f"--junitxml={report}", *files], cwd=ROOT, capture_output=True, text=True

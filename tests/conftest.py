@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -9,10 +10,17 @@ import torch
 from sweep.models import FAMILIES, Model, build_model
 from tests.support.sweeps import sweep, tiny_spec, write_spec
 
+# The suite runs on two processes (pytest-xdist, `-n 2` in pyproject.toml): one torch thread
+# each, as many as the machine has cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked `cuda` need a CUDA GPU: skipped without one (`pytest -m cuda` selects
-    them; benchmarks/gpu_check.py runs them)."""
+    """The slow tests first (the two processes take the long ones while the short ones fill
+    in after). Tests marked `cuda` need a CUDA GPU: skipped without one (`pytest -m cuda`
+    selects them; benchmarks/gpu_check.py runs them)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")

@@ -35,7 +35,8 @@ from tests.support.sweeps import (
     write_spec,
 )
 
-pytestmark = pytest.mark.slow
+# Ray heads and Slurm daemons on this machine: the xdist group runs them one at a time
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="a mount namespace per node needs root (CI runs as root)"
 )

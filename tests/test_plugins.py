@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +37,18 @@ from sweep.models import register_family
 
 register_family("{name}", BaselineConfig, partial(RecurrentBaseline, "gru"))
 """
+
+
+@pytest.fixture(autouse=True)
+def _registries_restored() -> Iterator[None]:
+    """What a test registers in this process is gone after it (a test elsewhere compares the
+    registries with a fresh process's)."""
+    rules, families = dict(REGISTRY), dict(FAMILIES)
+    yield
+    REGISTRY.clear()
+    REGISTRY.update(rules)
+    FAMILIES.clear()
+    FAMILIES.update(families)
 
 
 def _package(root: Path, package: str, modules: dict[str, str]) -> None:

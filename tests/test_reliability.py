@@ -167,6 +167,7 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("cluster")  # Ray heads on this machine: one at a time
 def test_node_loss_trials_resume_from_their_checkpoints(tmp_path: Path) -> None:
     """Kill the second node's processes while a trial runs there: the trial is retried on the
     head from its last checkpoint, and its curve continues without gaps or repeats."""

@@ -18,7 +18,8 @@ import pytest
 from tests.support.driver import assert_not_run_again, raw_rows, tapped_rows
 from tests.support.sweeps import SWEEP, _free_port, tapped_sweep_on_path, tiny_spec, write_spec
 
-pytestmark = pytest.mark.slow
+# Ray heads and Slurm daemons on this machine: the xdist group runs them one at a time
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
 SCRIPT = Path(__file__).parents[1] / "slurm" / "sweep.sbatch"
 MUNGE_PID = Path("/run/munge/munged.pid")
 
