@@ -22,7 +22,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from machine import cpu_model  # benchmarks/machine.py, beside this script
@@ -79,7 +79,8 @@ def run(model: Any, inputs: torch.Tensor, by_step: bool) -> torch.Tensor:
 def timed(work: Callable[[], None], seconds: float) -> float:
     """Median CPU seconds of `work` over about `seconds` of wall time, after two warm-up calls
     (CPU seconds: one thread, so less disturbed than wall time by other work on the machine)."""
-    work(), work()
+    work()
+    work()
     times: list[float] = []
     start = time.perf_counter()
     while time.perf_counter() - start < seconds or len(times) < 3:
@@ -94,11 +95,11 @@ def measure(case: Case, k: int, seconds: float, loop: bool) -> dict[str, float]:
     seeds = list(range(k))
     g = torch.Generator().manual_seed(0)
     inputs = torch.randn(case.steps, k, BATCH, case.inputs, generator=g)
-    lone = []
+    lone: list[torch.nn.Module] = []
     for s in seeds:
         model = build_model(case.family, case.inputs, case.outputs, case.params, device="cpu")
         model.reset_parameters(seeded(s, 0))
-        lone.append(model)
+        lone.append(cast(torch.nn.Module, model))
 
     def population(batched: bool) -> Callable[[], None]:
         pop = stack_members(

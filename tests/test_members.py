@@ -3,6 +3,7 @@ its lone model gives, for every family and variant, batched and member by member
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from plastic_models.checkpointed import SHORT_EPISODE, segment_length
 from plastic_models.rules import REGISTRY
 from sweep.members import BATCHED, LoopMembers, Members, Stacked, can_batch, stack_members
 from sweep.models import FAMILIES, build_model
@@ -97,13 +99,13 @@ def population(family: str, params: list[dict[str, Any]], batched: bool = True) 
     return stack_members(family, IN, OUT, params, [seeded(s, 0) for s in SEEDS], batched=batched)
 
 
-def data() -> tuple[Tensor, Tensor]:
+def data(steps: int = T) -> tuple[Tensor, Tensor]:
     """Each member's own inputs (T, K, B, I) and a random readout of its outputs (T, K, B, O);
     a few inputs zero so that clamping leaves those neurons free."""
     g = torch.Generator().manual_seed(7)
-    inputs = torch.randn(T, K, B, IN, generator=g)
+    inputs = torch.randn(steps, K, B, IN, generator=g)
     inputs[:, :, :, -2:] = 0
-    return inputs, torch.randn(T, K, B, OUT, generator=g)
+    return inputs, torch.randn(steps, K, B, OUT, generator=g)
 
 
 def by_step(model: Any, inputs: Tensor) -> Tensor:
@@ -120,9 +122,11 @@ def grads(model: nn.Module) -> dict[str, Tensor]:
     return {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
 
 
-def check_members(family: str, params: list[dict[str, Any]], pop: Members, via: str) -> None:
+def check_members(
+    family: str, params: list[dict[str, Any]], pop: Members, via: str, steps: int = T
+) -> None:
     """Each member's outputs and parameter gradients equal its lone model's (same seed)."""
-    inputs, readout = data()
+    inputs, readout = data(steps)
     run = (lambda m, x: m(x)) if via == "forward" else by_step
     out = run(pop, inputs)
     (out * readout).sum().backward()
@@ -161,6 +165,23 @@ def test_loop_members_compute_as_their_lone_models(
     pop = population(family, params, batched=False)
     assert isinstance(pop, LoopMembers)
     check_members(family, params, pop, "forward")
+
+
+LONG = [
+    ("plastic", plastic(hidden=5, rule=PLUGIN, modulation="retroactive", alpha="neuron")),
+    ("plastic_lstm", plastic_lstm(modulation="simple", alpha="connection")),
+]
+
+
+@pytest.mark.parametrize("variant", LONG, ids=[name(v) for v in LONG])
+def test_long_episodes_run_in_checkpointed_segments(
+    variant: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """Past SHORT_EPISODE steps the episode runs in segments recomputed in backward."""
+    family, params = variant
+    steps = SHORT_EPISODE + 4
+    assert segment_length(steps) < steps
+    check_members(family, params, population(family, params), "forward", steps)
 
 
 def test_every_builtin_family_batches() -> None:
@@ -212,3 +233,17 @@ def test_one_population_holds_one_shape() -> None:
         population("plastic_lstm", [*plastic_lstm()[:2], {"hidden": 5, "rule": "hebb"}])
     with pytest.raises(ValueError, match="2 members' settings but 3 generators"):
         population("lstm", [{"hidden": 5}] * 2)
+
+
+@pytest.mark.parametrize("family", ["plastic", "lstm"])
+def test_a_population_pickles_and_restores_from_its_state_dict(family: str) -> None:
+    """Ray ships it between processes; a checkpoint holds its state_dict."""
+    params = plastic(hidden=5) if family == "plastic" else [{"hidden": 5}] * K
+    pop = population(family, params)
+    inputs, _ = data()
+    copied = pickle.loads(pickle.dumps(pop))
+    torch.testing.assert_close(copied(inputs), pop(inputs), rtol=0, atol=0)
+    other = stack_members(family, IN, OUT, params, [seeded(s + 10, 0) for s in SEEDS])
+    assert not torch.equal(other(inputs), pop(inputs))
+    other.load_state_dict(pop.state_dict())
+    torch.testing.assert_close(other(inputs), pop(inputs), rtol=0, atol=0)
