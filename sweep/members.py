@@ -160,7 +160,8 @@ class LoopMembers(Stacked):
     """Any family: stacked tensors, each member run through its own lone module in turn."""
 
     def _call(self, k: int, method: str, *args: Any) -> Any:
-        """Member k's `method` (forward or step) of its lone module, on its slices."""
+        """Member k's `method` (forward, initial_state or step) of its lone module, on its
+        slices (a learned initial state is the member's own)."""
         tensors = {f"module.{name}": t[k] for name, t in self.tensors().items()}
         return functional_call(_Calls(self.lone[k]), tensors, (method, *args), strict=True)
 
@@ -172,8 +173,7 @@ class LoopMembers(Stacked):
     ) -> State:
         dtype = dtype or self.stacked[0].dtype
         states = [
-            model.initial_state(batch_size, device, dtype)  # type: ignore[operator]
-            for model in self.lone
+            self._call(k, "initial_state", batch_size, device, dtype) for k in range(self.size)
         ]
         return tuple(torch.stack(parts) for parts in zip(*states, strict=True))
 

@@ -156,15 +156,19 @@ def test_each_batched_member_computes_as_its_lone_model(
     check_members(family, params, pop, via)
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=[name(v) for v in VARIANTS])
+# every variant through LoopMembers, by `forward` and by `step` in turn
+LOOPED = [(v, ("forward", "step")[i % 2]) for i, v in enumerate(VARIANTS)]
+
+
+@pytest.mark.parametrize(("variant", "via"), LOOPED, ids=[f"{name(v)}-{via}" for v, via in LOOPED])
 def test_loop_members_compute_as_their_lone_models(
-    variant: tuple[str, list[dict[str, Any]]],
+    variant: tuple[str, list[dict[str, Any]]], via: str
 ) -> None:
     """The reference every family falls back to (a plugin family's too)."""
     family, params = variant
     pop = population(family, params, batched=False)
     assert isinstance(pop, LoopMembers)
-    check_members(family, params, pop, "forward")
+    check_members(family, params, pop, via)
 
 
 LONG = [
