@@ -4,8 +4,9 @@ single batched ops over a leading member dimension K.
 Each member's tensors are its lone model's, stacked (K, ...) under the lone names (`w`,
 `alpha`, `eta`, `modulator.source.weight`, ...); members may differ in eta, clip, init scales
 and (plastic LSTM) alpha_grad_scale. The state mirrors a lone model's with K first:
-activations (K, B, N), traces (K, B, N, N). The traces go to the rule with the member
-dimension folded into the batch, (K B, N, N), and the rate as a per-element tensor (K B, 1, 1)
+activations (K, B, N), traces (K, B, N, N). Inside an episode the traces are kept with the
+member dimension folded into the batch, (K B, N, N), as the rule gets them, with the rate as a
+per-element tensor (K B, 1, 1)
 (or M(t), (K B, 1, 1) / (K B, 1, N)), so every registered rule, a plugin's too, runs
 unchanged; clips one per member broadcast the same way. Episodes run on the generic
 memory-flat path (plastic_models.checkpointed): the hand-derived fast kernels
@@ -48,7 +49,11 @@ def folded(per: Tensor, batch: int) -> Tensor:
 
 
 class PlasticMembers:
-    """What both plastic families' populations share: the rule, modulation, M(t), clips."""
+    """What both plastic families' populations share: the rule, modulation, M(t), clips.
+
+    carried: how many (K, B, ...) tensors precede the traces in the state."""
+
+    carried = 1
 
     def __init__(self, models: Sequence[PlasticNetwork | PlasticLSTM]):
         lone = models[0]
@@ -70,9 +75,10 @@ class PlasticMembers:
         """alpha (K, ...) shaped for `plastic_product`: (K, 1, N, N), (K, 1, N) or (K, 1, 1)."""
         return alpha.view(alpha.shape[0], 1, *(alpha.shape[1:] or (1,)))
 
-    def read(self, trace: Tensor) -> Tensor:
-        """The rule's read of (K, B, N, N) traces."""
-        return self.rule.read(trace.flatten(0, 1)).view_as(trace)
+    def read(self, trace: Tensor, x: Tensor) -> Tensor:
+        """The rule's read of folded traces (K B, N, N), as (K, B, N, N) for activations x
+        (K, B, N)."""
+        return self.rule.read(trace).view(*x.shape[:2], *trace.shape[1:])
 
     def modulate(self, t: Tensors, y: Tensor) -> Tensor:
         """M(t) from activations y (K, B, N): (K B, 1, 1), or (K B, 1, N_post) with fanout."""
@@ -86,8 +92,9 @@ class PlasticMembers:
     def advance(
         self, t: Tensors, traces: Sequence[Tensor], x: Tensor, y: Tensor, m: Tensor | None
     ) -> list[Tensor]:
-        """The traces (K, B, N_pre, N_post) after one step with pre x and post y (K, B, N)."""
-        k, b = x.shape[:2]
+        """The folded traces (K B, N_pre, N_post) after one step with pre x and post y
+        (K, B, N)."""
+        b = x.shape[1]
         eta = t.get("eta")
         rate = None if eta is None else folded(eta, b)
         clip: float | Tensor | None
@@ -95,21 +102,36 @@ class PlasticMembers:
             clip = folded(self.constant("clip", self.clip, x), b)
         else:
             clip = self.clip
-        new = self.modulation.update(
-            self.rule,
-            [trace.flatten(0, 1) for trace in traces],
-            x.flatten(0, 1),
-            y.flatten(0, 1),
-            rate,
-            m,
-            clip,
+        return self.modulation.update(
+            self.rule, list(traces), x.flatten(0, 1), y.flatten(0, 1), rate, m, clip
         )
-        return [trace.unflatten(0, (k, b)) for trace in new]
 
     def traces(self, k: int, batch: int, pre: int, post: int, like: Tensor) -> list[Tensor]:
-        """The rule's initial traces of an episode, (K, B, N_pre, N_post) each."""
-        initial = self.modulation.initial(self.rule, k * batch, pre, post, like)
-        return [trace.unflatten(0, (k, batch)) for trace in initial]
+        """The rule's initial traces of an episode, folded: (K B, N_pre, N_post) each."""
+        return self.modulation.initial(self.rule, k * batch, pre, post, like)
+
+    def fold(self, state: State) -> State:
+        """The public state (traces (K, B, N, N) after `carried` others) as a cell's, with
+        the traces folded (K B, N, N)."""
+        kept = state[: self.carried]
+        return (*kept, *(trace.flatten(0, 1) for trace in state[self.carried :]))
+
+    def unfold(self, state: State) -> State:
+        k, b = state[0].shape[:2]
+        kept = state[: self.carried]
+        return (*kept, *(trace.unflatten(0, (k, b)) for trace in state[self.carried :]))
+
+    def start(
+        self, t: Tensors, batch_size: int, device: torch.device | str, dtype: torch.dtype
+    ) -> State:
+        """An episode's first state, as the cell takes it (traces folded)."""
+        raise NotImplementedError
+
+    def initial_state(
+        self, t: Tensors, batch_size: int, device: torch.device | str, dtype: torch.dtype
+    ) -> State:
+        """An episode's first state: the lone model's with K first."""
+        return self.unfold(self.start(t, batch_size, device, dtype))
 
 
 class PlasticNetworkMembers(PlasticMembers):
@@ -137,11 +159,11 @@ class PlasticNetworkMembers(PlasticMembers):
     def forward(self, t: Tensors, inputs: Tensor) -> Tensor:
         """(T, K, B, I) -> (T, K, B, O), memory-flat."""
         drive = self.drive(t, inputs)  # (T, K, B, N)
-        state = self.initial_state(t, drive.shape[2], drive.device, drive.dtype)
+        state = self.start(t, drive.shape[2], drive.device, drive.dtype)
         params = [p for p in t.values() if p.requires_grad]
         return self.readout(t, unroll(partial(self.cell, t), drive, state, params))
 
-    def initial_state(
+    def start(
         self, t: Tensors, batch_size: int, device: torch.device | str, dtype: torch.dtype
     ) -> State:
         k, n = t["w"].shape[0], self.neurons
@@ -150,13 +172,13 @@ class PlasticNetworkMembers(PlasticMembers):
 
     def step(self, t: Tensors, x_t: Tensor, state: State) -> tuple[Tensor, State]:
         """x_t (K, B, I) -> y_t (K, B, O) and the next state."""
-        y, state = self.cell(t, self.drive(t, x_t), state)
-        return self.readout(t, y), state
+        y, state = self.cell(t, self.drive(t, x_t), self.fold(state))
+        return self.readout(t, y), self.unfold(state)
 
     def cell(self, t: Tensors, drive: Tensor, state: Sequence[Tensor]) -> tuple[Tensor, State]:
         """PlasticNetwork.cell, each member with its own tensors: drive (K, B, N)."""
         x, *traces = state
-        read = self.read(traces[0])
+        read = self.read(traces[0], x)
         alpha = self.alpha(t["alpha"])
         y = torch.tanh(drive + plastic_product(x, t["w"], alpha, read, self.per_connection))
         if self.clamp:  # a neuron given a non-zero input takes it
@@ -169,6 +191,8 @@ class PlasticLSTMMembers(PlasticMembers):
     """The batched computation of K `PlasticLSTM`s of one shape (alpha_grad_scale may
     differ)."""
 
+    carried = 2  # h, c
+
     def __init__(self, models: Sequence[PlasticLSTM]):
         super().__init__(models)
         self.hidden = models[0].config.hidden
@@ -177,12 +201,12 @@ class PlasticLSTMMembers(PlasticMembers):
     def forward(self, t: Tensors, inputs: Tensor) -> Tensor:
         """(T, K, B, I) -> (T, K, B, O), memory-flat."""
         drive = member_linear(inputs, t["input.weight"], t["input.bias"])  # (T, K, B, 4H)
-        state = self.initial_state(t, inputs.shape[2], inputs.device, inputs.dtype)
+        state = self.start(t, inputs.shape[2], inputs.device, inputs.dtype)
         params = [p for p in t.values() if p.requires_grad]
         hidden = unroll(partial(self.cell, t), drive, state, params)  # (T, K, B, H)
         return member_linear(hidden, t["head.weight"], t["head.bias"])
 
-    def initial_state(
+    def start(
         self, t: Tensors, batch_size: int, device: torch.device | str, dtype: torch.dtype
     ) -> State:
         k, h = t["w"].shape[0], self.hidden
@@ -192,8 +216,8 @@ class PlasticLSTMMembers(PlasticMembers):
 
     def step(self, t: Tensors, x_t: Tensor, state: State) -> tuple[Tensor, State]:
         drive = member_linear(x_t, t["input.weight"], t["input.bias"])
-        hidden, state = self.cell(t, drive, state)
-        return member_linear(hidden, t["head.weight"], t["head.bias"]), state
+        hidden, state = self.cell(t, drive, self.fold(state))
+        return member_linear(hidden, t["head.weight"], t["head.bias"]), self.unfold(state)
 
     def alpha_scale(self, alpha: Tensor) -> float | Tensor:
         """alpha_grad_scale: one float, or one per member shaped to broadcast on alpha."""
@@ -210,7 +234,7 @@ class PlasticLSTMMembers(PlasticMembers):
         r_i, r_f, r_o = member_linear(h, t["recurrent.weight"], None).chunk(3, dim=-1)
         i, f, o = torch.sigmoid(x_i + r_i), torch.sigmoid(x_f + r_f), torch.sigmoid(x_o + r_o)
         alpha = self.alpha(scaled_gradient(t["alpha"], self.alpha_scale(t["alpha"])))
-        plastic = plastic_product(h, t["w"], alpha, self.read(traces[0]), self.per_connection)
+        plastic = plastic_product(h, t["w"], alpha, self.read(traces[0], h), self.per_connection)
         g = torch.tanh(x_g + plastic)
         c = f * c + i * g
         h_new = o * torch.tanh(c)

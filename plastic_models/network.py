@@ -47,11 +47,13 @@ def plastic_product(
     if per_connection is None:
         per_connection = alpha.dim() == 2
     fixed = x @ w
+    pre, post = trace.shape[-2:]
     # a per-neuron or scalar alpha factors out of the product, so only per-connection alpha
     # pays for an elementwise (B, N, N) multiply.
-    if per_connection:
-        return fixed + (x.unsqueeze(-2) @ (alpha * trace)).squeeze(-2)
-    return fixed + (x.unsqueeze(-2) @ trace).squeeze(-2) * alpha
+    plastic = alpha * trace if per_connection else trace
+    # one (1, N_pre) @ (N_pre, N_post) product per batch element (and member)
+    product = torch.bmm(x.reshape(-1, 1, pre), plastic.reshape(-1, pre, post)).view_as(fixed)
+    return fixed + product if per_connection else fixed + product * alpha
 
 
 def scaled_gradient(tensor: Tensor, scale: float | Tensor) -> Tensor:
