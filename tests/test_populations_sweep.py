@@ -20,8 +20,6 @@ from tests.support.driver import Driver, kill_when_rows, raw_rows
 from tests.support.sweeps import sweep, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
-# the tests that read the module's two sweeps run in one process, so each sweep runs once
-SHARED = pytest.mark.xdist_group("populations")
 
 # what a member's rows say of its training: the same whatever population it trained in
 KEY = ["phase", "cell", "seed"]
@@ -62,6 +60,7 @@ def population_spec(tmp_path: Path, members: int, **changes: Any) -> dict[str, A
 
 
 def ran(tmp_path: Path, spec: dict[str, Any]) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     done = sweep("run", str(write_spec(tmp_path, spec)))
     assert done.returncode == 0, done.stderr[-3000:]
     return tmp_path / "results" / spec["name"]
@@ -86,22 +85,38 @@ def by_seed(folder: Path, table: str, columns: list[str]) -> pd.DataFrame:
     return rows[keep].sort_values(order).reset_index(drop=True)
 
 
-@pytest.fixture(scope="module")
-def alone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("alone")
-    return ran(tmp, population_spec(tmp, 1))
+def test_members_write_the_rows_of_lone_trials_and_resume_to_them(tmp_path: Path) -> None:
+    """One test, so that the reference sweep runs once: `members: 1`, then `members: 4`
+    (the same rows), then `members: 4` killed mid-sweep and resumed (the same rows again)."""
+    alone = ran(tmp_path / "alone", population_spec(tmp_path / "alone", 1))
+    together = ran(tmp_path / "together", population_spec(tmp_path / "together", 4))
+    assert read_table(alone, "trials")["population"].isna().all()
+    check_members(together)
+    assert_same(together, alone, "trials", OUTCOME)
+    assert_same(together, alone, "curves", CURVE)
+    check_status(together)
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    spec = population_spec(killed, 4, fault_tolerance={"checkpoint_every_s": 0})
+    folder = killed / "results" / spec["name"]
+    with Driver("run", str(write_spec(killed, spec)), logs=killed) as driver:
+        before = kill_when_rows(driver, folder, "trials", 2)
+    assert before["population"].notna().all()
+    done = sweep("resume", str(folder))
+    assert done.returncode == 0, done.stderr[-3000:]
+    check_members(folder)
+    assert set(before["trial_id"]) <= set(read_table(folder, "trials")["trial_id"])
+    assert_same(folder, alone, "trials", OUTCOME)
+    assert_same(folder, alone, "curves", CURVE)
+    # a member's row written before the kill was not written again by another run
+    raw = raw_rows(folder, "trials")
+    assert raw.groupby("trial_id")["final_value"].nunique().max() == 1
 
 
-@pytest.fixture(scope="module")
-def together(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("together")
-    return ran(tmp, population_spec(tmp, 4))
-
-
-@SHARED
-def test_members_write_the_rows_of_lone_trials(alone: Path, together: Path) -> None:
-    trials = read_table(together, "trials")
-    # every trial ran as a member: its own row, id `<population>-<member>`
+def check_members(folder: Path) -> None:
+    """Every trial ran as a member, with its own row and curve; each cell's budget ran."""
+    trials = read_table(folder, "trials")
     assert trials["population"].notna().all()
     ids = trials["population"] + "-" + trials["member"].astype(str)
     assert (trials["trial_id"] == ids).all()
@@ -110,26 +125,21 @@ def test_members_write_the_rows_of_lone_trials(alone: Path, together: Path) -> N
     assert trials.groupby("population")["cell"].nunique().max() == 1
     assert trials.groupby("population").size().max() > 1
     assert trials.groupby("population")["hp.rule"].nunique(dropna=False).max() == 1
-    assert read_table(alone, "trials")["population"].isna().all()
-    assert len(trials) == 2 * (4 + 2)
-
-    assert_same(together, alone, "trials", OUTCOME)
-    assert_same(together, alone, "curves", CURVE)
-    curves = read_table(together, "curves")
+    counts = trials.groupby(["cell", "phase"]).size().to_dict()
+    assert counts == {(c, p): n for c in CELLS for p, n in (("search", 4), ("confirm", 2))}
+    curves = read_table(folder, "curves")
     assert set(curves["trial_id"]) == set(trials["trial_id"])
 
 
-@SHARED
-def test_status_counts_members(together: Path) -> None:
+def check_status(folder: Path) -> None:
     """`sweep status`'s counts (read in-process: the command prints these): every member
     done, none running or pending."""
-    spec = read_spec(str(together))
-    trials, curves = read_table(together, "trials"), read_table(together, "curves")
-    counts = {
-        c.cell: (c.done, c.failed, c.running, c.pending)
-        for c in counts_from_storage(spec, trials, curves)
+    spec = read_spec(str(folder))
+    trials, curves = read_table(folder, "trials"), read_table(folder, "curves")
+    found = counts_from_storage(spec, trials, curves)
+    assert {c.cell: (c.done, c.failed, c.running, c.pending) for c in found} == {
+        cell: (6, 0, 0, 0) for cell in CELLS
     }
-    assert counts == {cell: (6, 0, 0, 0) for cell in CELLS}
 
 
 def test_grid_members_write_the_rows_of_lone_trials(tmp_path: Path) -> None:
@@ -154,26 +164,6 @@ def test_grid_members_write_the_rows_of_lone_trials(tmp_path: Path) -> None:
     # rule and batch size are shape: one of each per population
     assert (trials.groupby("population")[["hp.rule", "hp.batch_size"]].nunique() == 1).all().all()
     assert_same(together, alone, "trials", OUTCOME)
-
-
-@SHARED
-def test_a_killed_driver_resumes_populations_to_the_same_rows(tmp_path: Path, alone: Path) -> None:
-    spec = population_spec(tmp_path, 4, fault_tolerance={"checkpoint_every_s": 0})
-    folder = tmp_path / "results" / spec["name"]
-    with Driver("run", str(write_spec(tmp_path, spec)), logs=tmp_path) as driver:
-        before = kill_when_rows(driver, folder, "trials", 2)
-    assert before["population"].notna().all()
-    done = sweep("resume", str(folder))
-    assert done.returncode == 0, done.stderr[-3000:]
-    trials = read_table(folder, "trials")
-    assert len(trials) == 2 * (4 + 2)
-    counts = trials.groupby(["cell", "phase"]).size().to_dict()
-    assert counts == {(c, p): n for c in CELLS for p, n in (("search", 4), ("confirm", 2))}
-    assert set(before["trial_id"]) <= set(trials["trial_id"])
-    assert_same(folder, alone, "trials", OUTCOME)
-    assert_same(folder, alone, "curves", CURVE)
-    raw = raw_rows(folder, "trials")
-    assert raw.groupby("trial_id")["final_value"].nunique().max() == 1
 
 
 @pytest.mark.parametrize(
