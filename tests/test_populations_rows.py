@@ -1,6 +1,7 @@
 """The results writer on a population's reports (no Ray run: a stub Tune trial, as Tune
 hands it to the callback): each member its own rows; a member that diverges is `diverged`
-alone, written when it ends, and not written again when its population ends or fails."""
+alone, written when it ends, and not written again when its population ends or fails; and
+`members` in a growing sweep."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from ray.tune.experiment import Trial
 from ray.tune.utils import flatten_dict
 
+from sweep.growth import changes
 from sweep.plan import make_cells, trial_config
 from sweep.records import TrialResult, member_results, population_config, population_result
 from sweep.results import ResultsWriter, read_table
@@ -101,3 +103,11 @@ def test_searchers_read_members_from_flattened_results() -> None:
         assert set(found) == {0, 2} and found[2].done and found[0].value == 0.4
     lone = report(1, 0.4).to_dict()
     assert member_results(flatten_dict(lone)) == {None: report(1, 0.4)}
+
+
+def test_members_is_free_to_change_when_a_sweep_grows(tmp_path: Path) -> None:
+    """A member trains as it would alone: `members` changes how a sweep runs, not what its
+    trials mean."""
+    old = parse_spec(tiny_spec(tmp_path))
+    new = parse_spec(tiny_spec(tmp_path, resources={"cpu": 1, "members": 4}))
+    assert changes(old, new) == ([], [])
