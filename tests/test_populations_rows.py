@@ -14,9 +14,10 @@ from ray.tune.utils import flatten_dict
 
 from sweep.growth import changes
 from sweep.plan import make_cells, trial_config
+from sweep.progress import LiveCells
 from sweep.records import TrialResult, member_results, population_config, population_result
 from sweep.results import ResultsWriter, read_table
-from sweep.spec import parse_spec
+from sweep.spec import SweepSpec, parse_spec
 from tests.support.driver import raw_rows
 from tests.support.sweeps import tiny_spec
 
@@ -40,7 +41,7 @@ def report(step: int, value: float, done: bool = False, diverged: bool = False) 
 
 
 @pytest.fixture
-def population(tmp_path: Path) -> tuple[ResultsWriter, Trial, Path]:
+def population(tmp_path: Path) -> tuple[ResultsWriter, Trial, Path, SweepSpec]:
     raw = tiny_spec(tmp_path, difficulties=["trivial"], resources={"members": 3})
     raw["models"] = {"rnn": {"family": "rnn", "hidden": 4}}
     raw["search"] = {"trials_per_cell": 3, "seed": 0, "space": {}}
@@ -49,11 +50,11 @@ def population(tmp_path: Path) -> tuple[ResultsWriter, Trial, Path]:
     members = [trial_config(spec, cell, "search", n, 10 + n, {}) for n in range(3)]
     trial = Trial("sweep_trainable", config=population_config(members), stub=True)
     folder = tmp_path / "results" / "tiny"
-    return ResultsWriter(spec, str(folder)), trial, folder
+    return ResultsWriter(spec, str(folder)), trial, folder, spec
 
 
 def test_a_diverged_member_is_written_alone_and_once(population) -> None:
-    writer, trial, folder = population
+    writer, trial, folder, _ = population
     first = population_result({0: report(1, 0.4), 1: report(1, 0.3), 2: report(1, 0.5)}, "min")
     writer.on_trial_result(0, [], trial, first)
     diverged = population_result({1: report(2, 0.3, done=True, diverged=True)}, "min")
@@ -80,7 +81,7 @@ def test_members_that_had_not_ended_fail_with_their_population(population) -> No
     """After a driver restart (the writer remembers nothing: Tune pickles it empty), a
     population that fails writes `failed` rows for its members that had not ended, and
     leaves the row of one that had."""
-    writer, trial, folder = population
+    writer, trial, folder, _ = population
     ended = population_result({0: report(1, 0.4, done=True, diverged=True)}, "min")
     writer.on_trial_result(0, [], trial, ended)
     restarted = pickle.loads(pickle.dumps(writer))
@@ -111,3 +112,20 @@ def test_members_is_free_to_change_when_a_sweep_grows(tmp_path: Path) -> None:
     old = parse_spec(tiny_spec(tmp_path))
     new = parse_spec(tiny_spec(tmp_path, resources={"cpu": 1, "members": 4}))
     assert changes(old, new) == ([], [])
+
+
+def test_the_live_view_counts_members(population) -> None:
+    """A running population's member that ended counts as done (diverged: failed) while the
+    others run."""
+    _, trial, _, spec = population
+    live = LiveCells(spec)
+    trial.set_status(Trial.RUNNING)
+    ended = population_result(
+        {0: report(1, 0.4), 1: report(1, 0.3, done=True, diverged=True)}, "min"
+    )
+    live.on_trial_result(0, [trial], trial, ended)
+    trial.run_metadata.last_result = population_result(
+        {0: report(2, 0.2), 2: report(2, 0.1)}, "min"
+    )
+    (counts,) = live.counts([trial])
+    assert (counts.done, counts.failed, counts.running, counts.best) == (1, 1, 2, 0.3)
