@@ -174,17 +174,17 @@ def test_grid_members_write_the_rows_of_lone_trials(tmp_path: Path) -> None:
     study = optuna.load_study(
         study_name=cell.id, storage=journal_storage(local_journal(str(folder)))
     )
-    for row in trials.itertuples():
-        params = study.trials[row.optuna_trial].params
-        config = trial_config(resolved, cell, "search", row.optuna_trial, row.seed, params)
+    for row in trials.to_dict("records"):
+        number, seed, solved = row["optuna_trial"], row["seed"], row["episodes_to_solve"]
+        params = study.trials[number].params
+        config = trial_config(resolved, cell, "search", number, seed, params)
         *_, last = build_trial(config).reports()
-        solved = None if pd.isna(row.episodes_to_solve) else int(row.episodes_to_solve)
-        assert (row.status, row.final_value, row.best_value, solved) == (
+        assert (row["status"], row["final_value"], row["best_value"]) == (
             "completed",
             last.final_value,
             last.best_value,
-            last.episodes_to_solve,
         )
+        assert (None if pd.isna(solved) else solved) == last.episodes_to_solve
 
 
 @pytest.mark.parametrize(
