@@ -26,15 +26,6 @@ SHARED: dict[str, Any] = {"episodes": 24, "batch_size": 4, "eval_every": 8, "eva
 TIMING = ("wall_s", "episodes_per_second")
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models: one thread is fastest, and steady on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _task(name: str) -> Task:
     if name == "patterns":
         return make_task(name, "trivial")
