@@ -74,7 +74,7 @@ class Modulation:
         y: Tensor,
         eta: Tensor | None,
         m: Tensor | None,
-        clip: float | None,
+        clip: float | Tensor | None,
     ) -> list[Tensor]:
         """The traces after one step with presynaptic x and postsynaptic y (B, N)."""
         if self.traces == 2:  # retroactive: PW from the old E, then E

@@ -36,19 +36,30 @@ def alpha_shape(granularity: str, pre: int, post: int) -> tuple[int, ...]:
     return {"connection": (pre, post), "neuron": (post,), "scalar": ()}[granularity]
 
 
-def plastic_product(x: Tensor, w: Tensor, alpha: Tensor, trace: Tensor) -> Tensor:
-    """x @ (w + alpha * trace) for x (B, N_pre), trace (B, N_pre, N_post): (B, N_post)."""
+def plastic_product(
+    x: Tensor, w: Tensor, alpha: Tensor, trace: Tensor, per_connection: bool | None = None
+) -> Tensor:
+    """x @ (w + alpha * trace) for x (B, N_pre), trace (B, N_pre, N_post): (B, N_post).
+    Leading dimensions broadcast: a population's members pass x (K, B, N_pre), w (K, N_pre,
+    N_post), trace (K, B, N_pre, N_post) and alpha shaped to broadcast against the trace
+    (per connection) or the product (per neuron or scalar), saying which (`per_connection`;
+    None: alpha is per connection when it is a matrix)."""
+    if per_connection is None:
+        per_connection = alpha.dim() == 2
     fixed = x @ w
+    pre, post = trace.shape[-2:]
     # a per-neuron or scalar alpha factors out of the product, so only per-connection alpha
     # pays for an elementwise (B, N, N) multiply.
-    if alpha.dim() == 2:
-        return fixed + torch.bmm(x.unsqueeze(1), alpha * trace).squeeze(1)
-    return fixed + torch.bmm(x.unsqueeze(1), trace).squeeze(1) * alpha
+    plastic = alpha * trace if per_connection else trace
+    # one (1, N_pre) @ (N_pre, N_post) product per batch element (and member)
+    product = torch.bmm(x.reshape(-1, 1, pre), plastic.reshape(-1, pre, post)).view_as(fixed)
+    return fixed + product if per_connection else fixed + product * alpha
 
 
-def scaled_gradient(tensor: Tensor, scale: float) -> Tensor:
-    """`tensor`'s value, with its gradient multiplied by `scale` on the way back."""
-    if scale == 1.0:
+def scaled_gradient(tensor: Tensor, scale: float | Tensor) -> Tensor:
+    """`tensor`'s value, with its gradient multiplied by `scale` on the way back (a tensor
+    scale broadcasts: one per member of a population)."""
+    if isinstance(scale, float) and scale == 1.0:
         return tensor
     return tensor * scale + (tensor * (1.0 - scale)).detach()
 

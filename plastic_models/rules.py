@@ -145,5 +145,9 @@ class Additive(DecayRule):
     default_clip = 1.0
 
 
-def clip_trace(trace: Tensor, clip: float | None) -> Tensor:
+def clip_trace(trace: Tensor, clip: float | Tensor | None) -> Tensor:
+    """trace clamped to [-clip, clip]; a tensor clip broadcasts (one per member of a
+    population, inf for a member without one)."""
+    if isinstance(clip, Tensor):
+        return torch.clamp(trace, -clip, clip)
     return trace if clip is None else torch.clamp(trace, -clip, clip)

@@ -13,22 +13,29 @@ lone models that way and stacks them, so a member starts bit for bit where a lon
 Within a population the members share every setting of `shape_key` and may differ in the
 rest (eta, clip, init scales).
 
-`LoopMembers` runs any family (a plugin's too): each member's slices through the family's own
-module in turn (`torch.func.functional_call`), so it batches nothing and is the reference the
-batched implementations are checked against. A family registers a batched implementation in
-`BATCHED`.
+Both kinds below keep the stacked tensors under the lone model's names (`Stacked.tensors()`)
+and each member's lone model on the meta device (its settings, no memory): `member(k)`
+rebuilds member k from it, with its own settings. `LoopMembers` runs any family (a plugin's
+too): each member's slices through its own lone module in turn
+(`torch.func.functional_call`), so it batches nothing and is the reference the batched
+implementations are checked against. `Batched` runs a family's batched computation (a
+`BatchedFamily`, beside the family: baselines/members.py, plastic_models/members.py) on the
+stacked tensors; a family registers one in `BATCHED`.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from baselines.members import RecurrentMembers
+from plastic_models.members import PlasticLSTMMembers, PlasticNetworkMembers
 from sweep.models import build_model, get_family
 
 State = tuple[Tensor, ...]
@@ -61,7 +68,13 @@ class Members(nn.Module):
         if not models:
             raise ValueError("a population needs at least one member")
         self.size = len(models)
-        self.template = models[0]
+        # a plain list, not submodules: the members' parameters are the population's own
+        self.lone: list[nn.Module] = list(models)
+
+    @property
+    def template(self) -> nn.Module:
+        """A lone model of the population's family and shape."""
+        return self.lone[0]
 
     @property
     def num_parameters(self) -> int:
@@ -101,31 +114,56 @@ def _stacked(models: Sequence[nn.Module]) -> tuple[dict[str, Tensor], dict[str, 
     return params, buffers
 
 
-class LoopMembers(Members):
-    """Any family: stacked tensors, each member run through the lone module in turn."""
+class Stacked(Members):
+    """The members' tensors stacked, under the lone model's names (a side table: nn.Module
+    names cannot hold dots), with `member` and `select`. Each member's lone model is kept on
+    the meta device (its settings, no memory) for its settings and to rebuild it."""
 
     def __init__(self, models: Sequence[nn.Module]):
         super().__init__(models)
         params, buffers = _stacked(models)
-        # nn.Module names cannot hold dots: keep the lone model's names in a side table
         self.names = list(params)
         self.buffer_names = list(buffers)
         self.stacked = nn.ParameterList([nn.Parameter(p) for p in params.values()])
         for i, b in enumerate(buffers.values()):
             self.register_buffer(f"buffer_{i}", b)
-        self.module = copy.deepcopy(models[0])
-        self.calls = _Calls(self.module)
+        self.lone = [copy.deepcopy(m).to("meta") for m in models]
 
-    def _tensors(self, k: int) -> dict[str, Tensor]:
-        tensors = {name: p[k] for name, p in zip(self.names, self.stacked, strict=True)}
+    def tensors(self) -> dict[str, Tensor]:
+        """Every stacked parameter and buffer by the lone model's name: (K, ...)."""
+        tensors = dict(zip(self.names, self.stacked, strict=True))
         for i, name in enumerate(self.buffer_names):
-            tensors[name] = getattr(self, f"buffer_{i}")[k]
+            tensors[name] = getattr(self, f"buffer_{i}")
         return tensors
 
+    def member(self, k: int) -> nn.Module:
+        device = self.stacked[0].device if len(self.stacked) else torch.device("cpu")
+        model = copy.deepcopy(self.lone[k]).to_empty(device=device)
+        with torch.no_grad():
+            for name, tensor in self.tensors().items():
+                owner, _, leaf = name.rpartition(".")
+                getattr(model.get_submodule(owner), leaf).copy_(tensor[k])
+        return model
+
+    def select(self, indices: Sequence[int]) -> None:
+        index = torch.as_tensor(list(indices), dtype=torch.long)
+        for i, p in enumerate(self.stacked):
+            self.stacked[i] = nn.Parameter(p.detach()[index.to(p.device)].clone())
+        for i in range(len(self.buffer_names)):
+            b = getattr(self, f"buffer_{i}")
+            setattr(self, f"buffer_{i}", b[index.to(b.device)].clone())
+        self.lone = [self.lone[k] for k in index.tolist()]
+        self.size = len(index)
+
+
+class LoopMembers(Stacked):
+    """Any family: stacked tensors, each member run through its own lone module in turn."""
+
     def _call(self, k: int, method: str, *args: Any) -> Any:
-        """Member k's `method` (forward or step) of the lone module, on its slices."""
-        tensors = {f"module.{name}": t for name, t in self._tensors(k).items()}
-        return functional_call(self.calls, tensors, (method, *args), strict=True)
+        """Member k's `method` (forward, initial_state or step) of its lone module, on its
+        slices (a learned initial state is the member's own)."""
+        tensors = {f"module.{name}": t[k] for name, t in self.tensors().items()}
+        return functional_call(_Calls(self.lone[k]), tensors, (method, *args), strict=True)
 
     def forward(self, inputs: Tensor) -> Tensor:
         return torch.stack([self._call(k, "forward", inputs[:, k]) for k in range(self.size)], 1)
@@ -133,9 +171,9 @@ class LoopMembers(Members):
     def initial_state(
         self, batch_size: int, device: torch.device | str, dtype: torch.dtype | None = None
     ) -> State:
+        dtype = dtype or self.stacked[0].dtype
         states = [
-            self.module.initial_state(batch_size, device, dtype)  # type: ignore[operator]
-            for _ in range(self.size)
+            self._call(k, "initial_state", batch_size, device, dtype) for k in range(self.size)
         ]
         return tuple(torch.stack(parts) for parts in zip(*states, strict=True))
 
@@ -147,22 +185,51 @@ class LoopMembers(Members):
             states.append(s)
         return torch.stack(outs), tuple(torch.stack(p) for p in zip(*states, strict=True))
 
-    def member(self, k: int) -> nn.Module:
-        model = copy.deepcopy(self.module)
-        with torch.no_grad():
-            for name, tensor in self._tensors(k).items():
-                owner, _, leaf = name.rpartition(".")
-                getattr(model.get_submodule(owner), leaf).copy_(tensor)
-        return model
+
+class BatchedFamily(Protocol):
+    """A family's batched computation (plastic_models/members.py, baselines/members.py): built
+    from the K lone models (their settings), it computes on the stacked tensors by name."""
+
+    def forward(self, tensors: Mapping[str, Tensor], inputs: Tensor) -> Tensor: ...
+
+    def initial_state(
+        self,
+        tensors: Mapping[str, Tensor],
+        batch_size: int,
+        device: torch.device | str,
+        dtype: torch.dtype,
+    ) -> State: ...
+
+    def step(
+        self, tensors: Mapping[str, Tensor], x_t: Tensor, state: State
+    ) -> tuple[Tensor, State]: ...
+
+
+class Batched(Stacked):
+    """A family's members as single batched ops (`family(lone models)` computes)."""
+
+    def __init__(
+        self, models: Sequence[nn.Module], family: Callable[[Sequence[Any]], BatchedFamily]
+    ):
+        super().__init__(models)
+        self.make = family
+        self.family = family(self.lone)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.family.forward(self.tensors(), inputs)
+
+    def initial_state(
+        self, batch_size: int, device: torch.device | str, dtype: torch.dtype | None = None
+    ) -> State:
+        dtype = dtype or self.stacked[0].dtype
+        return self.family.initial_state(self.tensors(), batch_size, device, dtype)
+
+    def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+        return self.family.step(self.tensors(), x_t, state)
 
     def select(self, indices: Sequence[int]) -> None:
-        index = torch.as_tensor(list(indices), dtype=torch.long)
-        for i, p in enumerate(self.stacked):
-            self.stacked[i] = nn.Parameter(p.detach()[index.to(p.device)].clone())
-        for i in range(len(self.buffer_names)):
-            b = getattr(self, f"buffer_{i}")
-            setattr(self, f"buffer_{i}", b[index.to(b.device)].clone())
-        self.size = len(index)
+        super().select(indices)
+        self.family = self.make(self.lone)
 
 
 class _Calls(nn.Module):
@@ -178,7 +245,13 @@ class _Calls(nn.Module):
 
 
 # family -> a batched implementation, built from the K lone models
-BATCHED: dict[str, Callable[[Sequence[nn.Module]], Members]] = {}
+BATCHED: dict[str, Callable[[Sequence[nn.Module]], Members]] = {
+    "rnn": partial(Batched, family=RecurrentMembers),
+    "lstm": partial(Batched, family=RecurrentMembers),
+    "gru": partial(Batched, family=RecurrentMembers),
+    "plastic": partial(Batched, family=PlasticNetworkMembers),
+    "plastic_lstm": partial(Batched, family=PlasticLSTMMembers),
+}
 
 
 def can_batch(family: str) -> bool:
