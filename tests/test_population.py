@@ -26,15 +26,6 @@ SHARED: dict[str, Any] = {"episodes": 24, "batch_size": 4, "eval_every": 8, "eva
 TIMING = ("wall_s", "episodes_per_second")
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models: one thread is fastest, and steady on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _task(name: str) -> Task:
     if name == "patterns":
         return make_task(name, "trivial")
@@ -103,13 +94,22 @@ def _assert_same(got: Sequence[Report], want: Sequence[Report]) -> None:
         assert g.keys() == w.keys()
         for key in g:
             if isinstance(w[key], float):
-                assert g[key] == pytest.approx(w[key], rel=1e-5, abs=1e-6, nan_ok=True), key
+                assert g[key] == pytest.approx(w[key], rel=1e-4, abs=1e-6, nan_ok=True), key
             else:
                 assert g[key] == w[key], key
 
 
 def _parameters(population: PopulationTrial, member: str) -> list[torch.Tensor]:
     return [p.detach() for p in population.member_model(member).parameters()]
+
+
+def _assert_close(got: Sequence[torch.Tensor], want: Sequence[torch.Tensor], lr: float) -> None:
+    """The same parameters within float tolerance. A batched family's sums differ from the
+    lone model's in the last bits; Adam divides each element's step by its gradient's own
+    size, so an element whose gradient is at that noise level (a clipped member's, an input
+    that is zero) still moves by a fraction of lr: absolute tolerance lr / 20."""
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=lr / 20)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -123,8 +123,7 @@ def test_each_member_trains_as_its_lone_trial(variant: str) -> None:
         lone, parameters = _lone(task, family, member)
         assert [r.episodes for r in lone] == [8, 16, 24] and lone[-1].done
         _assert_same(reports[member.id], lone)
-        for got, want in zip(_parameters(population, member.id), parameters, strict=True):
-            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        _assert_close(_parameters(population, member.id), parameters, member.train.lr)
     values = [reports[m.id][-1].final_value for m in members]
     assert len(set(values)) > 1 or variant == "reward"  # different members, different numbers
 
@@ -164,8 +163,7 @@ def test_a_diverged_or_stopped_member_leaves_the_others_unchanged() -> None:
     _assert_same(reports["a"], lone["a"][0])
     _assert_same(reports["b"], lone["b"][0])
     _assert_same(reports["c"], lone["c"][0][:1])
-    for got, want in zip(_parameters(population, "a"), lone["a"][1], strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    _assert_close(_parameters(population, "a"), lone["a"][1], members[0].train.lr)
     assert population.members.size == 1 and population.ids == ["a"]
 
 

@@ -202,6 +202,7 @@ def two_nodes() -> Iterator[LocalCluster]:
         cluster.stop()
 
 
+@pytest.mark.xdist_group("cluster")  # Ray heads on this machine: one at a time
 def test_trials_run_on_both_nodes_of_a_cluster(two_nodes: LocalCluster, tmp_path: Path) -> None:
     spec = tiny_spec(tmp_path, name="cluster", difficulties=["trivial"])
     done = sweep(

@@ -1,0 +1,119 @@
+"""Populations against lone trials: trials per hour when K trials of a cell train as one model.
+
+For each case and K in --members (1, 4, 16): K trials of `--episodes` training episodes each
+(batch 16, one evaluation of 64 episodes at the end), with different seeds and learning rates,
+trained (a) as one `sweep.population.PopulationTrial` of K members and (b) as K lone
+`sweep.train.Trial`s one after another, as K one-CPU Ray Tune trials on one core would run
+them. One torch thread. Trials per hour = K x 3600 / wall seconds; the ratio is (a) / (b).
+Both sides pay model building and evaluation, not Ray's start-up (see `sweep run` for that).
+
+Cases: the plastic network at the pattern task's `paper-simplified` level (direct, N = 51,
+11 steps; the lone trials run the hand-derived fast kernels, the population the generic
+checkpointed path), a 64-unit LSTM on the same level, and a 32-neuron plastic maze agent
+(simple neuromodulation, additive rule, `tiny` maze, trained by A2C: closed loop, one batched
+step per time step).
+
+    .venv/bin/python benchmarks/populations.py [--members 1 4 16] [--episodes 480]
+
+Run it on a quiet machine (nothing else computing): the figures are wall times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from machine import cpu_model  # benchmarks/machine.py, beside this script
+
+from sweep.population import Member, PopulationTrial
+from sweep.tasks import make_task
+from sweep.train import TrainConfig, Trial
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    task: str
+    level: str
+    family: str
+    params: dict[str, Any]
+
+
+CASES = [
+    Case("plastic, paper-simplified", "patterns", "paper-simplified", "plastic", {}),
+    Case("lstm 64, paper-simplified", "patterns", "paper-simplified", "lstm", {"hidden": 64}),
+    Case(
+        "plastic maze agent, 32 neurons",
+        "maze",
+        "tiny",
+        "plastic",
+        {"hidden": 32, "modulation": "simple", "rule": "additive"},
+    ),
+]
+
+
+def configs(k: int, episodes: int) -> list[TrainConfig]:
+    """K trials' settings: seeds 0..K-1, learning rates spread over a decade."""
+    return [
+        TrainConfig(
+            episodes=episodes,
+            batch_size=16,
+            lr=1e-3 * 10 ** (i / max(1, k) - 0.5),
+            eval_every=episodes,
+            eval_episodes=64,
+            seed=i,
+        )
+        for i in range(k)
+    ]
+
+
+def wall(work: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def measure(case: Case, k: int, episodes: int) -> tuple[float, float]:
+    """Wall seconds of (population, lone trials one after another)."""
+    task = make_task(case.task, case.level)
+    trains = configs(k, episodes)
+
+    def population() -> None:
+        members = [Member(str(i), case.params, t) for i, t in enumerate(trains)]
+        for _ in PopulationTrial(task, case.family, members).reports():
+            pass
+
+    def lone() -> None:
+        for t in trains:
+            for _ in Trial(task, case.family, case.params, t).reports():
+                pass
+
+    return wall(population), wall(lone)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--members", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--episodes", type=int, default=480)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"{cpu_model()}, torch {torch.__version__}, 1 thread, {args.episodes} episodes a trial")
+    print("| case | K | population s | lone s | population trials/h | lone trials/h | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for case in CASES:
+        measure(case, 2, 32)  # warm-up: first calls, allocations
+        for k in args.members:
+            pop, lone = measure(case, k, args.episodes)
+            print(
+                f"| {case.name} | {k} | {pop:.1f} | {lone:.1f} | {k * 3600 / pop:.0f} | "
+                f"{k * 3600 / lone:.0f} | {lone / pop:.2f}x |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
