@@ -6,9 +6,8 @@ What may change, and how:
   search it continue their studies over the larger set);
 - raised: `search.trials_per_cell` (existing studies continue, TPE sees their past trials),
   `confirm.seeds` (the added seeds run for each cell's current best);
-- free: how the sweep runs, not what its trials mean (`resources` but `workers` — `members`
-  too: a member trains as it would alone —,
-  `max_concurrent`, `fault_tolerance`, `tracking`).
+- free: how the sweep runs, not what its trials mean (`resources` but `workers`: `members`
+  too, a member trains as it would alone; `max_concurrent`, `fault_tolerance`, `tracking`).
 
 Anything else would make finished trials mean something else (the training budget, the task,
 a difficulty's protocol, a search range, a model's fixed settings, the sampler or its seed,
