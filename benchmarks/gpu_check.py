@@ -466,13 +466,14 @@ def step_populations(dry: bool, out: Path) -> Iterator[Row]:
 
     if "members" not in Resources.model_fields:
         raise NotAvailable("resources.members does not exist in this version (no populations)")
-    for members in (1, 2) if dry else POPULATIONS:
+    for members in (2,) if dry else POPULATIONS:
         with tempfile.TemporaryDirectory() as folder:
             spec = quick_spec(dry, Path(folder) / "results")
             spec |= {"name": f"members-{members}", "difficulties": spec["difficulties"][-1:]}
             spec["models"] = {"plastic": {"family": "plastic"}}
             spec["search"]["trials_per_cell"] = members
             spec["confirm"] = {"seeds": 0}
+            spec["early_stop"] = "none"  # a population's members are not stopped one by one
             spec["resources"] |= {"members": members, "gpu": 0 if dry else 1}
             row = run_sweep(spec, Path(folder), *(("--num-cpus", "2") if dry else ()))
         yield {"members": members, **row}

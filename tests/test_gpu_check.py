@@ -22,6 +22,7 @@ FIGURES = {
     "image": ["s_per_episode", "minutes_per_3000", "vs_paper"],
     "sweep": ["trials", "wall_s", "trials_per_hour", "vs_cpu"],
     "data_parallel": ["init_s", "broadcast_state_s", "first_all_reduce_s", "all_reduce_s"],
+    "populations": ["members", "trials", "wall_s", "trials_per_hour"],
 }
 
 
@@ -67,8 +68,9 @@ def test_dry_run_runs_every_step_and_writes_its_figures(tmp_path: Path) -> None:
             assert isinstance(row[key], int | float), (name, key, row)
             assert f"| {key} |" in page or f"| {key} " in page, key
         assert f"## {name}: {steps[name]['title']}" in page
-    # populations do not exist yet: reported, not failed
-    assert steps["populations"]["status"].startswith("not available: resources.members")
+    # one population of two members: one Ray Tune trial, two trials rows
+    assert steps["populations"]["rows"][0]["members"] == 2
+    assert steps["populations"]["rows"][0]["trials"] == 2
     # the steps really ran: both paths at both sizes, the tests selected, trials written
     plastic = steps["plastic"]["rows"]
     assert {(r["path"], r["B"]) for r in plastic if "path" in r} == {

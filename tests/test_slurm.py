@@ -77,9 +77,11 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """The environment in which sbatch, squeue and scontrol use this test's Slurm."""
+    """The environment in which sbatch, squeue and scontrol use this test's Slurm. Once a
+    session (a pytest-xdist process may run tests of other files between this file's: a
+    module fixture would start the daemons again while munged still holds its socket)."""
     why = _install()
     if why:
         pytest.skip(why)
