@@ -14,6 +14,11 @@ checkpointed path), a 64-unit LSTM on the same level, and a 32-neuron plastic ma
 step per time step).
 
     .venv/bin/python benchmarks/populations.py [--members 1 4 16] [--episodes 480]
+    .venv/bin/python benchmarks/populations.py --sweep 5
+
+`--sweep K`: instead, the quick demo (examples/quick.yaml, with `early_stop: none`: members
+are not stopped one by one) run by `sweep run` on embedded Ray with `members: 1`, then with
+`members: K`; the wall of each command, its trials rows, and the ratio.
 
 Run it on a quiet machine (nothing else computing): the figures are wall times.
 """
@@ -21,12 +26,18 @@ Run it on a quiet machine (nothing else computing): the figures are wall times.
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
+import yaml
 from machine import cpu_model  # benchmarks/machine.py, beside this script
 
 from sweep.population import Member, PopulationTrial
@@ -95,11 +106,40 @@ def measure(case: Case, k: int, episodes: int) -> tuple[float, float]:
     return wall(population), wall(lone)
 
 
+def sweep_wall(members: int, folder: Path) -> tuple[float, int]:
+    """Wall seconds of `sweep run` of the quick demo with `members`, and its trials rows."""
+    root = Path(__file__).resolve().parents[1]
+    spec = yaml.safe_load((root / "examples" / "quick.yaml").read_text())
+    spec |= {"name": f"quick-members-{members}", "storage": str(folder), "early_stop": "none"}
+    spec["resources"] |= {"members": members}
+    path = folder / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    sweep = str(Path(sys.executable).with_name("sweep"))
+    start = time.perf_counter()
+    subprocess.run([sweep, "run", str(path)], check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    return seconds, len(pd.read_parquet(folder / spec["name"] / "trials"))
+
+
+def sweeps(members: int) -> None:
+    print(f"{cpu_model()}, torch {torch.__version__}: examples/quick.yaml, early_stop none")
+    with tempfile.TemporaryDirectory() as folder:
+        one, rows_one = sweep_wall(1, Path(folder))
+        many, rows_many = sweep_wall(members, Path(folder))
+    print(f"members: 1  {one:.0f} s, {rows_one} trials rows")
+    print(f"members: {members}  {many:.0f} s, {rows_many} trials rows")
+    print(f"ratio: {one / many:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--episodes", type=int, default=480)
+    parser.add_argument("--sweep", type=int, metavar="K", help="time the quick demo's sweep")
     args = parser.parse_args()
+    if args.sweep:
+        sweeps(args.sweep)
+        return
     torch.set_num_threads(1)
     print(f"{cpu_model()}, torch {torch.__version__}, 1 thread, {args.episodes} episodes a trial")
     print("| case | K | population s | lone s | population trials/h | lone trials/h | ratio |")

@@ -87,7 +87,9 @@ def test_an_image_sweeps_report_shows_its_reconstructions(tmp_path: Path) -> Non
     rows = [{**r, "task": "images", "metric": "erased_mse"} for r in rows]
     folder = written_sweep(tmp_path, rows)
     recorded = pictures([{**r, "sweep": "hand"} for r in rows])
-    records = [{str(k): v for k, v in r.items()} for r in recorded.to_dict("records")]
+    # pandas holds a missing identity (a lone trial's `population`) as NaN; a row holds None
+    frame = recorded.astype(object).where(recorded.notna(), None)
+    records = [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
     write_part(folder, "reconstructions", [{**r, "schema_version": 1} for r in records])
     page = write_report(load(folder), tmp_path / "out").read_text()
     assert page.count("src='data:image/png;base64,") == len(FIGURES)  # every one applies
