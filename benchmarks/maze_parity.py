@@ -79,25 +79,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reference", type=Path, required=True)
     parser.add_argument("--iterations", type=int, default=250)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        choices=["reference", "ours"],
+        default=["reference", "ours"],
+        help="which side to run (the speed ratio needs both in one quiet run)",
+    )
     parser.add_argument("--window", type=int, default=50)
     parser.add_argument("--eval-episodes", type=int, default=300)
     args = parser.parse_args()
     if not args.reference.is_file():
         parser.exit(2, f"maze_parity: {args.reference}: no such file\n")
-    runs: dict[str, list[dict[str, float]]] = {"reference": [], "ours": []}
-    for seed in range(args.seeds):
-        runs["reference"].append(reference(args.reference, args.iterations, seed, args.window))
-        print("reference", seed, runs["reference"][-1], flush=True)
-    for seed in range(args.seeds):
-        runs["ours"].append(ours(args.iterations, seed, args.eval_episodes))
-        print("ours", seed, runs["ours"][-1], flush=True)
-    print(f"\n{args.iterations * BATCH} training episodes, {args.seeds} seeds, medians:")
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in args.runs}
+    for name in args.runs:
+        for seed in args.seeds:
+            if name == "reference":
+                found = reference(args.reference, args.iterations, seed, args.window)
+            else:
+                found = ours(args.iterations, seed, args.eval_episodes)
+            runs[name].append(found)
+            print(name, seed, found, flush=True)
+    print(f"\n{args.iterations * BATCH} training episodes, seeds {args.seeds}, medians:")
     for name, found in runs.items():
         reward = statistics.median(r["reward"] for r in found)
         speed = statistics.median(r["episodes_per_second"] for r in found)
         spread = [round(r["reward"], 2) for r in found]
         print(f"  {name:<9} reward {reward:7.2f} {spread}  training episodes/s {speed:6.1f}")
+    if len(runs) < 2:
+        return
     ratio = statistics.median(r["episodes_per_second"] for r in runs["ours"]) / statistics.median(
         r["episodes_per_second"] for r in runs["reference"]
     )
