@@ -96,11 +96,11 @@ def main() -> None:
     for name in args.runs:
         for seed in args.seeds:
             if name == "reference":
-                found = reference(args.reference, args.iterations, seed, args.window)
+                result = reference(args.reference, args.iterations, seed, args.window)
             else:
-                found = ours(args.iterations, seed, args.eval_episodes)
-            runs[name].append(found)
-            print(name, seed, found, flush=True)
+                result = ours(args.iterations, seed, args.eval_episodes)
+            runs[name].append(result)
+            print(name, seed, result, flush=True)
     print(f"\n{args.iterations * BATCH} training episodes, seeds {args.seeds}, medians:")
     for name, found in runs.items():
         reward = statistics.median(r["reward"] for r in found)

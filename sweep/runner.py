@@ -352,7 +352,9 @@ def run(
         _trainable(spec, folder),
         tune_config=tune.TuneConfig(
             search_alg=CellSearcher(spec, cells, folder),
-            scheduler=None if asha is None else CellScheduler(asha, spec.train_config().episodes),
+            scheduler=(
+                None if asha is None else CellScheduler(asha, spec.train_config().episodes, folder)
+            ),
             num_samples=len(cells) * budget(spec),
             max_concurrent_trials=spec.max_concurrent,
             # A reused trainable would keep its placement group, and with it the workers of

@@ -535,13 +535,6 @@ def _population_errors(values: dict[str, Any]) -> list[str]:
     if members == 1:
         return []
     errors = []
-    stop = values.get("early_stop")
-    if stop is not None and stop.scheduler != "none":
-        errors.append(
-            f"resources.members: {members}: populations run without early stopping (Ray "
-            "Tune's scheduler sees one metric per Tune trial, not one per member, and ASHA per "
-            "member is not built); set early_stop: none, or members: 1"
-        )
     if values["resources"].workers > 1:
         errors.append(
             f"resources.members: {members}: a population trains in one process, not "

@@ -25,6 +25,7 @@ model families, learners and tasks registered, so the writer passes them to
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,30 @@ def filesystem(path: str | Path) -> tuple[pafs.FileSystem, str]:
     if "://" in text:
         return pafs.FileSystem.from_uri(text)
     return pafs.LocalFileSystem(), str(Path(text).resolve())
+
+
+def stops_path(folder: str, trial_id: str) -> str:
+    """Where the scheduler lists the members of population `trial_id` it stopped (a JSON list
+    of their places), beside the population's checkpoint."""
+    return f"{folder.rstrip('/')}/{CHECKPOINTS}/{trial_id}.stops.json"
+
+
+def write_stops(folder: str, trial_id: str, members: Sequence[int]) -> None:
+    """Written whole under a temporary name, then moved over the last list."""
+    fs, where = filesystem(stops_path(folder, trial_id))
+    fs.create_dir(where.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(f"{where}.tmp") as out:
+        out.write(json.dumps(list(members)).encode())
+    fs.move(f"{where}.tmp", where)
+
+
+def read_stops(folder: str, trial_id: str) -> set[int]:
+    """The members of population `trial_id` the scheduler stopped (none: no file)."""
+    fs, where = filesystem(stops_path(folder, trial_id))
+    if fs.get_file_info(where).type == pafs.FileType.NotFound:
+        return set()
+    with fs.open_input_stream(where) as f:
+        return {int(k) for k in json.loads(f.read())}
 
 
 def part_files(fs: pafs.FileSystem, folder: str) -> list[str]:

@@ -24,11 +24,12 @@ from sweep.records import (
     Placement,
     TrialConfig,
     TrialResult,
+    member_results,
     population_result,
     trial_configs,
 )
 from sweep.spec import SweepSpec
-from sweep.store import CHECKPOINTS, filesystem
+from sweep.store import CHECKPOINTS, filesystem, read_stops
 from sweep.tasks import Task, make_task
 from sweep.train import TRAIN_FIELDS, Ranks, TrainConfig, Trial
 
@@ -145,20 +146,25 @@ def build_population(configs: list[TrialConfig], device: str = "cpu") -> Populat
 def train_population(ray_config: dict[str, Any], spec: SweepSpec, folder: str) -> None:
     """A population (`resources.members` > 1): its members trained as one model, one
     `tune.report` per evaluation holding every running member's `TrialResult`; a member
-    that ended (its budget spent, or diverged) is in that report for the last time. The
-    checkpoint holds the whole population, as a lone trial's holds the trial."""
+    that ended (its budget spent, diverged, or stopped by the scheduler) is in a report for
+    the last time, done. The checkpoint holds the whole population, as a lone trial's holds
+    the trial."""
     configs = list(trial_configs(ray_config).values())
     population = build_population(configs, trial_device(spec))
     goal = configs[0].descriptor.goal
     started_at = datetime.now(UTC).isoformat()
-    checkpoint = checkpoint_path(folder, tune.get_context().get_trial_id())
+    trial_id = tune.get_context().get_trial_id()
+    checkpoint = checkpoint_path(folder, trial_id)
     state = load_checkpoint(checkpoint)
+    last: dict[int, TrialResult] = {}  # each member's latest result
     if state is not None:
         population.load_state_dict(state["population"])
         started_at = state["started_at"]
         tune.report(state["last"])  # again, as a lone trial does
+        last = {k: r for k, r in member_results(state["last"]).items() if k is not None}
         if population.finished:
             return
+        _stop_members(population, folder, trial_id, last, goal)
     place = Place.here(population)
     where = asdict(
         Placement(
@@ -182,11 +188,34 @@ def train_population(ray_config: dict[str, Any], spec: SweepSpec, folder: str) -
         ended = any(report.done for _, report in reports)
         if ended or time.monotonic() - last_checkpoint >= every:
             results = {k: replace(r, checkpointed=True) for k, r in results.items()}
-            last = population_result(results, goal)
-            state = {"population": population.state_dict(), "last": last, **where}
+            state = {
+                "population": population.state_dict(),
+                "last": population_result(results, goal),
+                **where,
+            }
             save_checkpoint(checkpoint, state)
             last_checkpoint = time.monotonic()
+        last.update(results)
         tune.report(population_result(results, goal))
+        _stop_members(population, folder, trial_id, last, goal)
+
+
+def _stop_members(
+    population: PopulationTrial,
+    folder: str,
+    trial_id: str,
+    last: dict[int, TrialResult],
+    goal: str,
+) -> None:
+    """The members the scheduler stopped (`sweep.scheduling`) stop computing, and their
+    latest results are reported once more, done: their last report."""
+    running = {int(k) for k in population.ids}
+    stops = sorted(read_stops(folder, trial_id) & running)
+    if not stops:
+        return
+    for k in stops:
+        population.stop(str(k))
+    tune.report(population_result({k: replace(last[k], done=True) for k in stops}, goal))
 
 
 @contextmanager

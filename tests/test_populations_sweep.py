@@ -189,10 +189,6 @@ def test_grid_members_write_the_rows_of_lone_trials(tmp_path: Path) -> None:
     ("changes", "line"),
     [
         (
-            {"early_stop": {"scheduler": "asha"}},
-            "resources.members: 4: populations run without early stopping",
-        ),
-        (
             {"resources": {"cpu": 1, "workers": 2, "members": 4}},
             "resources.members: 4: a population trains in one process",
         ),
