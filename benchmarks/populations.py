@@ -16,9 +16,10 @@ step per time step).
     .venv/bin/python benchmarks/populations.py [--members 1 4 16] [--episodes 480]
     .venv/bin/python benchmarks/populations.py --sweep 5
 
-`--sweep K`: instead, the quick demo (examples/quick.yaml, with `early_stop: none`: members
-are not stopped one by one) run by `sweep run` on embedded Ray with `members: 1`, then with
-`members: K`; the wall of each command, its trials rows, and the ratio.
+`--sweep K`: instead, the quick demo (examples/quick.yaml, with `early_stop: none`, or as
+written, ASHA deciding for each member, with `--asha`) run by `sweep run` on embedded Ray
+with `members: 1`, then with `members: K`; the wall of each command, its trials rows, and
+the ratio.
 
 Run it on a quiet machine (nothing else computing): the figures are wall times.
 """
@@ -106,11 +107,13 @@ def measure(case: Case, k: int, episodes: int) -> tuple[float, float]:
     return wall(population), wall(lone)
 
 
-def sweep_wall(members: int, folder: Path) -> tuple[float, int]:
+def sweep_wall(members: int, folder: Path, asha: bool) -> tuple[float, int]:
     """Wall seconds of `sweep run` of the quick demo with `members`, and its trials rows."""
     root = Path(__file__).resolve().parents[1]
     spec = yaml.safe_load((root / "examples" / "quick.yaml").read_text())
-    spec |= {"name": f"quick-members-{members}", "storage": str(folder), "early_stop": "none"}
+    spec |= {"name": f"quick-members-{members}", "storage": str(folder)}
+    if not asha:
+        spec["early_stop"] = "none"
     spec["resources"] |= {"members": members}
     path = folder / f"{spec['name']}.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -121,11 +124,12 @@ def sweep_wall(members: int, folder: Path) -> tuple[float, int]:
     return seconds, len(pd.read_parquet(folder / spec["name"] / "trials"))
 
 
-def sweeps(members: int) -> None:
-    print(f"{cpu_model()}, torch {torch.__version__}: examples/quick.yaml, early_stop none")
+def sweeps(members: int, asha: bool) -> None:
+    stop = "ASHA as written" if asha else "early_stop none"
+    print(f"{cpu_model()}, torch {torch.__version__}: examples/quick.yaml, {stop}")
     with tempfile.TemporaryDirectory() as folder:
-        one, rows_one = sweep_wall(1, Path(folder))
-        many, rows_many = sweep_wall(members, Path(folder))
+        one, rows_one = sweep_wall(1, Path(folder), asha)
+        many, rows_many = sweep_wall(members, Path(folder), asha)
     print(f"members: 1  {one:.0f} s, {rows_one} trials rows")
     print(f"members: {members}  {many:.0f} s, {rows_many} trials rows")
     print(f"ratio: {one / many:.2f}x")
@@ -136,9 +140,10 @@ def main() -> None:
     parser.add_argument("--members", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--episodes", type=int, default=480)
     parser.add_argument("--sweep", type=int, metavar="K", help="time the quick demo's sweep")
+    parser.add_argument("--asha", action="store_true", help="--sweep keeps the demo's ASHA")
     args = parser.parse_args()
     if args.sweep:
-        sweeps(args.sweep)
+        sweeps(args.sweep, args.asha)
         return
     torch.set_num_threads(1)
     print(f"{cpu_model()}, torch {torch.__version__}, 1 thread, {args.episodes} episodes a trial")
