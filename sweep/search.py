@@ -70,6 +70,9 @@ def _sampler(spec: SweepSpec, cell: Cell, number: int) -> optuna.samplers.BaseSa
     if spec.search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.search.sampler == "grid":
+        # The grid sampler gives trial n the n-th point of the grid as its seed shuffles it:
+        # one shuffle per cell (its first trial's seed), or two trials may get one point.
+        seed = search_seed(spec, cell, 0)
         grid: dict[str, list[Any]] = {}
         for name, dist in cell.space.items():
             low_high = dist.values()
