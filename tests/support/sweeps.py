@@ -69,6 +69,34 @@ def node_loss_spec(tmp_path: Path, **changes: Any) -> dict[str, Any]:
     return tiny_spec(tmp_path, **{**spec, **changes})
 
 
+def one_cell_spec(tmp_path: Path, name: str, **changes: Any) -> dict[str, Any]:
+    """One cell, the plastic network at `small`, no confirmation: with `changes` (its
+    `train` and `search`, say) a sweep that checks one behaviour of the runner."""
+    spec = {
+        "name": name,
+        "difficulties": ["small"],
+        "models": {"plastic": {"family": "plastic"}},
+        "confirm": {"seeds": 0},
+    }
+    return tiny_spec(tmp_path, **{**spec, **changes})
+
+
+def killed_spec(tmp_path: Path, **changes: Any) -> dict[str, Any]:
+    """4 cells (2 difficulties x plastic, LSTM) x 3 search trials + 1 confirmation seed, 6
+    evaluations a trial with a checkpoint at each: a sweep whose driver is killed once some
+    trials have ended, then continued."""
+    spec = {
+        "name": "killed",
+        "difficulties": ["trivial", "small"],
+        "models": {"plastic": {"family": "plastic"}, "lstm": {"family": "lstm", "hidden": 32}},
+        "train": {"episodes": 1200, "batch_size": 8, "eval_every": 200, "eval_episodes": 16},
+        "search": {"trials_per_cell": 3, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
+        "confirm": {"seeds": 1},
+        "fault_tolerance": {"checkpoint_every_s": 0},  # a checkpoint at every report
+    }
+    return tiny_spec(tmp_path, **{**spec, **changes})
+
+
 def write_spec(tmp_path: Path, spec: dict[str, Any]) -> Path:
     path = tmp_path / f"{spec.get('name', 'spec')}.yaml"
     path.write_text(yaml.safe_dump(spec))
