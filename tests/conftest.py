@@ -17,22 +17,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The serial group first (its tests run one after another on one process, the longest
-    chain of the run), then the other slow tests (the two processes take the long ones while
-    the short ones fill in after). Tests marked `cuda` need a CUDA GPU: skipped without one
-    (`pytest -m cuda` selects them; benchmarks/gpu_check.py runs them)."""
-    items.sort(key=_order)  # stable
+    """The slow tests first (the two processes take the long ones while the short ones fill
+    in after). Tests marked `cuda` need a CUDA GPU: skipped without one (`pytest -m cuda`
+    selects them; benchmarks/gpu_check.py runs them)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:
         if item.get_closest_marker("cuda") is not None:
             item.add_marker(skip)
-
-
-def _order(item: pytest.Item) -> tuple[bool, bool]:
-    serial = any(mark.args == ("cluster",) for mark in item.iter_markers("xdist_group"))
-    return not serial, item.get_closest_marker("slow") is None
 
 
 @pytest.fixture(params=sorted(FAMILIES))
