@@ -31,7 +31,7 @@ from sweep.store import reached
 from sweep.tasks import TASKS, make_task, register_task
 from sweep.tasks.patterns import LEVELS, PatternTask
 from tests.support.driver import assert_study_is_the_rows
-from tests.support.sweeps import status_rows, sweep, tiny_spec, write_spec
+from tests.support.sweeps import asha_search, status_rows, sweep, tiny_spec, write_spec
 
 # A researcher's task: the pattern task scored as the fraction of bits right.
 RECALL = '''
@@ -291,14 +291,8 @@ def test_a_higher_is_better_sweep_end_to_end(plugin_root: Path) -> None:
         "recall",
         name="recall",
         train={"episodes": 600, "batch_size": 8, "eval_every": 100, "eval_episodes": 16},
-        search={
-            "trials_per_cell": 6,
-            "sampler": "random",
-            "space": {"lr": {"loguniform": [1.0e-6, 3.0e-2]}},
-        },
-        early_stop={"scheduler": "asha", "grace_episodes": 100, "reduction_factor": 2},
         confirm={"seeds": 2},
-        max_concurrent=1,
+        **asha_search(6, 3.0e-2, 100),
     )
     done = sweep("run", str(write_spec(plugin_root, spec)))
     assert done.returncode == 0, done.stderr[-3000:]

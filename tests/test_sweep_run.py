@@ -29,6 +29,7 @@ from tests.support.driver import (
 )
 from tests.support.sweeps import (
     LocalCluster,
+    asha_search,
     killed_spec,
     one_cell_spec,
     status_rows,
@@ -259,13 +260,7 @@ def test_early_stopping_stops_poor_trials_and_says_so(tmp_path: Path) -> None:
         tmp_path,
         "asha",
         train={"episodes": 1600, "batch_size": 16, "eval_every": 200, "eval_episodes": 32},
-        search={
-            "trials_per_cell": 8,
-            "sampler": "random",
-            "space": {"lr": {"loguniform": [1.0e-6, 1.0e-2]}},
-        },
-        early_stop={"scheduler": "asha", "grace_episodes": 200, "reduction_factor": 2},
-        max_concurrent=1,
+        **asha_search(8, 1.0e-2, 200),
     )
     done = sweep("run", str(write_spec(tmp_path, spec)))
     assert done.returncode == 0, done.stderr[-3000:]
