@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -45,11 +47,29 @@ def make(family: str, input_size: int = 9, output_size: int = 8, **params: objec
 
 @pytest.fixture(scope="session")
 def tiny_sweep(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, worker_id: str
 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """One real sweep of `tiny_spec` on embedded Ray (2 difficulties x 3 models x (2 search
-    + 2 confirmation trials)), run once per test session for every test that only reads it:
-    its folder and the finished `sweep run`. Tests that change files work on a copy."""
-    tmp = tmp_path_factory.mktemp("tiny")
+    + 2 confirmation trials)), run once per test run for every test that only reads it: its
+    folder and the finished `sweep run`. Tests that change files work on a copy. The
+    pytest-xdist processes share it: the first to ask runs it, the other waits for it, in
+    the folder of this run that both see."""
+    if worker_id == "master":  # one process
+        return _tiny_sweep(tmp_path_factory.mktemp("tiny"))
+    shared = tmp_path_factory.getbasetemp().parent
+    with (shared / "tiny.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        record = shared / "tiny" / "done.json"
+        if record.exists():
+            done = subprocess.CompletedProcess(**json.loads(record.read_text()))
+            return shared / "tiny" / "results" / "tiny", done
+        (shared / "tiny").mkdir()
+        folder, done = _tiny_sweep(shared / "tiny")
+        fields = ("args", "returncode", "stdout", "stderr")
+        record.write_text(json.dumps({k: getattr(done, k) for k in fields}))
+        return folder, done
+
+
+def _tiny_sweep(tmp: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
     done = sweep("run", str(write_spec(tmp, tiny_spec(tmp))))
     return tmp / "results" / "tiny", done

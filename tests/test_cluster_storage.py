@@ -29,14 +29,18 @@ from tests.support.driver import (
 from tests.support.sweeps import (
     LocalCluster,
     S3Server,
+    killed_spec,
     node_loss_spec,
+    one_cell_spec,
     sweep,
     tiny_spec,
     write_spec,
 )
 
-# Ray heads and Slurm daemons on this machine: the xdist group runs them one at a time
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
+pytestmark = pytest.mark.slow
+# Ray heads on this machine: the xdist group runs them one at a time (the tests on embedded
+# Ray start none and run beside them)
+cluster_group = pytest.mark.xdist_group("cluster")
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="a mount namespace per node needs root (CI runs as root)"
 )
@@ -69,6 +73,7 @@ def _cluster(hidden: Path, env: dict[str, str]) -> LocalCluster:
     return cluster
 
 
+@cluster_group
 @needs_root
 def test_a_local_folder_the_workers_cannot_see_is_refused_before_anything_runs(
     tmp_path: Path,
@@ -88,6 +93,7 @@ def test_a_local_folder_the_workers_cannot_see_is_refused_before_anything_runs(
     assert list(results.iterdir()) == []  # nothing written
 
 
+@cluster_group
 @needs_root
 def test_an_s3_sweep_on_nodes_that_share_no_disk_survives_losing_a_worker(
     s3: S3Server, tmp_path: Path
@@ -128,17 +134,7 @@ def test_a_killed_driver_resumes_from_s3_on_a_fresh_disk_and_analysis_reads_it(
 ) -> None:
     storage = s3.uri("resumable")
     folder = f"{storage}/killed"
-    spec = tiny_spec(
-        tmp_path,
-        name="killed",
-        storage=storage,
-        difficulties=["trivial", "small"],
-        models={"plastic": {"family": "plastic"}, "lstm": {"family": "lstm", "hidden": 32}},
-        train={"episodes": 1200, "batch_size": 8, "eval_every": 200, "eval_episodes": 16},
-        search={"trials_per_cell": 3, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
-        confirm={"seeds": 1},
-        fault_tolerance={"checkpoint_every_s": 0},
-    )
+    spec = killed_spec(tmp_path, storage=storage)
     first_cache, tap = tmp_path / "first-driver-cache", tmp_path / "raw"
     first = {"SWEEP_CACHE": str(first_cache)}
     with Driver("run", str(write_spec(tmp_path, spec)), logs=tmp_path, env=first) as driver:
@@ -193,11 +189,9 @@ def _kill_trial_workers(driver: Driver) -> int:
 def test_a_sweep_whose_trials_all_fail_exits_non_zero_naming_the_error(tmp_path: Path) -> None:
     """Every trial's worker process is killed (a real fault, no retries): the sweep writes
     what it has, exits 1 and names the most common error in one line."""
-    spec = tiny_spec(
+    spec = one_cell_spec(
         tmp_path,
-        name="doomed",
-        difficulties=["small"],
-        models={"plastic": {"family": "plastic"}},
+        "doomed",
         train={"episodes": 100_000, "batch_size": 8, "eval_every": 500, "eval_episodes": 16},
         search={"trials_per_cell": 2, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
         confirm={"seeds": 1},

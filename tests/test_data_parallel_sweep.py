@@ -58,8 +58,9 @@ def _spec(tmp_path: Path, name: str, **changes: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "difficulties": ["small"],
         "models": {"plastic": {"family": "plastic"}},
-        # about a second per evaluation, so that a kill lands between two of them
-        "train": {"episodes": 24000, "batch_size": 16, "eval_every": 4000, "eval_episodes": 16},
+        # about half a second per evaluation (quiet), so that a kill lands between two of
+        # them; large batches, since each update waits on a collective across the ranks
+        "train": {"episodes": 12000, "batch_size": 32, "eval_every": 2000, "eval_episodes": 16},
         "confirm": {"seeds": 0},
         "resources": TWO_WORKERS,
         "fault_tolerance": {"max_failures": 2, "checkpoint_every_s": 0},
@@ -80,7 +81,7 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_and_asha_frees_every_cpu
             "seed": 0,
             "space": {"lr": {"loguniform": [1.0e-6, 1.0e-2]}},
         },
-        early_stop={"scheduler": "asha", "grace_episodes": 4000, "reduction_factor": 2},
+        early_stop={"scheduler": "asha", "grace_episodes": 2000, "reduction_factor": 2},
     )
     folder, tap = tmp_path / "results" / "dp", tmp_path / "raw"
     script = "from tests.support.tap import install\ninstall()\n" + RUN_AND_COUNT
@@ -128,7 +129,7 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_and_asha_frees_every_cpu
     kept = curves[curves["trial_id"] == killed_trial].set_index("step")["wall_s"]
     assert sorted(kept.index) == list(range(1, 7)) and kept.is_monotonic_increasing
     killed = trials[trials["trial_id"] == killed_trial]
-    assert killed["status"].item() == "completed" and killed["episodes"].item() == 24000
+    assert killed["status"].item() == "completed" and killed["episodes"].item() == 12000
     assert not psutil.pid_exists(killed_pid) or psutil.Process(killed_pid).status() == "zombie"
 
 
@@ -136,7 +137,7 @@ def test_resume_after_a_killed_driver_with_two_worker_trials(tmp_path: Path) -> 
     spec = _spec(
         tmp_path,
         "dpresume",
-        search={"trials_per_cell": 3, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
+        search={"trials_per_cell": 2, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
         early_stop="none",
         confirm={"seeds": 1},
     )
@@ -148,16 +149,16 @@ def test_resume_after_a_killed_driver_with_two_worker_trials(tmp_path: Path) -> 
         assert mid_trial, "the sweep finished before it could be killed"
         driver.kill()
     before = raw_rows(folder, "trials")
-    assert 1 <= len(before) < 4
+    assert 1 <= len(before) < 3
 
     done = sweep("resume", str(folder), "--num-cpus", "2", tap=tap)
     assert done.returncode == 0, done.stderr[-3000:]
     trials = pd.read_parquet(folder / "trials")
-    assert len(trials) == 3 + 1 and trials["trial_id"].is_unique
+    assert len(trials) == 2 + 1 and trials["trial_id"].is_unique
     assert set(trials["status"]) == {"completed"} and (trials["workers"] == 2).all()
     assert_not_run_again(before, tap, trials)  # counted before compaction
     curves = pd.read_parquet(folder / "curves")
-    assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 4).all()
+    assert (curves.groupby("trial_id")["step"].apply(sorted) == [list(range(1, 7))] * 3).all()
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,8 @@ from sweep.spec import EarlyStop, SweepSpec, parse_spec
 from sweep.store import reached
 from sweep.tasks import TASKS, make_task, register_task
 from sweep.tasks.patterns import LEVELS, PatternTask
-from tests.support.sweeps import status_rows, sweep, tiny_spec, write_spec
+from tests.support.driver import assert_study_is_the_rows
+from tests.support.sweeps import asha_search, status_rows, sweep, tiny_spec, write_spec
 
 # A researcher's task: the pattern task scored as the fraction of bits right.
 RECALL = '''
@@ -290,14 +291,8 @@ def test_a_higher_is_better_sweep_end_to_end(plugin_root: Path) -> None:
         "recall",
         name="recall",
         train={"episodes": 600, "batch_size": 8, "eval_every": 100, "eval_episodes": 16},
-        search={
-            "trials_per_cell": 6,
-            "sampler": "random",
-            "space": {"lr": {"loguniform": [1.0e-6, 3.0e-2]}},
-        },
-        early_stop={"scheduler": "asha", "grace_episodes": 100, "reduction_factor": 2},
         confirm={"seeds": 2},
-        max_concurrent=1,
+        **asha_search(6, 3.0e-2, 100),
     )
     done = sweep("run", str(write_spec(plugin_root, spec)))
     assert done.returncode == 0, done.stderr[-3000:]
@@ -312,17 +307,10 @@ def test_a_higher_is_better_sweep_end_to_end(plugin_root: Path) -> None:
     study = optuna.load_study(study_name="trivial/plastic", storage=storage)
     assert study.direction == StudyDirection.MAXIMIZE
     assert study.user_attrs["goal"] == "max" and study.user_attrs["metric"] == "bits_right"
-    states = {t.number: t.state for t in study.trials}
     stopped = search.index[search["status"] == "stopped_early"]
     completed = search.index[search["status"] == "completed"]
     assert len(stopped) >= 1 and len(completed) >= 1, search["status"].tolist()
-    assert {states[n] for n in stopped} == {TrialState.PRUNED}
-    assert {states[n] for n in completed} == {TrialState.COMPLETE}
-    for t in study.trials:  # every evaluation, at step = episodes; the value is the last one
-        row = search.loc[t.number]
-        mine = curves[curves["trial_id"] == row["trial_id"]].sort_values("episodes")
-        assert t.intermediate_values == dict(zip(mine["episodes"], mine["value"], strict=True))
-        assert t.value == pytest.approx(row["final_value"])
+    assert_study_is_the_rows(study.trials, search.reset_index(), curves)
     # ASHA kept the higher ones: a stopped trial was no better where it stopped than the
     # best survivor
     assert search.loc[stopped, "final_value"].max() <= search.loc[completed, "best_value"].max()

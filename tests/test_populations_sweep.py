@@ -43,26 +43,19 @@ CELLS = ("tiny/plastic",)
 
 
 def population_spec(tmp_path: Path, members: int, **changes: Any) -> dict[str, Any]:
-    """One cell (a plastic model) x 4 random search trials + 2 confirmation seeds; `rule`
-    is a shape setting, so its asks fall into two shapes."""
-    spec = {
-        "name": f"pop{members}",
-        "difficulties": ["tiny"],
-        "models": {"plastic": {"family": "plastic"}},
-        "search": {
-            "trials_per_cell": 4,
-            "sampler": "random",
-            "seed": 3,
-            "space": {
-                "lr": {"loguniform": [1.0e-4, 1.0e-2]},
-                "eta": {"loguniform": [1.0e-3, 0.5]},
-                "rule": {"choice": ["hebb", "oja"]},
-            },
-        },
-        "confirm": {"seeds": 2},
-        "resources": {"cpu": 1, "gpu": 0, "members": members},
-    }
-    return tiny_spec(tmp_path, **{**spec, **changes})
+    """One cell (a plastic model) x 4 random search trials + 2 confirmation seeds; the
+    space is `tiny_spec`'s, whose `rule` is a shape setting, so its asks fall into two
+    shapes."""
+    spec = tiny_spec(
+        tmp_path,
+        name=f"pop{members}",
+        difficulties=["tiny"],
+        models={"plastic": {"family": "plastic"}},
+        confirm={"seeds": 2},
+        resources={"cpu": 1, "gpu": 0, "members": members},
+    )
+    spec["search"].update(trials_per_cell=4, sampler="random", seed=3)
+    return {**spec, **changes}
 
 
 def ran(tmp_path: Path, spec: dict[str, Any]) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 import pyarrow.fs as pafs
 import pytest
 
@@ -141,9 +142,25 @@ def test_a_truncated_part_is_skipped_with_a_warning_naming_it(tmp_path: Path) ->
     assert any(bad.name in str(w.message) for w in caught)
 
 
+def _ray_listening(pid: int, listening: set[tuple[str, str]]) -> bool:
+    """Adds the (process name, address) each process under `pid` listens on to `listening`;
+    whether Ray's raylet and at least 4 sockets in all were found."""
+    tree = psutil.Process(pid)
+    pids = {tree.pid} | {p.pid for p in tree.children(recursive=True)}
+    for conn in psutil.net_connections("inet"):
+        if conn.status == psutil.CONN_LISTEN and conn.pid in pids:
+            try:
+                listening.add((psutil.Process(conn.pid).name(), conn.laddr.ip))
+            except psutil.NoSuchProcess:
+                continue
+    return any(name == "raylet" for name, _ in listening) and len(listening) >= 4
+
+
 @pytest.mark.slow
 def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    """lr = 1e30 sends the RNN's linear readout to infinity within two updates."""
+    """lr = 1e30 sends the RNN's linear readout to infinity within two updates. While it
+    runs, the sweep's embedded Ray listens on loopback only (one sweep serves both checks:
+    each costs a Ray start)."""
     spec = tiny_spec(
         tmp_path,
         name="diverge",
@@ -153,8 +170,12 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> 
         search={"trials_per_cell": 2, "space": {"lr": {"loguniform": [1.0e29, 1.0e30]}}},
         confirm={"seeds": 1},
     )
-    done = sweep("run", str(write_spec(tmp_path, spec)))
-    assert done.returncode == 0, done.stderr[-3000:]
+    listening: set[tuple[str, str]] = set()
+    with Driver("run", str(write_spec(tmp_path, spec)), logs=tmp_path) as driver:
+        driver.wait_until(lambda: _ray_listening(driver.pid, listening), timeout=120)
+        assert driver.finish() == 0, driver.stderr[-3000:]
+    assert {name for name, _ in listening} >= {"gcs_server", "raylet"}, listening
+    assert {ip for _, ip in listening} <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, listening
     trials = pd.read_parquet(tmp_path / "results" / "diverge" / "trials")
     assert len(trials) == 2 and set(trials["status"]) == {"diverged"}
     assert (trials["episodes"] < 64).all()  # stopped at once
@@ -202,29 +223,3 @@ def test_node_loss_trials_resume_from_their_checkpoints(tmp_path: Path) -> None:
     assert resumed["node"].iloc[-1] != victim_node
     row = trials[trials["trial_id"] == killed_trial]
     assert row["node"].item() != victim_node and row["episodes"].item() == 12000
-
-
-@pytest.mark.slow
-def test_embedded_ray_listens_on_loopback_only(tmp_path: Path) -> None:
-    import psutil
-
-    spec = tiny_spec(
-        tmp_path,
-        name="exposure",
-        difficulties=["small"],
-        train={"episodes": 4000, "batch_size": 8, "eval_every": 1000, "eval_episodes": 16},
-    )
-    listening: set[tuple[str, str]] = set()
-
-    def ray_listening() -> bool:
-        tree = psutil.Process(driver.pid)
-        pids = {tree.pid} | {p.pid for p in tree.children(recursive=True)}
-        for conn in psutil.net_connections("inet"):
-            if conn.status == psutil.CONN_LISTEN and conn.pid in pids:
-                listening.add((psutil.Process(conn.pid).name(), conn.laddr.ip))
-        return any(name == "raylet" for name, _ in listening) and len(listening) >= 4
-
-    with Driver("run", str(write_spec(tmp_path, spec)), logs=tmp_path) as driver:
-        driver.wait_until(ray_listening, timeout=120, every=0.5)
-    assert {name for name, _ in listening} >= {"gcs_server", "raylet"}
-    assert {ip for _, ip in listening} <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, listening

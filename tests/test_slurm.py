@@ -165,17 +165,11 @@ def _spec(tmp_path: Path, name: str, trials: int) -> Path:
     return write_spec(tmp_path, spec)
 
 
-def test_sbatch_runs_the_sweep(slurm: dict[str, str], tmp_path: Path) -> None:
-    log = tmp_path / "job.out"
-    job = _submit(slurm, _spec(tmp_path, "slurm", 2), log)
-    _wait_done(slurm, job, log)
-    trials = pd.read_parquet(tmp_path / "results" / "slurm" / "trials")
-    assert sorted(trials["phase"]) == ["confirm", "search", "search"]
-    assert set(trials["status"]) == {"completed"}
-    assert "finished in" in log.read_text()
-
-
-def test_a_requeued_job_finishes_the_sweep_exactly(slurm: dict[str, str], tmp_path: Path) -> None:
+def test_sbatch_runs_the_sweep_and_a_requeued_job_finishes_it_exactly(
+    slurm: dict[str, str], tmp_path: Path
+) -> None:
+    """One job serves both checks (each job costs a Ray start): `sbatch` runs the sweep to
+    its end, and requeued mid-sweep it continues to the budget, nothing run twice."""
     log = tmp_path / "job.out"
     folder, tap = tmp_path / "results" / "requeued", tmp_path / "raw"
     job = _submit(slurm, _spec(tmp_path, "requeued", 4), log, tap)
@@ -194,11 +188,13 @@ def test_a_requeued_job_finishes_the_sweep_exactly(slurm: dict[str, str], tmp_pa
     _wait_done(slurm, job, log)
     text = log.read_text()
     assert "(run 1)" in text and "continuing the sweep there (same spec)" in text
+    assert "finished in" in text
     # the budget exactly: 4 search trials and 1 confirmation, each once, none run twice
     # (counted before compaction, which keeps one row per trial), and the rows written
     # before the requeue are the ones kept
     trials = pd.read_parquet(folder / "trials")
     assert sorted(trials["phase"]) == ["confirm"] + ["search"] * 4
+    assert set(trials["status"]) == {"completed"}
     assert set(tapped_rows(tap, "trials")["seed"]) == set(trials["seed"])
     assert trials["seed"].is_unique
     assert_not_run_again(before, tap, trials)

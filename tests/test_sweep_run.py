@@ -24,12 +24,21 @@ from sweep.store import SCHEMA_VERSION, VERSIONED
 from tests.support.driver import (
     Driver,
     assert_not_run_again,
+    assert_study_is_the_rows,
     kill_when_rows,
 )
-from tests.support.sweeps import LocalCluster, status_rows, sweep, tiny_spec, write_spec
+from tests.support.sweeps import (
+    LocalCluster,
+    asha_search,
+    killed_spec,
+    one_cell_spec,
+    status_rows,
+    sweep,
+    tiny_spec,
+    write_spec,
+)
 
 pytestmark = pytest.mark.slow
-State = optuna.trial.TrialState
 
 
 def _studies(folder: Path) -> dict[str, list[optuna.trial.FrozenTrial]]:
@@ -156,16 +165,7 @@ def test_status_from_storage_and_no_second_run_into_the_same_folder(
 
 
 def test_run_again_after_the_driver_is_killed_continues_it(tmp_path: Path) -> None:
-    spec = tiny_spec(
-        tmp_path,
-        name="killed",
-        difficulties=["trivial", "small"],
-        models={"plastic": {"family": "plastic"}, "lstm": {"family": "lstm", "hidden": 32}},
-        train={"episodes": 1200, "batch_size": 8, "eval_every": 200, "eval_episodes": 16},
-        search={"trials_per_cell": 3, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
-        confirm={"seeds": 1},
-        fault_tolerance={"checkpoint_every_s": 0},  # a checkpoint at every report
-    )
+    spec = killed_spec(tmp_path)
     folder, tap = tmp_path / "results" / "killed", tmp_path / "raw"
     with Driver("run", str(write_spec(tmp_path, spec)), logs=tmp_path, tap=tap) as driver:
         before = kill_when_rows(driver, folder, "trials", 3)
@@ -220,14 +220,11 @@ def test_trials_run_on_both_nodes_of_a_cluster(two_nodes: LocalCluster, tmp_path
 
 def test_fractional_gpus_pack_two_trials_on_one_gpu(tmp_path: Path) -> None:
     """Logical GPUs declared on a CPU host: gpu 0.5 runs two trials on GPU 0 at once."""
-    spec = tiny_spec(
+    spec = one_cell_spec(
         tmp_path,
-        name="packed",
-        difficulties=["small"],
-        models={"plastic": {"family": "plastic"}},
+        "packed",
         train={"episodes": 1600, "batch_size": 8, "eval_every": 400, "eval_episodes": 16},
         search={"trials_per_cell": 4, "sampler": "random", "space": {}},
-        confirm={"seeds": 0},
         resources={"cpu": 1, "gpu": 0.5},
         max_concurrent=None,  # the default: as many as the resources allow
     )
@@ -259,20 +256,11 @@ def test_a_trial_no_node_can_hold_is_an_error_not_a_hang(tmp_path: Path) -> None
 
 
 def test_early_stopping_stops_poor_trials_and_says_so(tmp_path: Path) -> None:
-    spec = tiny_spec(
+    spec = one_cell_spec(
         tmp_path,
-        name="asha",
-        difficulties=["small"],
-        models={"plastic": {"family": "plastic"}},
+        "asha",
         train={"episodes": 1600, "batch_size": 16, "eval_every": 200, "eval_episodes": 32},
-        search={
-            "trials_per_cell": 8,
-            "sampler": "random",
-            "space": {"lr": {"loguniform": [1.0e-6, 1.0e-2]}},
-        },
-        early_stop={"scheduler": "asha", "grace_episodes": 200, "reduction_factor": 2},
-        confirm={"seeds": 0},
-        max_concurrent=1,
+        **asha_search(8, 1.0e-2, 200),
     )
     done = sweep("run", str(write_spec(tmp_path, spec)))
     assert done.returncode == 0, done.stderr[-3000:]
@@ -287,14 +275,7 @@ def test_early_stopping_stops_poor_trials_and_says_so(tmp_path: Path) -> None:
     # Optuna knows: stopped trials are PRUNED with their evaluations as intermediate values
     curves = pd.read_parquet(tmp_path / "results" / "asha" / "curves")
     [study] = _studies(tmp_path / "results" / "asha").values()
-    by_number = trials.set_index("optuna_trial")
-    for t in study:
-        row = by_number.loc[t.number]
-        pruned = row["status"] == "stopped_early"
-        assert t.state == (State.PRUNED if pruned else State.COMPLETE), t.number
-        mine = curves[curves["trial_id"] == row["trial_id"]]
-        assert t.intermediate_values == dict(zip(mine["episodes"], mine["value"], strict=True))
-        assert t.value == pytest.approx(row["final_value"])
+    assert_study_is_the_rows(study, trials, curves)
 
 
 def test_a_run_reads_clean(tiny: tuple[Path, Any]) -> None:

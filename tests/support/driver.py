@@ -17,6 +17,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
+from optuna.trial import FrozenTrial, TrialState
 
 from tests.support.sweeps import LocalCluster, command
 
@@ -87,6 +89,22 @@ def assert_not_run_again(before: pd.DataFrame, tap: Path, trials: pd.DataFrame) 
     finished = curves[curves["trial_id"].isin(before["trial_id"])]
     assert_one_run(finished, ["trial_id", "step"], ["wall_s", "value"])
     assert_kept(before, trials, ["trial_id"], TRIAL_RUN)
+
+
+def assert_study_is_the_rows(
+    study: list[FrozenTrial], search: pd.DataFrame, curves: pd.DataFrame
+) -> None:
+    """A cell's Optuna trials agree with its search rows (`optuna_trial` names the trial):
+    a trial stopped early is PRUNED, a completed one COMPLETE, its intermediate values are its
+    evaluations (at step = episodes) and its value the last one."""
+    by_number = search.set_index("optuna_trial")
+    for t in study:
+        row = by_number.loc[t.number]
+        pruned = row["status"] == "stopped_early"
+        assert t.state == (TrialState.PRUNED if pruned else TrialState.COMPLETE), t.number
+        mine = curves[curves["trial_id"] == row["trial_id"]].sort_values("episodes")
+        assert t.intermediate_values == dict(zip(mine["episodes"], mine["value"], strict=True))
+        assert t.value == pytest.approx(row["final_value"])
 
 
 class Driver:

@@ -3,6 +3,7 @@ clusters, an S3 server and an MLflow server on loopback."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -65,6 +66,52 @@ def node_loss_spec(tmp_path: Path, **changes: Any) -> dict[str, Any]:
         "search": {"trials_per_cell": 3, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
         "confirm": {"seeds": 0},
         "fault_tolerance": {"max_failures": 3, "checkpoint_every_s": 0},
+    }
+    return tiny_spec(tmp_path, **{**spec, **changes})
+
+
+def one_cell_spec(tmp_path: Path, name: str, **changes: Any) -> dict[str, Any]:
+    """One cell, the plastic network at `small`, no confirmation: with `changes` (its
+    `train` and `search`, say) a sweep that checks one behaviour of the runner."""
+    spec = {
+        "name": name,
+        "difficulties": ["small"],
+        "models": {"plastic": {"family": "plastic"}},
+        "confirm": {"seeds": 0},
+    }
+    return tiny_spec(tmp_path, **{**spec, **changes})
+
+
+def asha_search(trials: int, lr_high: float, grace_episodes: int) -> dict[str, Any]:
+    """Spec settings: a random search of `trials` learning rates from 1e-6 (too low to learn)
+    to `lr_high`, ASHA stopping the poor ones from `grace_episodes` on, one trial at a time."""
+    return {
+        "search": {
+            "trials_per_cell": trials,
+            "sampler": "random",
+            "space": {"lr": {"loguniform": [1.0e-6, lr_high]}},
+        },
+        "early_stop": {
+            "scheduler": "asha",
+            "grace_episodes": grace_episodes,
+            "reduction_factor": 2,
+        },
+        "max_concurrent": 1,
+    }
+
+
+def killed_spec(tmp_path: Path, **changes: Any) -> dict[str, Any]:
+    """4 cells (2 difficulties x plastic, LSTM) x 3 search trials + 1 confirmation seed, 6
+    evaluations a trial with a checkpoint at each: a sweep whose driver is killed once some
+    trials have ended, then continued."""
+    spec = {
+        "name": "killed",
+        "difficulties": ["trivial", "small"],
+        "models": {"plastic": {"family": "plastic"}, "lstm": {"family": "lstm", "hidden": 32}},
+        "train": {"episodes": 1200, "batch_size": 8, "eval_every": 200, "eval_episodes": 16},
+        "search": {"trials_per_cell": 3, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
+        "confirm": {"seeds": 1},
+        "fault_tolerance": {"checkpoint_every_s": 0},  # a checkpoint at every report
     }
     return tiny_spec(tmp_path, **{**spec, **changes})
 
@@ -175,28 +222,16 @@ class LocalCluster:
         return node
 
     def wait_for(self, alive: int, timeout: float = 120) -> None:
+        """Wait until `alive` nodes are up; their resources are then known (`node_with`)."""
         script = (
-            "import ray, time, sys\n"
+            "import json, ray, time, sys\n"
             f"ray.init(address={self.address!r}, log_to_driver=False)\n"
             f"end = time.time() + {timeout}\n"
             f"while sum(n['Alive'] for n in ray.nodes()) != {alive} and time.time() < end:\n"
             "    time.sleep(0.5)\n"
-            f"sys.exit(sum(n['Alive'] for n in ray.nodes()) != {alive})\n"
-        )
-        subprocess.run(
-            [sys.executable, "-c", script],
-            env=self.env,
-            check=True,
-            capture_output=True,
-            timeout=timeout + 60,
-        )
-
-    def node_with(self, resource: str) -> str:
-        """The id of the node that offers `resource`."""
-        script = (
-            "import ray\n"
-            f"ray.init(address={self.address!r}, log_to_driver=False)\n"
-            f"print([n['NodeID'] for n in ray.nodes() if {resource!r} in n['Resources']][0])\n"
+            "nodes = [n for n in ray.nodes() if n['Alive']]\n"
+            "print(json.dumps({n['NodeID']: list(n['Resources']) for n in nodes}))\n"
+            f"sys.exit(len(nodes) != {alive})\n"
         )
         done = subprocess.run(
             [sys.executable, "-c", script],
@@ -204,9 +239,13 @@ class LocalCluster:
             check=True,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=timeout + 60,
         )
-        return done.stdout.strip().splitlines()[-1]
+        self.resources: dict[str, list[str]] = json.loads(done.stdout.strip().splitlines()[-1])
+
+    def node_with(self, resource: str) -> str:
+        """The id of the node that offers `resource` (of those `wait_for` found)."""
+        return next(node for node, names in self.resources.items() if resource in names)
 
     def kill(self, node: subprocess.Popen[bytes]) -> None:
         os.killpg(node.pid, signal.SIGKILL)
