@@ -416,6 +416,20 @@ def searched(trials: pd.DataFrame) -> list[str]:
     return [c for c in hp if varies.get(c, 0) > 1]
 
 
+# param_importance's columns: a cell's searched parameter, its importance, how many completed
+# trials it rests on, whether that is enough to mean anything, and why not
+IMPORTANCE_COLUMNS = (
+    "sweep",
+    "difficulty",
+    "model",
+    "param",
+    "importance",
+    "completed",
+    "meaningful",
+    "note",
+)
+
+
 def param_importance(studies: Mapping[tuple[str, str], optuna.Study]) -> pd.DataFrame:
     """Hyperparameter importance per cell from its Optuna study (PED-ANOVA, normalized to
     sum to 1 per cell; Optuna's default evaluator, and the one that needs no scikit-learn).
@@ -460,17 +474,7 @@ def param_importance(studies: Mapping[tuple[str, str], optuna.Study]) -> pd.Data
                     "note": note,
                 }
             )
-    columns = [
-        "sweep",
-        "difficulty",
-        "model",
-        "param",
-        "importance",
-        "completed",
-        "meaningful",
-        "note",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=list(IMPORTANCE_COLUMNS))
 
 
 def curve_summary(curves: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:

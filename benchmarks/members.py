@@ -28,7 +28,7 @@ import torch
 from machine import cpu_model  # benchmarks/machine.py, beside this script
 
 from sweep.members import stack_members
-from sweep.models import build_model
+from sweep.models import build_model, step_unrolled
 from sweep.tasks import make_task
 from sweep.train import seeded
 
@@ -66,14 +66,7 @@ def cases() -> list[Case]:
 
 
 def run(model: Any, inputs: torch.Tensor, by_step: bool) -> torch.Tensor:
-    if not by_step:
-        return model(inputs)
-    state = model.initial_state(inputs.shape[-2], inputs.device)
-    outputs = []
-    for x_t in inputs:
-        y, state = model.step(x_t, state)
-        outputs.append(y)
-    return torch.stack(outputs)
+    return step_unrolled(model, inputs) if by_step else model(inputs)
 
 
 def timed(work: Callable[[], None], seconds: float) -> float:

@@ -299,37 +299,46 @@ def compare(case: Case, baseline: Path, rounds: int, repeats: int, threads: int)
     return row
 
 
-def comparison_table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| case | T | B | baseline s / step | this s / step | this / baseline | per round "
-        "| fastest step, this / baseline | CPU s, this / baseline |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+def markdown_table(
+    columns: list[str],
+    keys: list[str],
+    rows: list[dict[str, Any]],
+    cells: Callable[[dict[str, Any]], str],
+    skipped: str = "",
+) -> str:
+    """A markdown table of `columns`, one row per case: its `keys`, then `cells(row)` (the
+    rest of the row), or for a skipped case why (after `skipped`) and blank cells."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        head = f"| {row['name']} | {row['steps']} | {row['batch']} |"
+        head = "| " + " | ".join(str(row[k]) for k in keys) + " |"
         if "skipped" in row:
-            lines.append(f"{head} {row['skipped']} | | | | | |")
-            continue
-        rounds = " ".join(f"{r:.2f}" for r in row["round_ratios"])
-        lines.append(
-            f"{head} {row['baseline_s']:.3f} | {row['this_s']:.3f} | **{row['ratio']:.2f}** "
-            f"| {rounds} | {row['this_min_s']:.3f} / {row['baseline_min_s']:.3f} = "
-            f"{row['ratio_min']:.2f} | {row['ratio_cpu']:.2f} |"
-        )
+            blanks = " |" * (len(columns) - len(keys) - 1)
+            lines.append(f"{head} {skipped}{row['skipped']} |{blanks}")
+        else:
+            lines.append(f"{head} {cells(row)}")
     return "\n".join(lines)
 
 
+def comparison_table(rows: list[dict[str, Any]]) -> str:
+    columns = ["case", "T", "B", "baseline s / step", "this s / step", "this / baseline"]
+    columns += ["per round", "fastest step, this / baseline", "CPU s, this / baseline"]
+
+    def cells(row: dict[str, Any]) -> str:
+        rounds = " ".join(f"{r:.2f}" for r in row["round_ratios"])
+        return (
+            f"{row['baseline_s']:.3f} | {row['this_s']:.3f} | **{row['ratio']:.2f}** "
+            f"| {rounds} | {row['this_min_s']:.3f} / {row['baseline_min_s']:.3f} = "
+            f"{row['ratio_min']:.2f} | {row['ratio_cpu']:.2f} |"
+        )
+
+    return markdown_table(columns, ["name", "steps", "batch"], rows, cells)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| case | T | B | path | s / step | episodes/s | vs plain | tensor peak MiB "
-        "| vs plain | RSS growth MiB | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        head = f"| {row['name']} | {row['steps']} | {row['batch']} | {row['path']} |"
-        if "skipped" in row:
-            lines.append(f"{head} skipped: {row['skipped']} | | | | | | |")
-            continue
+    columns = ["case", "T", "B", "path", "s / step", "episodes/s", "vs plain", "tensor peak MiB"]
+    columns += ["vs plain", "RSS growth MiB", "peak RSS MiB"]
+
+    def cells(row: dict[str, Any]) -> str:
         plain = next(
             (
                 r
@@ -342,12 +351,13 @@ def table(rows: list[dict[str, Any]]) -> str:
         )
         speed = f"{row['episodes_per_s'] / plain['episodes_per_s']:.1f}×" if plain else "–"
         memory = f"1/{plain['tensor_peak_mib'] / row['tensor_peak_mib']:.0f}" if plain else "–"
-        lines.append(
-            f"{head} {row['median_s']:.3f} | {row['episodes_per_s']:.2f} | {speed} "
+        return (
+            f"{row['median_s']:.3f} | {row['episodes_per_s']:.2f} | {speed} "
             f"| {row['tensor_peak_mib']:.0f} | {memory} | {row['rss_growth_mib']:.0f} "
             f"| {row['peak_rss_mib']:.0f} |"
         )
-    return "\n".join(lines)
+
+    return markdown_table(columns, ["name", "steps", "batch", "path"], rows, cells, "skipped: ")
 
 
 def modulation_summary(rows: list[dict[str, Any]]) -> str:

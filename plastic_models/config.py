@@ -1,18 +1,11 @@
 """Settings of a plastic recurrent network (Miconi, Clune & Stanley, ICML 2018, §2; Miconi et
-al., "Backpropamine", ICLR 2019)."""
+al., "Backpropamine", ICLR 2019) and of the plastic LSTM."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import (
-    ConfigDict,
-    Field,
-    NonNegativeFloat,
-    PositiveFloat,
-    PositiveInt,
-    field_validator,
-)
+from pydantic import AfterValidator, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 from pydantic.dataclasses import dataclass
 
 from plastic_models.rules import get_rule
@@ -21,6 +14,14 @@ ModulationName = Literal["none", "simple", "retroactive"]
 InitDistribution = Literal["normal", "uniform"]
 InputMode = Literal["add", "clamp"]
 AlphaGranularity = Literal["connection", "neuron", "scalar"]
+
+
+def _known_rule(name: str) -> str:
+    get_rule(name)  # one line naming the known rules (and a close match)
+    return name
+
+
+RuleName = Annotated[str, AfterValidator(_known_rule)]  # a name in the rule registry
 
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -59,7 +60,7 @@ class PlasticConfig:
     """
 
     hidden: PositiveInt | None = None
-    rule: str = "hebb"
+    rule: RuleName = "hebb"
     alpha: AlphaGranularity = "connection"
     eta: Annotated[float, Field(gt=0, le=1)] = 0.01
     learn_eta: bool = True
@@ -71,8 +72,35 @@ class PlasticConfig:
     alpha_scale: NonNegativeFloat = 0.01
     input_mode: InputMode = "add"
 
-    @field_validator("rule")
-    @classmethod
-    def _known_rule(cls, name: str) -> str:
-        get_rule(name)  # one line naming the known rules (and a close match)
-        return name
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class PlasticLSTMConfig:
+    """Hyperparameters of a plastic LSTM; input/output sizes come from the task.
+
+    Defaults are the reference language model's (backpropamine awd-lstm-lm/mylstm.py and
+    main.py): the additive rule clipped at 2 (`cliptype clip`, `clipval 2.0`), M(t) through
+    the fanout, alpha per neuron ~ 1e-4 U[0, 1), alpha's gradient divided by about H
+    (`--agdiv`), eta 0.01 without modulation.
+
+    hidden: number of LSTM units H.
+    rule, eta, learn_eta, modulation, fanout: as for the plastic network (PlasticConfig).
+    alpha: per connection (H x H), per postsynaptic unit (H, the language model's default) or
+        one scalar.
+    clip: the traces' hard clip; None: no clip unless the modulation or the rule sets one.
+    init, alpha_scale: alpha ~ alpha_scale * N(0, 1) or U[0, 1). w and the other weights get
+        PyTorch's LSTM init, U(-1/sqrt(H), 1/sqrt(H)).
+    alpha_grad_scale: alpha's gradient is multiplied by this (its value is unchanged);
+        None: 1 / H, the reference's `--agdiv H`; 1: plain gradient descent.
+    """
+
+    hidden: PositiveInt = 64
+    rule: RuleName = "additive"
+    alpha: AlphaGranularity = "neuron"
+    eta: Annotated[float, Field(gt=0, le=1)] = 0.01
+    learn_eta: bool = True
+    clip: PositiveFloat | None = 2.0
+    modulation: ModulationName = "none"
+    fanout: bool = True
+    init: InitDistribution = "uniform"
+    alpha_scale: NonNegativeFloat = 1e-4
+    alpha_grad_scale: PositiveFloat | None = None

@@ -14,103 +14,30 @@ on the generic memory-flat path (plastic_models.checkpointed).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
 
 import torch
-from pydantic import (
-    ConfigDict,
-    Field,
-    NonNegativeFloat,
-    PositiveFloat,
-    PositiveInt,
-    field_validator,
-)
-from pydantic.dataclasses import dataclass
 from torch import Tensor, nn
 
 from plastic_models.checkpointed import unroll
-from plastic_models.config import AlphaGranularity, InitDistribution, ModulationName
-from plastic_models.modulation import MODULATIONS, Neuromodulator
-from plastic_models.network import (
-    alpha_shape,
-    draw,
-    plastic_product,
-    reset_linear,
-    scaled_gradient,
-)
-from plastic_models.rules import get_rule
+from plastic_models.config import PlasticLSTMConfig
+from plastic_models.network import PlasticModule, draw, plastic_product, scaled_gradient
 
 State = tuple[Tensor, ...]
 
 
-@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
-class PlasticLSTMConfig:
-    """Hyperparameters of a plastic LSTM; input/output sizes come from the task.
-
-    Defaults are the reference language model's (backpropamine awd-lstm-lm/mylstm.py and
-    main.py): the additive rule clipped at 2 (`cliptype clip`, `clipval 2.0`), M(t) through
-    the fanout, alpha per neuron ~ 1e-4 U[0, 1), alpha's gradient divided by about H
-    (`--agdiv`), eta 0.01 without modulation.
-
-    hidden: number of LSTM units H.
-    rule, eta, learn_eta, modulation, fanout: as for the plastic network (PlasticConfig).
-    alpha: per connection (H x H), per postsynaptic unit (H, the language model's default) or
-        one scalar.
-    clip: the traces' hard clip; None: no clip unless the modulation or the rule sets one.
-    init, alpha_scale: alpha ~ alpha_scale * N(0, 1) or U[0, 1). w and the other weights get
-        PyTorch's LSTM init, U(-1/sqrt(H), 1/sqrt(H)).
-    alpha_grad_scale: alpha's gradient is multiplied by this (its value is unchanged);
-        None: 1 / H, the reference's `--agdiv H`; 1: plain gradient descent.
-    """
-
-    hidden: PositiveInt = 64
-    rule: str = "additive"
-    alpha: AlphaGranularity = "neuron"
-    eta: Annotated[float, Field(gt=0, le=1)] = 0.01
-    learn_eta: bool = True
-    clip: PositiveFloat | None = 2.0
-    modulation: ModulationName = "none"
-    fanout: bool = True
-    init: InitDistribution = "uniform"
-    alpha_scale: NonNegativeFloat = 1e-4
-    alpha_grad_scale: PositiveFloat | None = None
-
-    @field_validator("rule")
-    @classmethod
-    def _known_rule(cls, name: str) -> str:
-        get_rule(name)
-        return name
-
-
-class PlasticLSTM(nn.Module):
+class PlasticLSTM(PlasticModule):
     """`forward(inputs[T, B, I]) -> outputs[T, B, O]`, and the step interface
     `initial_state(B, device)`, `step(x_t (B, I), state) -> (y_t (B, O), state)`.
     The state is (h (B, H), c (B, H), *traces (B, H, H))."""
-
-    eta: Tensor | None
 
     def __init__(self, input_size: int, output_size: int, config: PlasticLSTMConfig | None = None):
         super().__init__()
         config = config or PlasticLSTMConfig()
         h = config.hidden
         self.input_size, self.output_size, self.config = input_size, output_size, config
-        self.rule = get_rule(config.rule)
-        self.modulation = MODULATIONS[config.modulation]
-        self.clip = self.modulation.clip(self.rule, config.clip)
         self.input = nn.Linear(input_size, 4 * h)  # i, f, o, g from x(t), with the biases
         self.recurrent = nn.Linear(h, 3 * h, bias=False)  # i, f, o from h(t-1)
-        self.w = nn.Parameter(torch.empty(h, h))  # h(t-1) -> g, [pre, post]
-        self.alpha = nn.Parameter(torch.empty(alpha_shape(config.alpha, h, h)))
-        eta = torch.tensor(float(config.eta))
-        if not self.modulation.uses_eta:
-            self.register_parameter("eta", None)
-        elif config.learn_eta:
-            self.eta = nn.Parameter(eta)
-        else:
-            self.register_buffer("eta", eta)
-        self.modulator = (
-            Neuromodulator(h, h, config.fanout) if self.modulation.uses_modulator else None
-        )
+        self.add_plastic_matrix(config, h)  # w: h(t-1) -> g
         self.head = nn.Linear(h, output_size)
         self.reset_parameters()
 
@@ -123,10 +50,6 @@ class PlasticLSTM(nn.Module):
         scale = self.config.alpha_grad_scale
         return 1.0 / self.config.hidden if scale is None else scale
 
-    @property
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         cfg = self.config
         bound = 1.0 / cfg.hidden**0.5
@@ -138,12 +61,7 @@ class PlasticLSTM(nn.Module):
             self.input.weight.uniform_(-bound, bound, generator=generator)
             self.input.bias.uniform_(-bound, bound, generator=generator)
             self.recurrent.weight.uniform_(-bound, bound, generator=generator)
-            layers: list[nn.Linear | None] = [self.head]
-            if self.modulator is not None:
-                layers += [self.modulator.source, self.modulator.fanout]
-            for layer in layers:
-                if layer is not None:
-                    reset_linear(layer, generator)
+            self.reset_linear_layers([self.head], generator)
 
     def forward(self, inputs: Tensor) -> Tensor:
         """(T, B, I) -> (T, B, O), memory-flat for any rule and modulation."""

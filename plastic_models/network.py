@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from plastic_models.checkpointed import unroll
-from plastic_models.config import PlasticConfig
+from plastic_models.config import PlasticConfig, PlasticLSTMConfig
 from plastic_models.fast import has_fast_kernel, plastic_episode, retroactive_episode
 from plastic_models.modulation import MODULATIONS, Neuromodulator
 from plastic_models.rules import DecayRule, get_rule
@@ -82,15 +82,55 @@ def reset_linear(layer: nn.Linear, generator: torch.Generator | None) -> None:
     layer.bias.uniform_(-bound, bound, generator=generator)
 
 
-class PlasticNetwork(nn.Module):
+class PlasticModule(nn.Module):
+    """What the plastic network and the plastic LSTM share: one plastic N x N matrix
+    `w + alpha * P` [pre, post], driven by a rule under a modulation, with its eta and its
+    neuromodulator."""
+
+    eta: Tensor | None
+
+    def add_plastic_matrix(self, config: PlasticConfig | PlasticLSTMConfig, n: int) -> None:
+        """The rule, modulation and clip of `config`; w and alpha (uninitialised); eta (a
+        parameter, a fixed buffer, or None where the modulation uses none); the
+        neuromodulator (None without)."""
+        self.rule = get_rule(config.rule)
+        self.modulation = MODULATIONS[config.modulation]
+        self.clip = self.modulation.clip(self.rule, config.clip)
+        self.w = nn.Parameter(torch.empty(n, n))  # [pre, post]
+        self.alpha = nn.Parameter(torch.empty(alpha_shape(config.alpha, n, n)))
+        eta = torch.tensor(float(config.eta))
+        if not self.modulation.uses_eta:  # simple modulation: M(t) is the rate
+            self.register_parameter("eta", None)
+        elif config.learn_eta:
+            self.eta = nn.Parameter(eta)
+        else:
+            self.register_buffer("eta", eta)
+        self.modulator = (
+            Neuromodulator(n, n, config.fanout) if self.modulation.uses_modulator else None
+        )
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def reset_linear_layers(
+        self, layers: list[nn.Linear | None], generator: torch.Generator | None
+    ) -> None:
+        """`layers` and the neuromodulator's to PyTorch's default Linear init."""
+        if self.modulator is not None:
+            layers = [*layers, self.modulator.source, self.modulator.fanout]
+        for layer in layers:
+            if layer is not None:
+                reset_linear(layer, generator)
+
+
+class PlasticNetwork(PlasticModule):
     """Sequence-level plastic RNN: `forward(inputs[T, B, I]) -> outputs[T, B, O]`, and the step
     interface `initial_state(B, device)`, `step(x_t (B, I), state) -> (y_t (B, O), state)`.
 
     The state is (x (B, N), *traces): the activations of the last step, then the
     modulation's traces (B, N, N) — (Hebb,) or, retroactive, (PW, E).
     """
-
-    eta: Tensor | None
 
     def __init__(self, input_size: int, output_size: int, config: PlasticConfig | None = None):
         super().__init__()
@@ -108,28 +148,10 @@ class PlasticNetwork(nn.Module):
             )
         n = input_size if config.hidden is None else config.hidden
         self.neurons = n
-        self.rule = get_rule(config.rule)
-        self.modulation = MODULATIONS[config.modulation]
-        self.clip = self.modulation.clip(self.rule, config.clip)
-        self.w = nn.Parameter(torch.empty(n, n))  # [pre, post]
-        self.alpha = nn.Parameter(torch.empty(alpha_shape(config.alpha, n, n)))
-        eta = torch.tensor(float(config.eta))
-        if not self.modulation.uses_eta:  # simple modulation: M(t) is the rate
-            self.register_parameter("eta", None)
-        elif config.learn_eta:
-            self.eta = nn.Parameter(eta)
-        else:
-            self.register_buffer("eta", eta)
-        self.modulator = (
-            Neuromodulator(n, n, config.fanout) if self.modulation.uses_modulator else None
-        )
+        self.add_plastic_matrix(config, n)
         self.encoder = None if self.direct else nn.Linear(input_size, n)
         self.decoder = None if self.direct else nn.Linear(n, output_size)
         self.reset_parameters()
-
-    @property
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
     @property
     def fast(self) -> bool:
@@ -145,12 +167,7 @@ class PlasticNetwork(nn.Module):
             draw(self.alpha, cfg.init, cfg.alpha_scale, generator)
             if self.eta is not None:
                 self.eta.fill_(cfg.eta)
-            layers: list[nn.Linear | None] = [self.encoder, self.decoder]
-            if self.modulator is not None:
-                layers += [self.modulator.source, self.modulator.fanout]
-            for layer in layers:
-                if layer is not None:
-                    reset_linear(layer, generator)
+            self.reset_linear_layers([self.encoder, self.decoder], generator)
 
     def drive(self, inputs: Tensor) -> Tensor:
         """What each neuron receives from outside, added to its pre-activation: (..., N)."""

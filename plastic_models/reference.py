@@ -33,6 +33,8 @@ from plastic_models.lstm import PlasticLSTM
 from plastic_models.modulation import Neuromodulator
 from plastic_models.network import PlasticNetwork
 
+State = tuple[Tensor, ...]  # what one step carries to the next: (x,) or (h, c)
+
 # rule(H, x_pre, x_post, r) -> the next H, r a scalar or a vector over postsynaptic j
 RULES: dict[str, Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]] = {
     "hebb": lambda h, x, y, r: (1 - r) * h + r * torch.outer(x, y),
@@ -77,65 +79,76 @@ def _plastic_update(
     return [plastic, RULES[rule](eligibility, pre, post, eta)]
 
 
-def reference_forward(net: PlasticNetwork, inputs: Tensor) -> Tensor:
-    """Same contract as `net(inputs)`: (T, B, I) -> (T, B, O), using net's parameters."""
+def _episodes(
+    net: PlasticNetwork | PlasticLSTM,
+    inputs: Tensor,
+    start: Callable[[], State],
+    step: Callable[[Tensor, State, Tensor], tuple[State, Tensor, Tensor]],
+) -> Tensor:
+    """Each batch element's episode, one step at a time: (T, B, N) of the steps' outputs.
+    `start()` is an episode's first carried state; `step(input (I,), carried, P (N, N))` gives
+    the next carried state, whose first tensor is the step's output (M(t) comes from it), and
+    the rule's pre- and postsynaptic activities (N,)."""
     cfg = net.config
     n = net.neurons
-    alpha = net.alpha.expand(n, n)  # per-neuron alpha is per postsynaptic j: alpha[i, j] = a[j]
     clip = cfg.clip
     if clip is None:  # modulated traces are clipped at 1, as is the additive rule
         clip = 1.0 if cfg.modulation != "none" or cfg.rule == "additive" else None
-    drive = net.drive(inputs)
     episodes = []
-    for b in range(drive.shape[1]):
-        x = torch.zeros(n, dtype=drive.dtype, device=drive.device)
-        zero = torch.zeros(n, n, dtype=drive.dtype, device=drive.device)
+    for b in range(inputs.shape[1]):
+        carried = start()
+        zero = torch.zeros(n, n, dtype=inputs.dtype, device=inputs.device)
         traces = [zero, zero] if cfg.modulation == "retroactive" else [zero]
-        xs = []
-        for t in range(drive.shape[0]):
-            weights = net.w + alpha * traces[0]
-            y = torch.tanh(x @ weights + drive[t, b])
-            if cfg.input_mode == "clamp":  # a neuron given a non-zero input takes its value
-                y = torch.where(drive[t, b] != 0, drive[t, b], y)
-            m = _modulation(net.modulator, y)
-            traces = _plastic_update(cfg.modulation, cfg.rule, traces, x, y, net.eta, m, clip)
-            x = y
-            xs.append(y)
-        episodes.append(torch.stack(xs))
-    return net.readout(torch.stack(episodes, dim=1))
+        outputs = []
+        for t in range(inputs.shape[0]):
+            carried, pre, post = step(inputs[t, b], carried, traces[0])
+            m = _modulation(net.modulator, carried[0])
+            traces = _plastic_update(cfg.modulation, cfg.rule, traces, pre, post, net.eta, m, clip)
+            outputs.append(carried[0])
+        episodes.append(torch.stack(outputs))
+    return torch.stack(episodes, dim=1)
+
+
+def reference_forward(net: PlasticNetwork, inputs: Tensor) -> Tensor:
+    """Same contract as `net(inputs)`: (T, B, I) -> (T, B, O), using net's parameters."""
+    n = net.neurons
+    alpha = net.alpha.expand(n, n)  # per-neuron alpha is per postsynaptic j: alpha[i, j] = a[j]
+    drive = net.drive(inputs)
+
+    def start() -> State:
+        return (torch.zeros(n, dtype=drive.dtype, device=drive.device),)
+
+    def step(d: Tensor, carried: State, p: Tensor) -> tuple[State, Tensor, Tensor]:
+        (x,) = carried
+        y = torch.tanh(x @ (net.w + alpha * p) + d)
+        if net.config.input_mode == "clamp":  # a neuron given a non-zero input takes its value
+            y = torch.where(d != 0, d, y)
+        return (y,), x, y
+
+    return net.readout(_episodes(net, drive, start, step))
 
 
 def reference_lstm_forward(net: PlasticLSTM, inputs: Tensor) -> Tensor:
     """Same contract as `net(inputs)` for a plastic LSTM: (T, B, I) -> (T, B, O)."""
-    cfg = net.config
-    hid = cfg.hidden
+    hid = net.config.hidden
     # the value of alpha, its gradient scaled (the language model divides it by about H)
     scale = net.alpha_grad_scale
     alpha = (net.alpha * scale + (net.alpha * (1 - scale)).detach()).expand(hid, hid)
-    clip = cfg.clip
-    if clip is None:
-        clip = 1.0 if cfg.modulation != "none" or cfg.rule == "additive" else None
     w_x, b_x, w_h = net.input.weight, net.input.bias, net.recurrent.weight
-    episodes = []
-    for b in range(inputs.shape[1]):
+
+    def start() -> State:
         h = torch.zeros(hid, dtype=inputs.dtype, device=inputs.device)
-        c = torch.zeros_like(h)
-        zero = torch.zeros(hid, hid, dtype=inputs.dtype, device=inputs.device)
-        traces = [zero, zero] if cfg.modulation == "retroactive" else [zero]
-        hs = []
-        for t in range(inputs.shape[0]):
-            x = inputs[t, b]
-            gates_x = w_x @ x + b_x  # (4H,): i, f, o, g
-            gates_h = w_h @ h  # (3H,): i, f, o
-            i = torch.sigmoid(gates_x[:hid] + gates_h[:hid])
-            f = torch.sigmoid(gates_x[hid : 2 * hid] + gates_h[hid : 2 * hid])
-            o = torch.sigmoid(gates_x[2 * hid : 3 * hid] + gates_h[2 * hid :])
-            g = torch.tanh(gates_x[3 * hid :] + h @ (net.w + alpha * traces[0]))
-            c = f * c + i * g
-            h_new = o * torch.tanh(c)
-            m = _modulation(net.modulator, h_new)
-            traces = _plastic_update(cfg.modulation, cfg.rule, traces, h, g, net.eta, m, clip)
-            h = h_new
-            hs.append(h)
-        episodes.append(torch.stack(hs))
-    return net.head(torch.stack(episodes, dim=1))
+        return h, torch.zeros_like(h)
+
+    def step(x: Tensor, carried: State, p: Tensor) -> tuple[State, Tensor, Tensor]:
+        h, c = carried
+        gates_x = w_x @ x + b_x  # (4H,): i, f, o, g
+        gates_h = w_h @ h  # (3H,): i, f, o
+        i = torch.sigmoid(gates_x[:hid] + gates_h[:hid])
+        f = torch.sigmoid(gates_x[hid : 2 * hid] + gates_h[hid : 2 * hid])
+        o = torch.sigmoid(gates_x[2 * hid : 3 * hid] + gates_h[2 * hid :])
+        g = torch.tanh(gates_x[3 * hid :] + h @ (net.w + alpha * p))
+        c = f * c + i * g
+        return (o * torch.tanh(c), c), h, g
+
+    return net.head(_episodes(net, inputs, start, step))

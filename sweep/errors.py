@@ -8,9 +8,11 @@ import reprlib
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+
+T = TypeVar("T")
 
 _NO_INPUT = ("missing", "value_error", "too_short")
 _UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")
@@ -36,10 +38,22 @@ def did_you_mean(name: object, choices: Iterable[object]) -> str:
     return f"; did you mean {valid[close[0]]!r}?" if close else ""
 
 
+def one_line(error: BaseException) -> str:
+    """An exception as one line: `TypeName: message`, its whitespace runs as single spaces."""
+    return " ".join(f"{type(error).__name__}: {error}".split())
+
+
 def unknown(what: str, name: object, choices: Sequence[object]) -> str:
     """'unknown WHAT NAME; valid: A, B; did you mean A?'"""
     valid = ", ".join(str(c) for c in choices)
     return f"unknown {what} {quote(name)}; valid: {valid}{did_you_mean(name, choices)}"
+
+
+def registered(registry: Mapping[str, T], what: str, name: str) -> T:
+    """`registry[name]`; an unknown name is a ValueError naming the known ones (`unknown`)."""
+    if name not in registry:
+        raise ValueError(unknown(what, name, list(registry)))
+    return registry[name]
 
 
 def path(parts: Iterable[object]) -> str:

@@ -14,7 +14,7 @@ from torch import nn
 from baselines import BaselineConfig, RecurrentBaseline
 from plastic_models import PlasticConfig, PlasticLSTM, PlasticLSTMConfig, PlasticNetwork
 from plastic_models.rules import qualified
-from sweep.errors import describe, did_you_mean, unknown
+from sweep.errors import describe, did_you_mean, registered
 
 
 class Model(Protocol):
@@ -50,6 +50,17 @@ class Model(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> Any: ...
+
+
+def step_unrolled(model: Any, inputs: torch.Tensor) -> torch.Tensor:
+    """`step` unrolled from `initial_state` over inputs (T, ..., B, I): what `forward` must
+    equal (a model's, or a population's with the member dimension K before B)."""
+    state = model.initial_state(inputs.shape[-2], inputs.device)
+    outputs = []
+    for x_t in inputs:
+        y, state = model.step(x_t, state)
+        outputs.append(y)
+    return torch.stack(outputs)
 
 
 @dataclass(frozen=True)
@@ -88,9 +99,7 @@ def register_family(name: str, config: type, build: Callable[[int, int, Any], nn
 
 
 def get_family(name: str) -> Family:
-    if name not in FAMILIES:
-        raise ValueError(unknown("model family", name, list(FAMILIES)))
-    return FAMILIES[name]
+    return registered(FAMILIES, "model family", name)
 
 
 def make_config(family: str, params: Mapping[str, Any] | None = None) -> Any:

@@ -19,16 +19,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from sweep.errors import one_line
+
 ENV_VAR = "SWEEP_PLUGINS"  # the modules a Ray worker imports at start, comma-separated
 
 
 def module_name(entry: str) -> str:
     """`mylab.rules` as it is; `extra/covariance.py` -> `extra.covariance`."""
     return entry.removesuffix(".py").replace("/", ".") if entry.endswith(".py") else entry
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())
 
 
 def load(entries: Sequence[str], root: str | None) -> list[str]:
@@ -46,12 +44,12 @@ def load(entries: Sequence[str], root: str | None) -> list[str]:
             importlib.import_module(name)
         except ModuleNotFoundError as e:
             if e.name is None or not name.startswith(e.name):
-                errors.append(f"{where}: importing it failed: {_one_line(e)}")
+                errors.append(f"{where}: importing it failed: {one_line(e)}")
             else:
                 looked = f"{root} or " if root else ""
                 errors.append(f"{where}: no module {e.name!r} in {looked}the installed packages")
         except Exception as e:  # a registration error or any other failure of the module
-            errors.append(f"{where}: importing it failed: {_one_line(e)}")
+            errors.append(f"{where}: importing it failed: {one_line(e)}")
     return errors
 
 

@@ -38,6 +38,7 @@ from pydantic import (
 from sweep import plugins as plugin_modules
 from sweep.defaults import cell_params, method_of
 from sweep.errors import describe, did_you_mean, path, quote, unknown
+from sweep.extras import missing_package
 from sweep.learners import LEARNERS, all_settings, owner, settings_names
 from sweep.models import FAMILIES, build_model, get_family
 from sweep.tasks import TASKS, Task, levels, make_task, task_learner
@@ -555,8 +556,6 @@ def _tracking_errors(tracking: Tracking, storage: str | None) -> list[str]:
     storage is not a local folder."""
     if not tracking.names():
         return []
-    from sweep.tracking import missing_package  # imports Ray: only when a tracker is named
-
     errors = [
         f"tracking.{name}: {problem}"
         for name in tracking.names()

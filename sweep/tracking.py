@@ -11,7 +11,6 @@ never see it.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import tempfile
@@ -20,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 
+from sweep.errors import one_line
+from sweep.extras import PACKAGES as PACKAGES  # the trackers' packages, named here too
 from sweep.records import TrialConfig, TrialResult
 from sweep.store import filesystem
 
@@ -30,32 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# tracker -> (the package its Ray Tune callback imports, the project's extra that installs it)
-PACKAGES = {"tensorboard": "tensorboardX", "mlflow": "mlflow", "wandb": "wandb"}
 TENSORBOARD_DIR = "tensorboard"
 WANDB_DIR = "wandb"  # W&B itself puts its run folders in a `wandb/` folder of the dir given
 MLFLOW_DIR = "mlruns"
-
-
-def missing_package(tracker: str) -> str | None:
-    """Why `tracker` cannot run here (its package is absent or does not import), or None."""
-    package = PACKAGES[tracker]
-    try:
-        importlib.import_module(package)
-    except ModuleNotFoundError as e:
-        if e.name is not None and e.name.split(".")[0] != package.split(".")[0]:
-            return f"package {package!r} does not import: {_one_line(e)}"
-        return (
-            f"package {package!r} is not installed; pip install -e '.[{tracker}]' "
-            "(or '.[tracking]' for all three)"
-        )
-    except Exception as e:  # a broken install fails in any way
-        return f"package {package!r} does not import: {_one_line(e)}"
-    return None
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())
 
 
 def identity(sweep: str, config: TrialConfig, trial_id: str) -> dict[str, str]:
@@ -120,7 +98,7 @@ class Tracker(Callback):
                 "tracking: %s failed (%s); it is off for the rest of this sweep, "
                 "which goes on (the Parquet tables are complete)",
                 self.name,
-                _one_line(e),
+                one_line(e),
             )
 
     def setup(

@@ -94,12 +94,9 @@ def sweep_trainable(ray_config: dict[str, Any], spec: SweepSpec, folder: str) ->
         return
     ranks = Ranks(0, spec.resources.workers)
     trial = build_trial(TrialConfig.from_dict(ray_config), trial_device(spec), ranks)
-    started_at = datetime.now(UTC).isoformat()
     checkpoint = checkpoint_path(folder, tune.get_context().get_trial_id())
-    state = load_checkpoint(checkpoint)
+    started_at, state = restore(checkpoint, "trial", trial)
     if state is not None:
-        trial.load_state_dict(state["trial"])
-        started_at = state["started_at"]
         last = TrialResult.from_dict(state["last"])
         if last is not None:
             # Again: the trial may have stopped between saving and reporting (readers keep
@@ -152,14 +149,11 @@ def train_population(ray_config: dict[str, Any], spec: SweepSpec, folder: str) -
     configs = list(trial_configs(ray_config).values())
     population = build_population(configs, trial_device(spec))
     goal = configs[0].descriptor.goal
-    started_at = datetime.now(UTC).isoformat()
     trial_id = tune.get_context().get_trial_id()
     checkpoint = checkpoint_path(folder, trial_id)
-    state = load_checkpoint(checkpoint)
+    started_at, state = restore(checkpoint, "population", population)
     last: dict[int, TrialResult] = {}  # each member's latest result
     if state is not None:
-        population.load_state_dict(state["population"])
-        started_at = state["started_at"]
         tune.report(state["last"])  # again, as a lone trial does
         last = {k: r for k, r in member_results(state["last"]).items() if k is not None}
         if population.finished:
@@ -276,6 +270,19 @@ class TrialWorker:
 
 def checkpoint_path(folder: str, trial_id: str) -> str:
     return f"{folder.rstrip('/')}/{CHECKPOINTS}/{trial_id}.pt"
+
+
+def restore(
+    checkpoint: str, key: str, into: Trial | PopulationTrial
+) -> tuple[str, dict[str, Any] | None]:
+    """When the trial first started (now, for a fresh one) and the state of its last
+    checkpoint (at `checkpoint`), its `key` loaded into `into` (None: none yet)."""
+    started_at = datetime.now(UTC).isoformat()
+    state = load_checkpoint(checkpoint)
+    if state is None:
+        return started_at, None
+    into.load_state_dict(state[key])
+    return state["started_at"], state
 
 
 def save_checkpoint(path: str, state: dict[str, Any]) -> None:

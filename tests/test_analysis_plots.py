@@ -24,6 +24,7 @@ from analysis.figures.importance import draw_importance, importance_info, import
 from analysis.figures.learning_curves import draw_learning_curves, learning_curves_info
 from analysis.figures.parameters import parameters_info
 from analysis.figures.reconstructions import reconstruction_info
+from analysis.summary import IMPORTANCE_COLUMNS
 from analysis.tables import CURVES_COLUMNS
 from tests.test_analysis_summary import HIGH, LOW, pictures, seeds, trial
 
@@ -126,16 +127,7 @@ def test_importance_info(summary: Summary) -> None:
             ("s", "hard", "plastic", "eta", 0.1, 12, False, "too few"),
             ("s", "hard", "rnn", "lr", math.nan, 1, False, "fewer than 2 completed trials"),
         ],
-        columns=[
-            "sweep",
-            "difficulty",
-            "model",
-            "param",
-            "importance",
-            "completed",
-            "meaningful",
-            "note",
-        ],
+        columns=list(IMPORTANCE_COLUMNS),
     )
     info = importance_info(dataclasses.replace(summary, importance=importance))
     assert info.cells == ("easy / plastic", "easy / rnn", "hard / plastic", "hard / rnn")

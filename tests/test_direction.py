@@ -23,7 +23,6 @@ from rich.console import Console
 
 from sweep.plan import make_cells, trial_config
 from sweep.progress import LiveCells, counts_from_storage, render
-from sweep.records import TrialResult
 from sweep.scheduling import CellScheduler
 from sweep.search import CellSearcher, journal_storage
 from sweep.spec import EarlyStop, SweepSpec, parse_spec
@@ -32,6 +31,7 @@ from sweep.tasks import TASKS, make_task, register_task
 from sweep.tasks.patterns import LEVELS, PatternTask
 from tests.support.driver import assert_study_is_the_rows
 from tests.support.sweeps import asha_search, status_rows, sweep, tiny_spec, write_spec
+from tests.test_scheduling import evaluation
 
 # A researcher's task: the pattern task scored as the fraction of bits right.
 RECALL = '''
@@ -102,18 +102,7 @@ def _parsed(root: Path, task: str) -> SweepSpec:
 
 def _result(episodes: int, value: float) -> dict[str, Any]:
     """A report of a trial with a 200-episode budget, evaluated every 100 episodes."""
-    return TrialResult(
-        step=episodes // 100,
-        episodes=episodes,
-        loss=0.1,
-        value=value,
-        wall_s=1.0,
-        episodes_per_second=100.0,
-        best_value=value,
-        episodes_to_solve=None,
-        num_parameters=1,
-        done=episodes >= 200,
-    ).to_dict()
+    return evaluation(episodes, value, loss=0.1, done=episodes >= 200)
 
 
 def _trial(config: dict[str, Any]) -> Trial:

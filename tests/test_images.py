@@ -16,6 +16,7 @@ from sweep.tasks import levels, make_task
 from sweep.tasks.images import ImageTask, skimage_patches
 from sweep.train import RECONSTRUCTIONS, TrainConfig, Trial, seeded
 from tests.support.sweeps import sweep
+from tests.test_patterns import recalled
 
 
 def gen(seed: int) -> torch.Generator:
@@ -69,9 +70,7 @@ def test_same_seed_same_episode() -> None:
 def test_score_is_mse_on_the_erased_part_against_chance() -> None:
     task = make_task("images", "tiny")
     ep = task.sample(4, gen(0))
-    perfect = torch.zeros(task.steps, 4, 64)
-    perfect[-1] = ep.targets
-    assert task.score(perfect, ep) == 0.0
+    assert task.score(recalled(task, ep), ep) == 0.0
     mean_prediction = torch.zeros(task.steps, 4, 64)
     assert ep.mask is not None
     expected = float((ep.targets.square() * ep.mask).sum() / ep.mask.sum())

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from plastic_models.checkpointed import SHORT_EPISODE, segment_length
 from plastic_models.rules import REGISTRY
 from sweep.members import BATCHED, LoopMembers, Members, Stacked, can_batch, stack_members
-from sweep.models import FAMILIES, build_model
+from sweep.models import FAMILIES, build_model, step_unrolled
 from sweep.train import seeded
 from tests.support.registries import ALPHAS, MODULATIONS, RULES
 from tests.test_plugins import RULE
@@ -108,16 +108,6 @@ def data(steps: int = T) -> tuple[Tensor, Tensor]:
     return inputs, torch.randn(steps, K, B, OUT, generator=g)
 
 
-def by_step(model: Any, inputs: Tensor) -> Tensor:
-    """`step` unrolled from `initial_state` over inputs (T, ...)."""
-    state = model.initial_state(inputs.shape[-2], inputs.device)
-    outputs = []
-    for x_t in inputs:
-        y, state = model.step(x_t, state)
-        outputs.append(y)
-    return torch.stack(outputs)
-
-
 def grads(model: nn.Module) -> dict[str, Tensor]:
     return {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
 
@@ -127,7 +117,7 @@ def check_members(
 ) -> None:
     """Each member's outputs and parameter gradients equal its lone model's (same seed)."""
     inputs, readout = data(steps)
-    run = (lambda m, x: m(x)) if via == "forward" else by_step
+    run = (lambda m, x: m(x)) if via == "forward" else step_unrolled
     out = run(pop, inputs)
     (out * readout).sum().backward()
     assert isinstance(pop, Stacked)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sweep.tasks import levels, make_task
+from sweep.tasks import Episode, Task, levels, make_task
 from sweep.tasks.patterns import PatternSettings, PatternTask
 
 
@@ -63,11 +63,17 @@ def test_same_seed_same_episode_different_seed_different() -> None:
     assert not torch.equal(a.inputs, c.inputs)
 
 
+def recalled(task: Task, episode: Episode) -> torch.Tensor:
+    """Outputs (T, B, O) that recall every target at the last step, zero before."""
+    out = torch.zeros(task.steps, *episode.targets.shape)
+    out[-1] = episode.targets
+    return out
+
+
 def test_score_is_fraction_of_wrong_sign_bits() -> None:
     task = make_task("patterns", "trivial")
     ep = task.sample(2, gen(0))
-    out = torch.zeros(task.steps, 2, 8)
-    out[-1] = ep.targets
+    out = recalled(task, ep)
     assert task.score(out, ep) == 0.0
     out[-1, 0, :2] *= -1  # 2 of 16 bits wrong
     assert task.score(out, ep) == pytest.approx(2 / 16)

@@ -121,16 +121,22 @@ def test_memory_grows_as_sqrt_of_episode_length_not_linearly(clip: float | None)
     assert long / short <= 2.5  # sqrt(4) = 2, plus rounding of the segment count
 
 
-@pytest.mark.cuda  # skipped without CUDA (conftest.py)
-@pytest.mark.parametrize("variant", VARIANTS[::5], ids=_ids)
-def test_fast_path_on_gpu_matches_reference(variant: dict[str, object]) -> None:
-    net = _net(eta=0.3, init_scale=0.1, **variant)
-    x = torch.randn(40, 3, 9, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+def check_on_gpu(net: PlasticNetwork, x: torch.Tensor) -> None:
+    """Every parameter's gradient of `net` on the GPU within 1e-8 of the plain reference's on
+    the CPU (float64 inputs x)."""
     g_ref = _grads(net, reference_forward(net, x))
     gpu = net.cuda()
     g_gpu = _grads(gpu, gpu(x.cuda()))
     for name in g_ref:
         assert _max_rel(g_gpu[name].cpu(), g_ref[name]) <= 1e-8, name
+
+
+@pytest.mark.cuda  # skipped without CUDA (conftest.py)
+@pytest.mark.parametrize("variant", VARIANTS[::5], ids=_ids)
+def test_fast_path_on_gpu_matches_reference(variant: dict[str, object]) -> None:
+    net = _net(eta=0.3, init_scale=0.1, **variant)
+    x = torch.randn(40, 3, 9, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    check_on_gpu(net, x)
 
 
 def test_hand_sized_network_is_unchanged_by_the_fast_path() -> None:

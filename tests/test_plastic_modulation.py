@@ -18,6 +18,8 @@ from plastic_models import (
 )
 from tests.support.registries import ALPHAS, MODULATIONS, RULES
 from tests.test_plastic import _grads, _max_rel
+from tests.test_plastic_episode import check_on_gpu
+from tests.test_retroactive_kernel import saved_bytes
 
 TOLERANCE = {torch.float64: (1e-10, 1e-8), torch.float32: (1e-5, 1e-3)}  # outputs, gradients
 
@@ -94,17 +96,7 @@ def test_rule_on_the_generic_path_equals_the_fast_kernel(monkeypatch: pytest.Mon
 def _saved_bytes(steps: int, n: int) -> int:
     """Bytes of the (B, N, N) tensors autograd keeps for the backward pass once the forward
     pass is done: the segments' snapshots and the last segment's own graph."""
-    net = PlasticNetwork(n, n, PlasticConfig(modulation="retroactive"))
-    kept: list[torch.Tensor] = []
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        kept.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        net(torch.randn(steps, 2, n))
-    big = {t.data_ptr(): t.numel() * t.element_size() for t in kept if t.dim() == 3}
-    return sum(big.values())
+    return saved_bytes(steps, n, lambda t: t.dim() == 3)
 
 
 def test_memory_grows_as_sqrt_of_episode_length_not_linearly(
@@ -172,11 +164,7 @@ def test_plastic_lstm_matches_reference_at_long_episodes(
 def test_generic_path_on_gpu_matches_reference(modulation: str) -> None:
     net = _net(torch.float64, 0.1, rule="oja", modulation=modulation, fanout=True)
     x = torch.randn(60, 3, 9, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
-    g_ref = _grads(net, reference_forward(net, x))
-    gpu = net.cuda()
-    g_gpu = _grads(gpu, gpu(x.cuda()))
-    for name in g_ref:
-        assert _max_rel(g_gpu[name].cpu(), g_ref[name]) <= 1e-8, name
+    check_on_gpu(net, x)
 
 
 def test_retroactive_order_by_hand() -> None:

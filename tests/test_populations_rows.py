@@ -8,6 +8,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from ray.tune.experiment import Trial
 from ray.tune.utils import flatten_dict
@@ -53,6 +54,15 @@ def population(tmp_path: Path) -> tuple[ResultsWriter, Trial, Path, SweepSpec]:
     return ResultsWriter(spec, str(folder)), trial, folder, spec
 
 
+def _ended(writer: ResultsWriter, trial: Trial, folder: Path, last: dict, end: str) -> pd.DataFrame:
+    """The population's last report, then its end as Tune tells it (`on_trial_complete` or
+    `on_trial_error`): the trials table, by member."""
+    writer.on_trial_result(0, [], trial, last)
+    trial.run_metadata.last_result = last
+    getattr(writer, end)(0, [], trial)
+    return read_table(folder, "trials").sort_values("member")
+
+
 def test_a_diverged_member_is_written_alone_and_once(population) -> None:
     writer, trial, folder, _ = population
     first = population_result({0: report(1, 0.4), 1: report(1, 0.3), 2: report(1, 0.5)}, "min")
@@ -64,10 +74,7 @@ def test_a_diverged_member_is_written_alone_and_once(population) -> None:
         [f"{trial.trial_id}-1", 1, "diverged"]
     ]
     last = population_result({0: report(3, 0.2, done=True), 2: report(3, 0.1, done=True)}, "min")
-    writer.on_trial_result(0, [], trial, last)
-    trial.run_metadata.last_result = last
-    writer.on_trial_complete(0, [], trial)
-    rows = read_table(folder, "trials").sort_values("member")
+    rows = _ended(writer, trial, folder, last, "on_trial_complete")
     assert rows["status"].tolist() == ["completed", "diverged", "completed"]
     assert rows["final_value"].tolist() == [0.2, 0.3, 0.1]
     assert (rows["population"] == trial.trial_id).all()
@@ -86,10 +93,7 @@ def test_members_that_had_not_ended_fail_with_their_population(population) -> No
     writer.on_trial_result(0, [], trial, ended)
     restarted = pickle.loads(pickle.dumps(writer))
     running = population_result({1: report(2, 0.3), 2: report(2, 0.5)}, "min")
-    restarted.on_trial_result(0, [], trial, running)
-    trial.run_metadata.last_result = running
-    restarted.on_trial_error(0, [], trial)
-    rows = read_table(folder, "trials").sort_values("member")
+    rows = _ended(restarted, trial, folder, running, "on_trial_error")
     assert rows["status"].tolist() == ["diverged", "failed", "failed"]
     assert rows["final_value"].tolist() == [0.4, 0.3, 0.5]
     assert raw_rows(folder, "trials")["trial_id"].is_unique

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
@@ -32,39 +34,45 @@ def _trial(cell: str, phase: str = "search") -> Trial:
     return Trial("sweep_trainable", config=config.to_dict(), stub=True)
 
 
-def _scheduler() -> CellScheduler:
-    return CellScheduler(EarlyStop(grace_episodes=100, reduction_factor=2), max_episodes=400)
+def _scheduler(*trials: Trial) -> CellScheduler:
+    """ASHA per cell over 400 episodes (rungs at 100 and 200), `trials` added."""
+    s = CellScheduler(EarlyStop(grace_episodes=100, reduction_factor=2), max_episodes=400)
+    for t in trials:
+        s.on_trial_add(None, t)
+    return s
+
+
+def evaluation(episodes: int, value: float, loss: float, done: bool = False) -> dict[str, Any]:
+    """A trial's report (`TrialResult.to_dict()`) of an evaluation every 100 episodes: the
+    metric `value`, the best so far."""
+    return TrialResult(
+        step=episodes // 100,
+        episodes=episodes,
+        loss=loss,
+        value=value,
+        wall_s=1.0,
+        episodes_per_second=100.0,
+        best_value=value,
+        episodes_to_solve=None,
+        num_parameters=1,
+        done=done,
+    ).to_dict()
 
 
 def _report(s: CellScheduler, trial: Trial, episodes: int, error: float) -> str:
-    result = TrialResult(
-        step=episodes // 100,
-        episodes=episodes,
-        loss=error,
-        value=error,
-        wall_s=1.0,
-        episodes_per_second=100.0,
-        best_value=error,
-        episodes_to_solve=None,
-        num_parameters=1,
-    )
-    return s.on_trial_result(None, trial, result.to_dict())
+    return s.on_trial_result(None, trial, evaluation(episodes, error, loss=error))
 
 
 def test_a_poor_trial_is_stopped_by_a_better_one_of_its_own_cell() -> None:
-    s = _scheduler()
     good, poor = _trial("easy/plastic"), _trial("easy/plastic")
-    for t in (good, poor):
-        s.on_trial_add(None, t)
+    s = _scheduler(good, poor)
     assert _report(s, good, 100, 0.01) == TrialScheduler.CONTINUE
     assert _report(s, poor, 100, 0.45) == TrialScheduler.STOP
 
 
 def test_trials_of_other_cells_do_not_count() -> None:
-    s = _scheduler()
     plastic, lstm = _trial("easy/plastic"), _trial("easy/lstm")
-    for t in (plastic, lstm):
-        s.on_trial_add(None, t)
+    s = _scheduler(plastic, lstm)
     assert _report(s, plastic, 100, 0.01) == TrialScheduler.CONTINUE
     # far worse than the plastic trial, but the first of its own cell: it goes on
     assert _report(s, lstm, 100, 0.45) == TrialScheduler.CONTINUE
@@ -72,9 +80,7 @@ def test_trials_of_other_cells_do_not_count() -> None:
 
 
 def test_confirmation_trials_are_never_stopped() -> None:
-    s = _scheduler()
     good, confirm = _trial("easy/plastic"), _trial("easy/plastic", phase="confirm")
-    for t in (good, confirm):
-        s.on_trial_add(None, t)
+    s = _scheduler(good, confirm)
     _report(s, good, 100, 0.01)
     assert _report(s, confirm, 100, 0.45) == TrialScheduler.CONTINUE

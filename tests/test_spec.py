@@ -163,6 +163,13 @@ def test_each_bad_spec_names_its_path(change: str) -> None:
         assert any(f"did you mean {SUGGESTS[change]!r}?" in e for e in info.value.errors)
 
 
+def _error_paths(spec: dict[str, Any]) -> list[str]:
+    """Where each of the spec's errors is (`models.rnn`, `train.episdoes`), in their order."""
+    with pytest.raises(SpecError) as info:
+        parse_spec(spec)
+    return [line.split(":")[0] for line in info.value.errors]
+
+
 def test_every_error_is_listed_at_once_in_the_order_of_the_spec() -> None:
     s = _broken("unknown family")
     s["models"]["rnn"]["match_parameters"] = "gru"
@@ -172,10 +179,7 @@ def test_every_error_is_listed_at_once_in_the_order_of_the_spec() -> None:
     s["search"]["space"]["momentum"] = {"uniform": [0.1, 0.9]}
     s["search"]["sampler"] = "bayes"
     s["max_concurent"] = 3
-    with pytest.raises(SpecError) as info:
-        parse_spec(s)
-    paths = [line.split(":")[0] for line in info.value.errors]
-    assert paths == [
+    assert _error_paths(s) == [
         "models.plastic.match_neurons",
         "models.rnn.match_parameters",
         "models.lstm.family",
@@ -195,10 +199,7 @@ def test_a_bad_section_hides_no_error_in_the_others() -> None:
     s["models"]["plastic"]["rule"] = "oja-ish"
     del s["search"]["space"]["rule"]
     s["models"]["rnn"] = 5  # one bad entry: the other models are still checked
-    with pytest.raises(SpecError) as info:
-        parse_spec(s)
-    paths = [line.split(":")[0] for line in info.value.errors]
-    assert paths == [
+    assert _error_paths(s) == [
         "models.rnn",
         "models.plastic.rule",
         "models.lstm.family",
@@ -210,9 +211,7 @@ def test_a_bad_section_hides_no_error_in_the_others() -> None:
 def test_one_bad_difficulty_hides_no_error_in_the_others() -> None:
     s = _broken("unknown level")
     s["difficulties"] = [{"mine": {"level": "tyni"}, "yours": {"level": "tiny"}}, 3, "hard"]
-    with pytest.raises(SpecError) as info:
-        parse_spec(s)
-    assert [line.split(":")[0] for line in info.value.errors] == [
+    assert _error_paths(s) == [
         "difficulties[0].mine.level",
         "difficulties[1]",
         "difficulties[2]",

@@ -10,84 +10,16 @@ and the training loop (`sweep.train.Trial`) only calls it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from collections.abc import Mapping
+from typing import Any
 
-import torch
-
-from sweep.errors import unknown
+from sweep.errors import registered
 from sweep.learners.a2c import A2C
-from sweep.learners.base import Ranks
+from sweep.learners.base import Learner, Ranks
 from sweep.learners.supervised import Supervised
-from sweep.models import Model
 from sweep.tasks.base import learner_of
 
-if TYPE_CHECKING:
-    from sweep.members import Members
-
-
-class Learner(Protocol):
-    name: ClassVar[str]
-    settings_class: ClassVar[type]  # its settings: keyword arguments with defaults
-    data_parallel: ClassVar[bool]  # can train one trial on several ranks
-    settings: Any  # an instance of its settings class
-
-    def loss(
-        self,
-        model: Model,
-        task: Any,
-        batch: int,
-        generator: torch.Generator,
-        device: torch.device,
-        ranks: Ranks,
-    ) -> torch.Tensor:
-        """The mean loss of `batch` fresh training episodes (this rank's weighted share)."""
-        ...
-
-    def evaluate(
-        self,
-        model: Model,
-        task: Any,
-        episodes: int,
-        batch_size: int,
-        generator: torch.Generator,
-        device: torch.device,
-    ) -> float:
-        """The task's metric on `episodes` fresh evaluation episodes."""
-        ...
-
-    # A population (`sweep.population`): K members of one cell trained as one model, each
-    # member as its lone trial would be, with its own generator and its own learner.
-
-    @classmethod
-    def member_losses(
-        cls,
-        learners: Sequence[Any],
-        members: Members,
-        task: Any,
-        batch: int,
-        generators: Sequence[torch.Generator],
-        device: torch.device,
-    ) -> torch.Tensor:
-        """(K,) member k's `loss` of `batch` fresh episodes from `generators[k]` with the
-        settings of `learners[k]` (one rank)."""
-        ...
-
-    @classmethod
-    def member_evaluate(
-        cls,
-        members: Members,
-        task: Any,
-        episodes: int,
-        batch_size: int,
-        generators: Sequence[torch.Generator],
-        device: torch.device,
-    ) -> list[float]:
-        """Member k's `evaluate`, its episodes from `generators[k]`."""
-        ...
-
-
-LEARNERS: dict[str, Any] = {"supervised": Supervised, "a2c": A2C}
+LEARNERS: dict[str, type[Learner]] = {"supervised": Supervised, "a2c": A2C}
 
 
 def settings_names(learner: str) -> tuple[str, ...]:
@@ -119,14 +51,11 @@ def settings_in_effect(learner: str, values: Mapping[str, Any]) -> dict[str, Any
 def make_learner(learner: str, values: Mapping[str, Any] | None = None) -> Learner:
     """The learner with its settings from `values` (keys of other learners ignored)."""
     cls = _entry(learner)
-    made: Learner = cls(cls.settings_class(**own_settings(learner, values or {})))
-    return made
+    return cls(cls.settings_class(**own_settings(learner, values or {})))
 
 
-def _entry(learner: str) -> Any:
-    if learner not in LEARNERS:
-        raise ValueError(unknown("learner", learner, list(LEARNERS)))
-    return LEARNERS[learner]
+def _entry(learner: str) -> type[Learner]:
+    return registered(LEARNERS, "learner", learner)
 
 
 __all__ = [

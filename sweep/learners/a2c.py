@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass as config_dataclass
 from torch import Tensor
 
-from sweep.learners.base import Ranks, batches
+from sweep.learners.base import Generators, Learner, Ranks
 from sweep.models import Model
 from sweep.tasks.reward import RewardTask
 
@@ -142,15 +142,13 @@ def discounted_returns(rewards: Tensor, gamma: float) -> Tensor:
     return returns
 
 
-class A2C:
+class A2C(Learner):
     """Plays its own episodes, so it trains with one worker (no data parallelism)."""
 
     name: ClassVar[str] = "a2c"
     settings_class: ClassVar[type] = A2CSettings
     data_parallel: ClassVar[bool] = False
-
-    def __init__(self, settings: A2CSettings | None = None):
-        self.settings = settings or A2CSettings()
+    settings: A2CSettings
 
     def rollout_loss(self, rollout: Rollout) -> Tensor:
         """Mean over steps and episodes of -log pi(a) * advantage + value_coef * (R - V)^2
@@ -180,22 +178,17 @@ class A2C:
         """The loss of `batch` fresh episodes the model plays (one rank: `ranks` is 1 of 1)."""
         return self.rollout_loss(play(model, task, batch, generator, device))
 
-    @torch.no_grad()
-    def evaluate(
+    def batch_total(
         self,
         model: Model,
         task: RewardTask,
-        episodes: int,
-        batch_size: int,
+        batch: int,
         generator: torch.Generator,
         device: torch.device,
     ) -> float:
-        """Mean reward per episode over `episodes` fresh episodes the model plays (its actions
-        sampled from its policy, as in training), in batches of `batch_size`."""
-        total = 0.0
-        for batch in batches(episodes, batch_size):
-            total += play(model, task, batch, generator, device).episode_rewards.sum().item()
-        return total / episodes
+        """The reward of `batch` fresh episodes the model plays (its actions sampled from its
+        policy, as in training): `evaluate` is the mean reward per episode."""
+        return play(model, task, batch, generator, device).episode_rewards.sum().item()
 
     @classmethod
     def member_losses(
@@ -204,7 +197,7 @@ class A2C:
         members: Members,
         task: RewardTask,
         batch: int,
-        generators: Sequence[torch.Generator],
+        generators: Generators,
         device: torch.device,
     ) -> Tensor:
         """(K,) each member's `loss` of `batch` fresh episodes it plays from its generator,
@@ -215,19 +208,13 @@ class A2C:
         )
 
     @classmethod
-    @torch.no_grad()
-    def member_evaluate(
+    def member_totals(
         cls,
         members: Members,
         task: RewardTask,
-        episodes: int,
-        batch_size: int,
-        generators: Sequence[torch.Generator],
+        batch: int,
+        generators: Generators,
         device: torch.device,
     ) -> list[float]:
-        """Each member's `evaluate`, its episodes drawn from its generator."""
-        totals = [0.0] * len(generators)
-        for batch in batches(episodes, batch_size):
-            for k, r in enumerate(play_members(members, task, batch, generators, device)):
-                totals[k] += r.episode_rewards.sum().item()
-        return [total / episodes for total in totals]
+        rollouts = play_members(members, task, batch, generators, device)
+        return [r.episode_rewards.sum().item() for r in rollouts]

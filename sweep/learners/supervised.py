@@ -10,7 +10,7 @@ import torch
 from pydantic import ConfigDict
 from pydantic.dataclasses import dataclass as config_dataclass
 
-from sweep.learners.base import Ranks, batches
+from sweep.learners.base import Generators, Learner, Ranks
 from sweep.models import Model
 from sweep.tasks.base import Episode, Task
 
@@ -35,16 +35,13 @@ def shard(episode: Episode, ranks: Ranks) -> Episode:
     )
 
 
-class Supervised:
+class Supervised(Learner):
     """Trains on sampled batches; data parallel: every rank draws the whole batch from the
     same generator and trains on its share."""
 
     name: ClassVar[str] = "supervised"
     settings_class: ClassVar[type] = SupervisedSettings
     data_parallel: ClassVar[bool] = True
-
-    def __init__(self, settings: SupervisedSettings | None = None):
-        self.settings = settings or SupervisedSettings()
 
     def loss(
         self,
@@ -67,22 +64,11 @@ class Supervised:
             return torch.zeros((), device=device)
         return task.loss(model(part.inputs), part) * share
 
-    @torch.no_grad()
-    def evaluate(
-        self,
-        model: Model,
-        task: Task,
-        episodes: int,
-        batch_size: int,
-        generator: torch.Generator,
-        device: torch.device,
+    def batch_total(
+        self, model: Model, task: Task, batch: int, generator: torch.Generator, device: torch.device
     ) -> float:
-        """Mean metric over `episodes` fresh episodes, drawn in batches of `batch_size`."""
-        total = 0.0
-        for batch in batches(episodes, batch_size):
-            episode = task.sample(batch, generator, device, split="eval")
-            total += task.score(model(episode.inputs), episode) * batch
-        return total / episodes
+        episode = task.sample(batch, generator, device, split="eval")
+        return task.score(model(episode.inputs), episode) * batch
 
     @classmethod
     def member_losses(
@@ -91,7 +77,7 @@ class Supervised:
         members: Members,
         task: Task,
         batch: int,
-        generators: Sequence[torch.Generator],
+        generators: Generators,
         device: torch.device,
     ) -> torch.Tensor:
         """(K,) each member's `loss` of a fresh batch drawn from its own generator (the
@@ -101,21 +87,10 @@ class Supervised:
         return torch.stack([task.loss(outputs[:, k], e) for k, e in enumerate(episodes)])
 
     @classmethod
-    @torch.no_grad()
-    def member_evaluate(
-        cls,
-        members: Members,
-        task: Task,
-        episodes: int,
-        batch_size: int,
-        generators: Sequence[torch.Generator],
-        device: torch.device,
+    def member_totals(
+        cls, members: Members, task: Task, batch: int, generators: Generators, device: torch.device
     ) -> list[float]:
-        """Each member's `evaluate`, its episodes drawn from its generator."""
-        totals = [0.0] * len(generators)
-        for batch in batches(episodes, batch_size):
-            drawn = [task.sample(batch, g, device, split="eval") for g in generators]
-            outputs = members(torch.stack([e.inputs for e in drawn], 1))  # (T, K, B, O)
-            for k, episode in enumerate(drawn):
-                totals[k] += task.score(outputs[:, k], episode) * batch
-        return [total / episodes for total in totals]
+        """The members' batches stacked along the member dimension: one forward."""
+        drawn = [task.sample(batch, g, device, split="eval") for g in generators]
+        outputs = members(torch.stack([e.inputs for e in drawn], 1))  # (T, K, B, O)
+        return [task.score(outputs[:, k], episode) * batch for k, episode in enumerate(drawn)]

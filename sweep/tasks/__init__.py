@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from plastic_models.rules import qualified
-from sweep.errors import unknown
+from sweep.errors import registered
 from sweep.store import GOALS
 from sweep.tasks.base import Episode, Task, learner_of
 from sweep.tasks.cue_reward import LEVELS as CUE_REWARD_LEVELS
@@ -78,9 +78,7 @@ def task_learner(task: str) -> str:
 
 
 def _entry(task: str) -> tuple[Any, dict[str, dict[str, Any]]]:
-    if task not in TASKS:
-        raise ValueError(unknown("task", task, list(TASKS)))
-    return TASKS[task]
+    return registered(TASKS, "task", task)
 
 
 __all__ = [

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, Self, TypeVar
 
 import torch
 from pydantic import ValidationError
 from torch import Tensor
 
+from sweep.defaults import Method
 from sweep.errors import describe, unknown
 
 S = TypeVar("S")
@@ -27,8 +29,9 @@ class Episode:
     mask: Tensor | None = None
 
 
-class Task(Protocol):
-    """A memory task at one difficulty. Every random draw uses the generator it is given."""
+class AnyTask(Protocol):
+    """What every task declares, whatever its learner (the supervised `Task`, the reward
+    tasks' `sweep.tasks.reward.RewardTask`)."""
 
     name: str
     level: str  # the difficulty's name ("custom" when set parameter by parameter)
@@ -37,15 +40,6 @@ class Task(Protocol):
     learner: str  # how a model learns it (`sweep.learners`): "supervised", "a2c"
     chance: float  # the metric of a network that learned nothing
     solved_threshold: float  # solved when the metric reaches this (`sweep.store.reached`)
-    # Other levels worth drawing beside chance, by name (patterns: the error of copying the
-    # cue, where every model starts); empty when there are none.
-    references: dict[str, float]
-
-    @property
-    def picture(self) -> tuple[int, int] | None:
-        """(rows, cols) of a target drawn as a picture; None for a task whose targets are not
-        pictures (finished trials record reconstructions only for picture tasks)."""
-        ...
 
     @property
     def input_size(self) -> int: ...
@@ -55,6 +49,20 @@ class Task(Protocol):
 
     @property
     def steps(self) -> int: ...
+
+
+class Task(AnyTask, Protocol):
+    """A memory task at one difficulty. Every random draw uses the generator it is given."""
+
+    # Other levels worth drawing beside chance, by name (patterns: the error of copying the
+    # cue, where every model starts); empty when there are none.
+    references: dict[str, float]
+
+    @property
+    def picture(self) -> tuple[int, int] | None:
+        """(rows, cols) of a target drawn as a picture; None for a task whose targets are not
+        pictures (finished trials record reconstructions only for picture tasks)."""
+        ...
 
     def settings(self) -> dict[str, object]:
         """The resolved protocol parameters, for results rows."""
@@ -135,7 +143,70 @@ def show_sequence(
     return inputs
 
 
-def last_step_squared_error(outputs: Tensor, episode: Episode) -> Tensor:
-    """Squared error on the last step, summed over outputs as in the reference, mean over
-    the batch."""
-    return (outputs[-1] - episode.targets).square().sum(-1).mean()
+class TaskBase:
+    """What the built-in tasks share, given on the class their `name`, `settings_class` (a
+    pydantic dataclass of the protocol parameters) and `levels` (the ladder): construction
+    from a level, and the settings as a row's `task.*` values."""
+
+    name: str
+    settings_class: type
+    levels: Mapping[str, Mapping[str, Any]]
+    config: Any  # an instance of the settings class
+
+    def __init__(self, settings: Any, level: str = "custom"):
+        self.config = settings
+        self.level = level
+
+    @classmethod
+    def from_level(
+        cls, level: str | None, overrides: Mapping[str, Any] | None = None, name: str | None = None
+    ) -> Self:
+        """A ladder level (None: the defaults) with some parameters set directly."""
+        settings: Any = resolve_settings(cls.settings_class, cls.levels, cls.name, level, overrides)
+        return cls(settings, name or level or "custom")
+
+    def settings(self) -> dict[str, object]:
+        return dataclasses.asdict(self.config)
+
+
+class SequenceTask(TaskBase):
+    """A supervised memory task whose episode shows K items, then a cue (`show_sequence`),
+    and wants the whole item back at the last step. Its settings have `cycles`, `prestime`,
+    `delay`, `test_time` and `input_scale`; a subclass names the setting that counts the items
+    an episode shows (`items`) and draws them (`draw`)."""
+
+    goal = "min"
+    learner = "supervised"
+    method = Method()  # the 2018 paper's code: its defaults are the families' own
+    items: str  # the setting K: the items an episode shows
+
+    def draw(
+        self, batch_size: int, generator: torch.Generator, split: Split
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """An episode's items (B, K, D), its cue (B, D), the targets (B, D) and the part of
+        them the metric scores (B, D), or None: all."""
+        raise NotImplementedError
+
+    @property
+    def steps(self) -> int:
+        c = self.config
+        k = getattr(c, self.items)
+        return sequence_steps(c.cycles, k, c.prestime, c.delay, c.test_time)
+
+    def sample(
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+        split: Split = "train",
+    ) -> Episode:
+        c = self.config
+        items, cue, targets, mask = self.draw(batch_size, generator, split)
+        inputs = show_sequence(items, cue, c.cycles, c.prestime, c.delay, c.test_time, generator)
+        scored = None if mask is None else mask.to(device)
+        return Episode((inputs * c.input_scale).to(device), targets.to(device), scored)
+
+    def loss(self, outputs: Tensor, episode: Episode) -> Tensor:
+        """Squared error on the last step (over the whole item), summed over outputs as in the
+        reference, mean over the batch."""
+        return (outputs[-1] - episode.targets).square().sum(-1).mean()

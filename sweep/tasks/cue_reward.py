@@ -17,7 +17,7 @@ constant 1. Actions: 0 withhold, 1 respond.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 import torch
 from pydantic import (
@@ -31,7 +31,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 from torch import Tensor
 
-from sweep.tasks.reward import RewardTaskBase, one_hot
+from sweep.tasks.reward import RewardTaskBase, backpropamine_train, one_hot
 
 ACTIONS = 2
 RESPOND = 1
@@ -174,16 +174,7 @@ class CueRewardTask(RewardTaskBase):
     actions = ACTIONS
     config: CueRewardSettings
     # backpropamine sr/README.md's command line (Adam eps 1e-6, batch 30, clip 2, entropy 0.1)
-    reference_train: ClassVar[dict[str, Any]] = dict(
-        batch_size=30,
-        lr=1e-3,  # the reference's 1e-4 is for 6M episodes (README: parity table)
-        adam_eps=1e-6,
-        grad_clip=2.0,
-        gamma=0.9,
-        entropy="simpson",
-        entropy_coef=0.1,
-        value_coef=0.1,
-    )
+    reference_train = backpropamine_train(adam_eps=1e-6, grad_clip=2.0, entropy_coef=0.1)
     reference_eta = 0.1  # sr/modul.py: the plastic network's eta (learned)
 
     def reference_hidden(self) -> int:

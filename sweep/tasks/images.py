@@ -18,10 +18,8 @@ from CIFAR-10 python batches on disk (batches 1-4 for training, 5 held out).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import pickle
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,15 +29,7 @@ from pydantic import ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveI
 from pydantic.dataclasses import dataclass
 from torch import Tensor
 
-from sweep.defaults import Method
-from sweep.tasks.base import (
-    Episode,
-    Split,
-    last_step_squared_error,
-    resolve_settings,
-    sequence_steps,
-    show_sequence,
-)
+from sweep.tasks.base import Episode, SequenceTask, Split
 
 # scikit-image's bundled photographs (no download): disjoint training and evaluation sets.
 TRAIN_PHOTOS = (
@@ -149,17 +139,18 @@ def _cifar10_cached(folder: str, side: int, split: Split) -> np.ndarray:
     return _normalise(np.concatenate(arrays))
 
 
-class ImageTask:
+class ImageTask(SequenceTask):
     name = "images"
-    metric = "erased_mse"
-    goal = "min"
-    learner = "supervised"
-    method = Method()  # the 2018 paper's code: its defaults are the families' own
     settings_class = ImageSettings
+    levels = LEVELS
+    items = "num_images"
+    config: ImageSettings
+    metric = "erased_mse"
 
     def __init__(self, settings: ImageSettings, level: str = "custom"):
-        self.config = settings
-        self.level = level
+        if settings.source == "cifar10" and settings.cifar_path is None:
+            raise ValueError("cifar_path: needed with source: cifar10 (the batches' folder)")
+        super().__init__(settings, level)
         self._pools = {split: self._load(split) for split in ("train", "eval")}
         # Chance: predicting the image mean (0) leaves the mean squared pixel of the erased
         # part, averaged over the evaluation images.
@@ -167,16 +158,6 @@ class ImageTask:
         self.solved_threshold = settings.solved_fraction * self.chance
         # Copying the cue (zeros where it is erased) scores exactly chance: nothing to add.
         self.references: dict[str, float] = {}
-
-    @classmethod
-    def from_level(
-        cls, level: str | None, overrides: Mapping[str, Any] | None = None, name: str | None = None
-    ) -> ImageTask:
-        """A ladder level (None: the defaults) with some parameters set directly."""
-        settings = resolve_settings(ImageSettings, LEVELS, cls.name, level, overrides)
-        if settings.source == "cifar10" and settings.cifar_path is None:
-            raise ValueError("cifar_path: needed with source: cifar10 (the batches' folder)")
-        return cls(settings, name or level or "custom")
 
     def _load(self, split: Split) -> Tensor:
         c = self.config
@@ -203,33 +184,18 @@ class ImageTask:
     def output_size(self) -> int:
         return self.pixels
 
-    @property
-    def steps(self) -> int:
-        c = self.config
-        return sequence_steps(c.cycles, c.num_images, c.prestime, c.delay, c.test_time)
-
-    def settings(self) -> dict[str, object]:
-        return dataclasses.asdict(self.config)
-
-    def sample(
-        self,
-        batch_size: int,
-        generator: torch.Generator,
-        device: torch.device | str = "cpu",
-        split: Split = "train",
-    ) -> Episode:
-        c = self.config
+    def draw(
+        self, batch_size: int, generator: torch.Generator, split: Split
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         pool = self._pools[split]
-        b, k = batch_size, c.num_images
+        b, k = batch_size, self.config.num_images
         # K distinct images per episode
         chosen = torch.argsort(torch.rand(b, len(pool), generator=generator), dim=1)[:, :k]
         images = pool[chosen]  # (B, K, P)
         which = torch.randint(0, k, (b,), generator=generator)
         targets = images[torch.arange(b), which]  # (B, P)
         erased = self.erased_mask(torch.rand(b, generator=generator) < 0.5)  # (B, P)
-        cue = targets.masked_fill(erased, 0.0)
-        inputs = show_sequence(images, cue, c.cycles, c.prestime, c.delay, c.test_time, generator)
-        return Episode((inputs * c.input_scale).to(device), targets.to(device), erased.to(device))
+        return images, targets.masked_fill(erased, 0.0), targets, erased
 
     def erased_mask(self, from_top: Tensor) -> Tensor:
         """(B, P) True on the erased rows: the top or the bottom `erase` of the image."""
@@ -239,9 +205,6 @@ class ImageTask:
         top = row < rows
         bottom = row >= side - rows
         return torch.where(from_top.unsqueeze(1), top, bottom)
-
-    def loss(self, outputs: Tensor, episode: Episode) -> Tensor:
-        return last_step_squared_error(outputs, episode)  # over the whole image
 
     def score(self, outputs: Tensor, episode: Episode) -> float:
         assert episode.mask is not None

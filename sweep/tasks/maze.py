@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass as plain_dataclass
 from functools import cache
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import (
@@ -35,7 +35,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 from torch import Tensor
 
-from sweep.tasks.reward import RewardTaskBase, one_hot
+from sweep.tasks.reward import RewardTaskBase, backpropamine_train, one_hot
 
 ACTIONS = 4
 VIEW = 9
@@ -262,16 +262,7 @@ class MazeTask(RewardTaskBase):
     actions = ACTIONS
     config: MazeSettings
     # backpropamine maze/README.md's command line; Adam's eps: maze/batch.py (1e-4)
-    reference_train: ClassVar[dict[str, Any]] = dict(
-        batch_size=30,
-        lr=1e-3,  # the reference's 1e-4 is for 6M episodes (README: parity table)
-        adam_eps=1e-4,
-        grad_clip=4.0,
-        gamma=0.9,
-        entropy="simpson",
-        entropy_coef=0.03,
-        value_coef=0.1,
-    )
+    reference_train = backpropamine_train(adam_eps=1e-4, grad_clip=4.0, entropy_coef=0.03)
     reference_eta = 0.01  # maze/batch.py: the plastic network's eta (learned)
 
     def reference_hidden(self) -> int:

@@ -23,8 +23,6 @@ independent of the item's size.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from typing import Annotated, Any
 
 import torch
@@ -39,15 +37,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 from torch import Tensor
 
-from sweep.defaults import Method
-from sweep.tasks.base import (
-    Episode,
-    Split,
-    last_step_squared_error,
-    resolve_settings,
-    sequence_steps,
-    show_sequence,
-)
+from sweep.tasks.base import Episode, SequenceTask, Split
 
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
@@ -97,30 +87,21 @@ LEVELS: dict[str, dict[str, Any]] = {
 }
 
 
-class PatternTask:
+class PatternTask(SequenceTask):
     name = "patterns"
     settings_class = PatternSettings
+    levels = LEVELS
+    items = "num_patterns"
+    config: PatternSettings
     metric = "bit_error"
-    goal = "min"
-    learner = "supervised"
     chance = 0.5
-    method = Method()  # the 2018 paper's code: its defaults are the families' own
 
     def __init__(self, settings: PatternSettings, level: str = "custom"):
-        self.config = settings
-        self.level = level
+        super().__init__(settings, level)
         self.solved_threshold = settings.solved_threshold
         # Copying the cue gets the shown bits right and the zeroed ones right half the time:
         # where every model starts, and where one that learned nothing stays.
         self.references = {"copy the cue": settings.degrade / 2}
-
-    @classmethod
-    def from_level(
-        cls, level: str | None, overrides: Mapping[str, Any] | None = None, name: str | None = None
-    ) -> PatternTask:
-        """A ladder level (None: the defaults) with some parameters set directly."""
-        settings = resolve_settings(PatternSettings, LEVELS, cls.name, level, overrides)
-        return cls(settings, name or level or "custom")
 
     @property
     def picture(self) -> None:
@@ -134,21 +115,9 @@ class PatternTask:
     def output_size(self) -> int:
         return self.config.pattern_size
 
-    @property
-    def steps(self) -> int:
-        c = self.config
-        return sequence_steps(c.cycles, c.num_patterns, c.prestime, c.delay, c.test_time)
-
-    def settings(self) -> dict[str, object]:
-        return dataclasses.asdict(self.config)
-
-    def sample(
-        self,
-        batch_size: int,
-        generator: torch.Generator,
-        device: torch.device | str = "cpu",
-        split: Split = "train",
-    ) -> Episode:
+    def draw(
+        self, batch_size: int, generator: torch.Generator, split: Split
+    ) -> tuple[Tensor, Tensor, Tensor, None]:
         # Patterns are random every episode: a fresh draw is never seen in training anyway.
         c = self.config
         b, s, p = batch_size, c.pattern_size, c.num_patterns
@@ -158,12 +127,7 @@ class PatternTask:
         # Exactly int(degrade * S) bits zeroed, at random positions, per episode.
         noise = torch.rand(b, s, generator=generator)
         zeroed = torch.argsort(noise, dim=1)[:, : int(c.degrade * s)]
-        cue = targets.scatter(1, zeroed, 0.0)
-        inputs = show_sequence(patterns, cue, c.cycles, c.prestime, c.delay, c.test_time, generator)
-        return Episode((inputs * c.input_scale).to(device), targets.to(device))
-
-    def loss(self, outputs: Tensor, episode: Episode) -> Tensor:
-        return last_step_squared_error(outputs, episode)
+        return patterns, targets.scatter(1, zeroed, 0.0), targets, None
 
     def score(self, outputs: Tensor, episode: Episode) -> float:
         wrong = torch.sign(outputs[-1]) != episode.targets

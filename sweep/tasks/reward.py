@@ -10,7 +10,6 @@ generator given at `reset`.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -20,7 +19,7 @@ import torch
 from torch import Tensor
 
 from sweep.defaults import BACKPROPAMINE, Method
-from sweep.tasks.base import resolve_settings
+from sweep.tasks.base import AnyTask, TaskBase
 
 # The reference levels are the mean reward per episode over this many episodes drawn from a
 # fixed seed: a task measures them itself, once per set of protocol parameters.
@@ -52,28 +51,11 @@ class RewardEnv(Protocol):
 
 
 @runtime_checkable
-class RewardTask(Protocol):
+class RewardTask(AnyTask, Protocol):
     """A task learned from reward inside each episode (`sweep.learners.a2c`)."""
-
-    name: str
-    level: str
-    learner: str
-    metric: str
-    goal: str
-    chance: float
-    solved_threshold: float
 
     @property
     def actions(self) -> int: ...
-
-    @property
-    def input_size(self) -> int: ...
-
-    @property
-    def output_size(self) -> int: ...
-
-    @property
-    def steps(self) -> int: ...
 
     @property
     def observation_bound(self) -> float: ...
@@ -132,16 +114,29 @@ def measure_references(env: RewardEnv, steps: int) -> References:
 _MEASURED: dict[Any, References] = {}
 
 
-class RewardTaskBase:
+def backpropamine_train(adam_eps: float, grad_clip: float, entropy_coef: float) -> dict[str, Any]:
+    """The training settings of a Backpropamine command line (its tasks' READMEs), given
+    those its tasks differ in: A2C with the Simpson exploration penalty, batch 30, gamma 0.9,
+    value_coef 0.1; lr 1e-3 (the reference's 1e-4 is for 6M episodes: README, parity table)."""
+    return dict(
+        batch_size=30,
+        lr=1e-3,
+        adam_eps=adam_eps,
+        grad_clip=grad_clip,
+        gamma=0.9,
+        entropy="simpson",
+        entropy_coef=entropy_coef,
+        value_coef=0.1,
+    )
+
+
+class RewardTaskBase(TaskBase):
     """What every reward task has in common, given its `name`, `settings_class` (a frozen
     settings dataclass with `steps` and `solved_fraction`), `levels` (the ladder),
     `actions`, `input_size`, `observation_bound` and `environment()`: the metric and its
     goal, construction from a level, the measured reference levels and the solved
     threshold, and the output layout (action logits, then one value estimate)."""
 
-    name: str
-    settings_class: type
-    levels: dict[str, dict[str, Any]]
     actions: int
     metric = "reward"
     goal = "max"
@@ -163,17 +158,6 @@ class RewardTaskBase:
         (the direct architecture's tanh outputs would bound the logits and the value)."""
         plastic = {"hidden": self.reference_hidden(), "eta": self.reference_eta}
         return Method(BACKPROPAMINE, dict(self.reference_train), plastic)
-
-    def __init__(self, settings: Any, level: str = "custom"):
-        self.config = settings
-        self.level = level
-
-    @classmethod
-    def from_level(
-        cls, level: str | None, overrides: Mapping[str, Any] | None = None, name: str | None = None
-    ) -> Any:
-        settings: Any = resolve_settings(cls.settings_class, cls.levels, cls.name, level, overrides)
-        return cls(settings, name or level or "custom")
 
     def environment(self) -> RewardEnv:
         raise NotImplementedError
@@ -209,9 +193,6 @@ class RewardTaskBase:
     @property
     def steps(self) -> int:
         return int(self.config.steps)
-
-    def settings(self) -> dict[str, object]:
-        return dataclasses.asdict(self.config)
 
 
 def one_hot(index: Tensor, size: int) -> Tensor:
