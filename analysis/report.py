@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,20 @@ def _table(
     return f"<table{klass}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+# A table's columns: header -> the cell of a row (a record of its frame)
+Columns = Mapping[str, Callable[[dict[str, Any]], object]]
+
+
+def _columns_table(frame: pd.DataFrame, columns: Columns) -> str:
+    """An HTML table of `frame`, one row per record: each column's header and cell."""
+    rows = [[cell(r) for cell in columns.values()] for r in _records(frame)]
+    return _table(list(columns), rows)
+
+
+def _median_iqr(row: dict[str, Any]) -> str:
+    return f"{number(row['median'])} [{number(row['q25'])}, {number(row['q75'])}]"
+
+
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
 
@@ -187,7 +202,7 @@ def headline_html(summary: Summary) -> str:
         (
             r["difficulty"],
             r["winner"],
-            f"{number(r['median'])} [{number(r['q25'])}, {number(r['q75'])}]",
+            _median_iqr(r),
             _runner_up(r),
             number(r["margin"], 3),
             _p(r["p_holm"]),
@@ -235,92 +250,63 @@ def _runner_up(row: dict[str, Any]) -> str:
 
 
 def cells_html(summary: Summary) -> str:
-    rows = [
-        (
-            r["difficulty"],
-            r["model"],
-            r["seeds"],
-            r["diverged"],
-            r["failed"],
-            f"{number(r['median'])} [{number(r['q25'])}, {number(r['q75'])}]",
-            f"{number(r['mean'])} [{number(r['ci_low'])}, {number(r['ci_high'])}]",
-            f"{r['solved']}/{r['seeds']}",
-            number(r["solve_median"]),
-            _count(r["num_parameters"]),
-        )
-        for r in _records(summary.cells)
-    ]
-    header = [
-        "difficulty",
-        "model",
-        "seeds",
-        "diverged",
-        "failed",
-        f"median final {summary.task.metric} [IQR]",
-        "mean [95% bootstrap CI]",
-        "solved",
-        "median episodes to solve",
-        "parameters",
-    ]
-    return _table(header, rows)
+    columns: Columns = {
+        "difficulty": itemgetter("difficulty"),
+        "model": itemgetter("model"),
+        "seeds": itemgetter("seeds"),
+        "diverged": itemgetter("diverged"),
+        "failed": itemgetter("failed"),
+        f"median final {summary.task.metric} [IQR]": _median_iqr,
+        "mean [95% bootstrap CI]": lambda r: (
+            f"{number(r['mean'])} [{number(r['ci_low'])}, {number(r['ci_high'])}]"
+        ),
+        "solved": lambda r: f"{r['solved']}/{r['seeds']}",
+        "median episodes to solve": lambda r: number(r["solve_median"]),
+        "parameters": lambda r: _count(r["num_parameters"]),
+    }
+    return _columns_table(summary.cells, columns)
 
 
 def tests_html(summary: Summary) -> str:
-    rows = [
-        (
-            r["difficulty"],
-            f"{r['model_a']} vs {r['model_b']}",
-            f"{r['n_a']} / {r['n_b']}",
-            f"{number(r['median_a'])} / {number(r['median_b'])}",
-            number(r["u"]),
-            _p(r["p"]),
-            _p(r["p_holm"]),
-            "yes" if r["significant"] else "no",
-        )
-        for r in _records(summary.tests)
-    ]
-    header = ["difficulty", "models", "seeds", "medians", "U", "p", "p (Holm)", "p (Holm) < 0.05"]
-    return _table(header, rows)
+    columns: Columns = {
+        "difficulty": itemgetter("difficulty"),
+        "models": lambda r: f"{r['model_a']} vs {r['model_b']}",
+        "seeds": lambda r: f"{r['n_a']} / {r['n_b']}",
+        "medians": lambda r: f"{number(r['median_a'])} / {number(r['median_b'])}",
+        "U": lambda r: number(r["u"]),
+        "p": lambda r: _p(r["p"]),
+        "p (Holm)": lambda r: _p(r["p_holm"]),
+        "p (Holm) < 0.05": lambda r: "yes" if r["significant"] else "no",
+    }
+    return _columns_table(summary.tests, columns)
 
 
 def frontier_html(summary: Summary) -> str:
-    rows = [
-        (
-            r["model"],
-            "none" if pd.isna(r["frontier"]) else r["frontier"],
-            "–" if pd.isna(r["stops_at"]) else r["stops_at"],
-            ", ".join(r["islands"]) or "none",
-            r["levels_solved"],
-            r["levels_run"],
-        )
-        for r in _records(summary.frontier)
-    ]
-    header = [
-        "model",
-        "frontier: hardest level solved in ≥ half its seeds, with every easier one",
-        "first level not solved",
-        "islands: solved beyond it",
-        "levels solved",
-        "levels run",
-    ]
-    return _table(header, rows)
+    columns: Columns = {
+        "model": itemgetter("model"),
+        "frontier: hardest level solved in ≥ half its seeds, with every easier one": lambda r: (
+            "none" if pd.isna(r["frontier"]) else r["frontier"]
+        ),
+        "first level not solved": lambda r: "–" if pd.isna(r["stops_at"]) else r["stops_at"],
+        "islands: solved beyond it": lambda r: ", ".join(r["islands"]) or "none",
+        "levels solved": itemgetter("levels_solved"),
+        "levels run": itemgetter("levels_run"),
+    }
+    return _columns_table(summary.frontier, columns)
 
 
 def best_html(summary: Summary) -> str:
     hp = list(summary.searched)
-    rows = [
-        (
-            r["difficulty"],
-            r["model"],
-            r["optuna_trial"],
-            number(r["final_value"]),
-            ", ".join(f"{c[3:]}={number(r[c])}" for c in hp if not pd.isna(r[c])) or "–",
-        )
-        for r in _records(summary.best)
-    ]
-    metric = f"final {summary.task.metric}"
-    header = ["difficulty", "model", "Optuna trial", metric, "searched settings"]
-    return _table(header, rows)
+    columns: Columns = {
+        "difficulty": itemgetter("difficulty"),
+        "model": itemgetter("model"),
+        "Optuna trial": itemgetter("optuna_trial"),
+        f"final {summary.task.metric}": lambda r: number(r["final_value"]),
+        "searched settings": lambda r: (
+            ", ".join(f"{c[3:]}={number(r[c])}" for c in hp if not pd.isna(r[c])) or "–"
+        ),
+    }
+    return _columns_table(summary.best, columns)
 
 
 def trials_html(results: Results, summary: Summary) -> str:
