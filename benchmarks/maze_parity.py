@@ -102,10 +102,10 @@ def main() -> None:
             runs[name].append(result)
             print(name, seed, result, flush=True)
     print(f"\n{args.iterations * BATCH} training episodes, seeds {args.seeds}, medians:")
-    for name, seeds in runs.items():
-        reward = statistics.median(r["reward"] for r in seeds)
-        speed = statistics.median(r["episodes_per_second"] for r in seeds)
-        spread = [round(r["reward"], 2) for r in seeds]
+    for name, found in runs.items():
+        reward = statistics.median(r["reward"] for r in found)
+        speed = statistics.median(r["episodes_per_second"] for r in found)
+        spread = [round(r["reward"], 2) for r in found]
         print(f"  {name:<9} reward {reward:7.2f} {spread}  training episodes/s {speed:6.1f}")
     if len(runs) < 2:
         return
