@@ -102,7 +102,7 @@ def _parsed(root: Path, task: str) -> SweepSpec:
 
 def _result(episodes: int, value: float) -> dict[str, Any]:
     """A report of a trial with a 200-episode budget, evaluated every 100 episodes."""
-    return evaluation(episodes, value, loss=0.1, done=episodes >= 200)
+    return evaluation(episodes, value, loss=0.1, done=episodes >= 200).to_dict()
 
 
 def _trial(config: dict[str, Any]) -> Trial:

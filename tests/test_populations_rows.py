@@ -6,6 +6,7 @@ alone, written when it ends, and not written again when its population ends or f
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -21,23 +22,15 @@ from sweep.results import ResultsWriter, read_table
 from sweep.spec import SweepSpec, parse_spec
 from tests.support.driver import raw_rows
 from tests.support.sweeps import tiny_spec
+from tests.test_scheduling import evaluation
 
 
 def report(step: int, value: float, done: bool = False, diverged: bool = False) -> TrialResult:
-    return TrialResult(
-        step=step,
-        episodes=100 * step,
-        loss=float("nan") if diverged else 0.1,
-        value=value,
-        wall_s=float(step),
-        episodes_per_second=100.0,
-        best_value=value,
-        episodes_to_solve=None,
-        num_parameters=7,
-        done=done,
-        diverged=diverged,
-        final_value=value if done else None,
-        checkpointed=done,
+    loss = float("nan") if diverged else 0.1
+    result = evaluation(100 * step, value, loss=loss, done=done, diverged=diverged)
+    final = value if done else None
+    return replace(
+        result, wall_s=float(step), num_parameters=7, final_value=final, checkpointed=done
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
@@ -42,13 +40,19 @@ def _scheduler(*trials: Trial) -> CellScheduler:
     return s
 
 
-def evaluation(episodes: int, value: float, loss: float, done: bool = False) -> dict[str, Any]:
-    """A trial's report (`TrialResult.to_dict()`) of an evaluation every 100 episodes: the
-    metric `value`, the best so far."""
+def evaluation(
+    episodes: int,
+    value: float,
+    loss: float | None = None,
+    done: bool = False,
+    diverged: bool = False,
+) -> TrialResult:
+    """A trial's report of an evaluation every 100 episodes: the metric `value`, the best so
+    far (the loss: `value` unless given)."""
     return TrialResult(
         step=episodes // 100,
         episodes=episodes,
-        loss=loss,
+        loss=value if loss is None else loss,
         value=value,
         wall_s=1.0,
         episodes_per_second=100.0,
@@ -56,11 +60,12 @@ def evaluation(episodes: int, value: float, loss: float, done: bool = False) -> 
         episodes_to_solve=None,
         num_parameters=1,
         done=done,
-    ).to_dict()
+        diverged=diverged,
+    )
 
 
 def _report(s: CellScheduler, trial: Trial, episodes: int, error: float) -> str:
-    return s.on_trial_result(None, trial, evaluation(episodes, error, loss=error))
+    return s.on_trial_result(None, trial, evaluation(episodes, error).to_dict())
 
 
 def test_a_poor_trial_is_stopped_by_a_better_one_of_its_own_cell() -> None:
