@@ -21,6 +21,7 @@ from sweep.storage import local_journal
 from sweep.store import read_stops
 from tests.support.sweeps import sweep, tiny_spec, write_spec
 from tests.test_scheduling import _trial
+from tests.test_scheduling import evaluation as _result
 
 RUNG = 100  # the first rung: grace_episodes
 VALUES = [0.20, 0.30, 0.05, 0.40, 0.10, 0.25]  # bit errors at the first rung, in report order
@@ -28,22 +29,6 @@ VALUES = [0.20, 0.30, 0.05, 0.40, 0.10, 0.25]  # bit errors at the first rung, i
 
 def _scheduler(folder: Path) -> CellScheduler:
     return CellScheduler(EarlyStop(grace_episodes=RUNG, reduction_factor=2), 400, str(folder))
-
-
-def _result(episodes: int, value: float, done: bool = False, diverged: bool = False) -> TrialResult:
-    return TrialResult(
-        step=episodes // 100,
-        episodes=episodes,
-        loss=value,
-        value=value,
-        wall_s=1.0,
-        episodes_per_second=100.0,
-        best_value=value,
-        episodes_to_solve=None,
-        num_parameters=1,
-        done=done,
-        diverged=diverged,
-    )
 
 
 def _population(cell: str, size: int) -> Trial:
