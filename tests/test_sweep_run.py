@@ -204,7 +204,17 @@ def two_nodes() -> Iterator[LocalCluster]:
 
 @pytest.mark.xdist_group("cluster")  # Ray heads on this machine: one at a time
 def test_trials_run_on_both_nodes_of_a_cluster(two_nodes: LocalCluster, tmp_path: Path) -> None:
-    spec = tiny_spec(tmp_path, name="cluster", difficulties=["trivial"])
+    """3 cells x (1 search trial + 1 confirmation seed), two at a time, each trial a few
+    seconds: long enough that the second node's trial actor is up before the head's first
+    trial ends (a sub-second trial can leave every trial to the head's reused actor)."""
+    spec = tiny_spec(
+        tmp_path,
+        name="cluster",
+        difficulties=["trivial"],
+        train={"episodes": 2000, "batch_size": 8, "eval_every": 1000, "eval_episodes": 16},
+        search={**tiny_spec(tmp_path)["search"], "trials_per_cell": 1},
+        confirm={"seeds": 1},
+    )
     done = sweep(
         "run",
         str(write_spec(tmp_path, spec)),
@@ -214,7 +224,7 @@ def test_trials_run_on_both_nodes_of_a_cluster(two_nodes: LocalCluster, tmp_path
     )
     assert done.returncode == 0, done.stderr[-3000:]
     trials = pd.read_parquet(tmp_path / "results" / "cluster" / "trials")
-    assert len(trials) == 3 * 4
+    assert len(trials) == 3 * 2
     assert trials["node"].nunique() == 2
 
 
