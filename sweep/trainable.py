@@ -149,6 +149,9 @@ def train_population(ray_config: dict[str, Any], spec: SweepSpec, folder: str) -
     configs = list(trial_configs(ray_config).values())
     population = build_population(configs, trial_device(spec))
     goal = configs[0].descriptor.goal
+    # only a search population under early stopping can have members stopped: no other
+    # reads the stops file (one request per evaluation on object storage)
+    stoppable = spec.asha is not None and configs[0].is_search
     trial_id = tune.get_context().get_trial_id()
     checkpoint = checkpoint_path(folder, trial_id)
     started_at, state = restore(checkpoint, "population", population)
@@ -158,7 +161,8 @@ def train_population(ray_config: dict[str, Any], spec: SweepSpec, folder: str) -
         last = {k: r for k, r in member_results(state["last"]).items() if k is not None}
         if population.finished:
             return
-        _stop_members(population, folder, trial_id, last, goal)
+        if stoppable:
+            _stop_members(population, folder, trial_id, last, goal)
     place = Place.here(population)
     where = asdict(
         Placement(
@@ -191,7 +195,8 @@ def train_population(ray_config: dict[str, Any], spec: SweepSpec, folder: str) -
             last_checkpoint = time.monotonic()
         last.update(results)
         tune.report(population_result(results, goal))
-        _stop_members(population, folder, trial_id, last, goal)
+        if stoppable:
+            _stop_members(population, folder, trial_id, last, goal)
 
 
 def _stop_members(
