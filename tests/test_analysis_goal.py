@@ -31,7 +31,7 @@ from analysis.summary import frontier_text
 from analysis.tables import CURVES_COLUMNS
 from sweep.store import SCHEMA_VERSION, VERSIONED
 from tests.support.folders import sweep_folder
-from tests.test_analysis_summary import seeds
+from tests.support.rows import seeds
 
 LEVELS = ["5x5", "7x7", "9x9"]
 # A reward per episode: a random policy's differs per maze (the task measures it).

@@ -26,7 +26,7 @@ from analysis.figures.parameters import parameters_info
 from analysis.figures.reconstructions import reconstruction_info
 from analysis.summary import IMPORTANCE_COLUMNS
 from analysis.tables import CURVES_COLUMNS
-from tests.test_analysis_summary import HIGH, LOW, pictures, seeds, trial
+from tests.support.rows import HIGH, LOW, pictures, seeds, trial
 
 SPEC = {"difficulties": ["easy", "hard"], "models": {"plastic": {}, "rnn": {}}}
 

@@ -21,8 +21,8 @@ from analysis.figures import FIGURES, applicable, figures, unregister_figure
 from analysis.report import write_report
 from sweep.results import write_part
 from tests.support.folders import sweep_folder
+from tests.support.rows import HIGH, LOW, pictures, seeds
 from tests.support.sweeps import bound_by_permissions
-from tests.test_analysis_summary import HIGH, LOW, pictures, seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -30,8 +30,8 @@ from sweep.store import reached
 from sweep.tasks import TASKS, make_task, register_task
 from sweep.tasks.patterns import LEVELS, PatternTask
 from tests.support.driver import assert_study_is_the_rows
+from tests.support.reports import evaluation
 from tests.support.sweeps import asha_search, status_rows, sweep, tiny_spec, write_spec
-from tests.test_scheduling import evaluation
 
 # A researcher's task: the pattern task scored as the fraction of bits right.
 RECALL = '''

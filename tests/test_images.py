@@ -15,8 +15,8 @@ from sweep.results import RECONSTRUCTIONS_SCHEMA
 from sweep.tasks import levels, make_task
 from sweep.tasks.images import ImageTask, skimage_patches
 from sweep.train import RECONSTRUCTIONS, TrainConfig, Trial, seeded
+from tests.support.episodes import recalled
 from tests.support.sweeps import sweep
-from tests.test_patterns import recalled
 
 
 def gen(seed: int) -> torch.Generator:

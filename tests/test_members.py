@@ -16,8 +16,8 @@ from plastic_models.rules import REGISTRY
 from sweep.members import BATCHED, LoopMembers, Members, Stacked, can_batch, stack_members
 from sweep.models import FAMILIES, build_model, step_unrolled
 from sweep.train import seeded
+from tests.support.plugins import RULE
 from tests.support.registries import ALPHAS, MODULATIONS, RULES
-from tests.test_plugins import RULE
 
 T, K, B, IN, OUT = 5, 3, 2, 6, 4
 PLUGIN = "covariance_members"  # the README's example rule, registered by `plugin_rule`

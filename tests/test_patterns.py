@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sweep.tasks import Episode, Task, levels, make_task
+from sweep.tasks import levels, make_task
 from sweep.tasks.patterns import PatternSettings, PatternTask
+from tests.support.episodes import recalled
 
 
 def gen(seed: int) -> torch.Generator:
@@ -61,13 +62,6 @@ def test_same_seed_same_episode_different_seed_different() -> None:
     a, b, c = task.sample(3, gen(5)), task.sample(3, gen(5)), task.sample(3, gen(6))
     assert torch.equal(a.inputs, b.inputs) and torch.equal(a.targets, b.targets)
     assert not torch.equal(a.inputs, c.inputs)
-
-
-def recalled(task: Task, episode: Episode) -> torch.Tensor:
-    """Outputs (T, B, O) that recall every target at the last step, zero before."""
-    out = torch.zeros(task.steps, *episode.targets.shape)
-    out[-1] = episode.targets
-    return out
 
 
 def test_score_is_fraction_of_wrong_sign_bits() -> None:

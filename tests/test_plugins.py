@@ -3,7 +3,6 @@ swept end to end."""
 
 from __future__ import annotations
 
-import re
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,19 +14,8 @@ import yaml
 from plastic_models.rules import REGISTRY
 from sweep import plugins
 from sweep.models import FAMILIES
+from tests.support.plugins import RULE
 from tests.support.sweeps import sweep, tiny_spec, write_spec
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _readme_rule() -> str:
-    """The README's example rule (the python block that registers "covariance"), as it is."""
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-    [rule] = [b for b in blocks if '@register_rule("covariance")' in b]
-    return str(rule)
-
-
-RULE = _readme_rule()
 
 FAMILY = """
 from functools import partial

@@ -19,9 +19,9 @@ from sweep.search import journal_storage
 from sweep.spec import EarlyStop
 from sweep.storage import local_journal
 from sweep.store import read_stops
+from tests.support.reports import evaluation as _result
+from tests.support.reports import tune_trial as _trial
 from tests.support.sweeps import sweep, tiny_spec, write_spec
-from tests.test_scheduling import _trial
-from tests.test_scheduling import evaluation as _result
 
 RUNG = 100  # the first rung: grace_episodes
 VALUES = [0.20, 0.30, 0.05, 0.40, 0.10, 0.25]  # bit errors at the first rung, in report order

@@ -21,8 +21,8 @@ from sweep.records import TrialResult, member_results, population_config, popula
 from sweep.results import ResultsWriter, read_table
 from sweep.spec import SweepSpec, parse_spec
 from tests.support.driver import raw_rows
+from tests.support.reports import evaluation
 from tests.support.sweeps import tiny_spec
-from tests.test_scheduling import evaluation
 
 
 def report(step: int, value: float, done: bool = False, diverged: bool = False) -> TrialResult:
