@@ -16,7 +16,7 @@ public code of the method it belongs to (README, "Parity with the reference code
   model's, in its config class).
 
 What this resolves is what the trial runs and what its results row records (`hp.rule` is
-`additive` for a simple-modulated network given no rule).
+`additive` and `hp.clip` 1 for a simple-modulated network given neither).
 """
 
 from __future__ import annotations
@@ -60,7 +60,21 @@ def model_defaults(method: Method, family: str, given: Mapping[str, Any]) -> dic
         found |= method.plastic
         if modulation == "simple":  # M(t) is the rate: no eta
             found.pop("eta", None)
+    clip = _clip_in_effect(modulation, given.get("rule", found.get("rule", "hebb")))
+    if clip is not None:
+        found["clip"] = clip
     return {k: v for k, v in found.items() if k not in given}
+
+
+def _clip_in_effect(modulation: str, rule: str) -> float | None:
+    """The clip the network applies when given none (the modulation's, else the rule's), so
+    the row records it; None for a name the spec check reports as unknown."""
+    from plastic_models.modulation import MODULATIONS
+    from plastic_models.rules import REGISTRY
+
+    if modulation not in MODULATIONS or rule not in REGISTRY:
+        return None
+    return MODULATIONS[modulation].clip(REGISTRY[rule], None)
 
 
 def resolve_model(method: Method, family: str, given: Mapping[str, Any]) -> dict[str, Any]:

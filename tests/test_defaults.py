@@ -25,10 +25,22 @@ PLASTIC = [
     ("patterns", "tiny", {}, {"rule": "hebb", "init": "normal", "hidden": None, "clip": None}),
     ("images", "tiny", {}, {"rule": "hebb", "init": "normal", "hidden": None}),
     # Backpropamine's variants on any task: simple is additive, retroactive's E decays
-    ("patterns", "tiny", {"modulation": "simple"}, {"rule": "additive", "init": "uniform"}),
-    ("patterns", "tiny", {"modulation": "retroactive"}, {"rule": "hebb", "init": "uniform"}),
+    (
+        "patterns",
+        "tiny",
+        {"modulation": "simple"},
+        {"rule": "additive", "init": "uniform", "clip": 1.0},
+    ),
+    (
+        "patterns",
+        "tiny",
+        {"modulation": "retroactive"},
+        {"rule": "hebb", "init": "uniform", "clip": 1.0},
+    ),
+    ("patterns", "tiny", {"rule": "additive"}, {"rule": "additive", "clip": 1.0}),
+    ("patterns", "tiny", {"modulation": "simple", "clip": 2.0}, {"clip": 2.0}),
     # the reward tasks: Backpropamine's plastic network, with a hidden layer
-    ("maze", "backpropamine", {}, {"rule": "additive", "eta": 0.01, "hidden": 100}),
+    ("maze", "backpropamine", {}, {"rule": "additive", "eta": 0.01, "hidden": 100, "clip": 1.0}),
     ("maze", "tiny", {"modulation": "simple"}, {"rule": "additive", "hidden": 38}),
     ("cue_reward", "backpropamine", {}, {"rule": "additive", "eta": 0.1, "hidden": 200}),
     # what the user gives wins
