@@ -20,7 +20,7 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialSch
 from sweep.records import TrialConfig, TrialResult, member_id, member_results, trial_configs
 from sweep.search import METRIC
 from sweep.spec import EarlyStop
-from sweep.store import write_stops
+from sweep.store import read_stops, write_stops
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ class CellScheduler(FIFOScheduler):
         self.max_episodes = max_episodes
         self.folder = folder  # the sweep's storage: where members' stops are written
         self.cells: dict[str, AsyncHyperBandScheduler] = {}
-        self.stopped: dict[str, set[int]] = {}  # population -> the members ASHA stopped
+        # population -> the members ASHA stopped -> the episodes each had trained then
+        self.stopped: dict[str, dict[int, int]] = {}
 
     def _asha(self, config: TrialConfig) -> AsyncHyperBandScheduler | None:
         if not config.is_search:
@@ -89,7 +90,9 @@ class CellScheduler(FIFOScheduler):
     ) -> str:
         """Each member's report, decided as a lone trial's; the population goes on while a
         member runs."""
-        stopped = self.stopped.setdefault(trial.trial_id, set())
+        if trial.trial_id not in self.stopped:  # a resumed driver keeps the stops made before
+            self.stopped[trial.trial_id] = read_stops(self.folder, trial.trial_id)
+        stopped = self.stopped[trial.trial_id]
         members = self._members(trial)
         running: list[int] = []
         stops: list[int] = []
@@ -110,10 +113,10 @@ class CellScheduler(FIFOScheduler):
                     )
                 if decision == TrialScheduler.STOP:
                     stops.append(k)
+                    stopped[k] = report.episodes
         if stops:
-            stopped.update(stops)
-            write_stops(self.folder, trial.trial_id, sorted(stopped))
-        if running and set(running) <= stopped:
+            write_stops(self.folder, trial.trial_id, stopped)
+        if running and set(running) <= stopped.keys():
             return TrialScheduler.STOP  # its last report is each member's last
         return TrialScheduler.CONTINUE
 

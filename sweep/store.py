@@ -142,27 +142,29 @@ def filesystem(path: str | Path) -> tuple[pafs.FileSystem, str]:
 
 
 def stops_path(folder: str, trial_id: str) -> str:
-    """Where the scheduler lists the members of population `trial_id` it stopped (a JSON list
-    of their places), beside the population's checkpoint."""
+    """Where the scheduler lists the members of population `trial_id` it stopped, each with
+    the episodes it had trained when stopped (JSON {place: episodes}), beside the
+    population's checkpoint."""
     return f"{folder.rstrip('/')}/{CHECKPOINTS}/{trial_id}.stops.json"
 
 
-def write_stops(folder: str, trial_id: str, members: Sequence[int]) -> None:
+def write_stops(folder: str, trial_id: str, stops: Mapping[int, int]) -> None:
     """Written whole under a temporary name, then moved over the last list."""
     fs, where = filesystem(stops_path(folder, trial_id))
     fs.create_dir(where.rsplit("/", 1)[0], recursive=True)
     with fs.open_output_stream(f"{where}.tmp") as out:
-        out.write(json.dumps(list(members)).encode())
+        out.write(json.dumps({str(k): int(e) for k, e in sorted(stops.items())}).encode())
     fs.move(f"{where}.tmp", where)
 
 
-def read_stops(folder: str, trial_id: str) -> set[int]:
-    """The members of population `trial_id` the scheduler stopped (none: no file)."""
+def read_stops(folder: str, trial_id: str) -> dict[int, int]:
+    """The members of population `trial_id` the scheduler stopped, each with the episodes at
+    its stop (none: no file)."""
     fs, where = filesystem(stops_path(folder, trial_id))
     if fs.get_file_info(where).type == pafs.FileType.NotFound:
-        return set()
+        return {}
     with fs.open_input_stream(where) as f:
-        return {int(k) for k in json.loads(f.read())}
+        return {int(k): int(e) for k, e in json.loads(f.read()).items()}
 
 
 def part_files(fs: pafs.FileSystem, folder: str) -> list[str]:

@@ -206,15 +206,23 @@ def _stop_members(
     last: dict[int, TrialResult],
     goal: str,
 ) -> None:
-    """The members the scheduler stopped (`sweep.scheduling`) stop computing, and their
-    latest results are reported once more, done: their last report."""
-    running = {int(k) for k in population.ids}
-    stops = sorted(read_stops(folder, trial_id) & running)
-    if not stops:
+    """The members the scheduler stopped (`sweep.scheduling`) stop computing once they have
+    trained the episodes they had at their stop (a population restored from an earlier
+    checkpoint trains them up to it again), and their latest results are reported once more,
+    done: their last report."""
+    due = stops_due(read_stops(folder, trial_id), {int(k) for k in population.ids}, last)
+    if not due:
         return
-    for k in stops:
+    for k in due:
         population.stop(str(k))
-    tune.report(population_result({k: replace(last[k], done=True) for k in stops}, goal))
+    tune.report(population_result({k: replace(last[k], done=True) for k in due}, goal))
+
+
+def stops_due(stops: dict[int, int], running: set[int], last: dict[int, TrialResult]) -> list[int]:
+    """The running members whose latest result has reached the episodes of their stop."""
+    return sorted(
+        k for k, at in stops.items() if k in running and k in last and last[k].episodes >= at
+    )
 
 
 @contextmanager

@@ -18,7 +18,8 @@ from sweep.scheduling import CellScheduler
 from sweep.search import journal_storage
 from sweep.spec import EarlyStop
 from sweep.storage import local_journal
-from sweep.store import read_stops
+from sweep.store import read_stops, write_stops
+from sweep.trainable import stops_due
 from tests.support.reports import evaluation as _result
 from tests.support.reports import tune_trial as _trial
 from tests.support.sweeps import sweep, tiny_spec, write_spec
@@ -56,13 +57,13 @@ def test_members_are_decided_as_lone_trials_would_be(tmp_path: Path) -> None:
     s.on_trial_add(None, population)
     results = {k: _result(RUNG, v) for k, v in enumerate(VALUES)}
     assert _report(s, population, results) == TrialScheduler.CONTINUE  # others run on
-    assert read_stops(str(tmp_path), population.trial_id) == expected
+    assert read_stops(str(tmp_path), population.trial_id) == dict.fromkeys(expected, RUNG)
     # the stopped members' last report (done) ends them; the others reach the next rung
     ended = {k: _result(RUNG, VALUES[k], done=True) for k in expected}
     assert _report(s, population, ended) == TrialScheduler.CONTINUE
     going = {k: _result(2 * RUNG, 0.01) for k in range(len(VALUES)) if k not in expected}
     assert _report(s, population, going) == TrialScheduler.CONTINUE
-    assert read_stops(str(tmp_path), population.trial_id) == expected
+    assert read_stops(str(tmp_path), population.trial_id) == dict.fromkeys(expected, RUNG)
 
 
 def test_a_population_whose_members_are_all_stopped_stops(tmp_path: Path) -> None:
@@ -74,7 +75,7 @@ def test_a_population_whose_members_are_all_stopped_stops(tmp_path: Path) -> Non
     s.on_trial_add(None, population)
     both = {0: _result(RUNG, 0.4), 1: _result(RUNG, 0.45)}
     assert _report(s, population, both) == TrialScheduler.STOP
-    assert read_stops(str(tmp_path), population.trial_id) == {0, 1}
+    assert read_stops(str(tmp_path), population.trial_id) == {0: RUNG, 1: RUNG}
     s.on_trial_complete(None, population, population_result(both, "min"))
     assert s.cells["easy/plastic"]._trial_info.keys() == {good.trial_id}
 
@@ -94,7 +95,31 @@ def test_ended_and_diverged_members_leave_and_confirmations_are_never_stopped(
     s.on_trial_add(None, confirm)
     worse = {0: _result(RUNG, 0.45), 1: _result(RUNG, 0.49)}
     assert _report(s, confirm, worse) == TrialScheduler.CONTINUE
-    assert read_stops(str(tmp_path), confirm.trial_id) == set()
+    assert read_stops(str(tmp_path), confirm.trial_id) == {}
+
+
+def test_a_resumed_driver_keeps_the_stops_made_before_it(tmp_path: Path) -> None:
+    """A driver killed and started again has a fresh scheduler: it adds its stops to the ones
+    on disk instead of writing over them."""
+    population = _population("easy/plastic", 3)
+    write_stops(str(tmp_path), population.trial_id, {0: RUNG})
+    s = _scheduler(tmp_path)
+    good = _trial("easy/plastic")
+    s.on_trial_add(None, good)
+    s.on_trial_result(None, good, _result(RUNG, 0.01).to_dict())
+    s.on_trial_add(None, population)
+    results = {0: _result(RUNG, 0.5), 1: _result(RUNG, 0.45), 2: _result(RUNG, 0.001)}
+    assert _report(s, population, results) == TrialScheduler.CONTINUE
+    assert read_stops(str(tmp_path), population.trial_id) == {0: RUNG, 1: RUNG}
+
+
+def test_a_restored_member_trains_up_to_its_stop_before_stopping() -> None:
+    """A population restored from a checkpoint older than a member's stop trains that member
+    again up to the episodes it had when stopped, as the run that was killed did."""
+    stops = {0: 2 * RUNG, 1: RUNG}
+    assert stops_due(stops, {0, 1, 2}, {k: _result(RUNG, 0.3) for k in range(3)}) == [1]
+    assert stops_due(stops, {0, 2}, {k: _result(2 * RUNG, 0.3) for k in range(3)}) == [0]
+    assert stops_due(stops, {2}, {2: _result(3 * RUNG, 0.3)}) == []
 
 
 @pytest.mark.slow
