@@ -4,7 +4,7 @@ its lone model gives, for every family and variant, batched and member by member
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -184,7 +184,7 @@ def test_long_episodes_run_in_checkpointed_segments(
     check_members(family, params, population(family, params), "forward", steps)
 
 
-def with_clips(clips: list[float | None], **shape: Any) -> list[dict[str, Any]]:
+def with_clips(clips: Sequence[float | None], **shape: Any) -> list[dict[str, Any]]:
     return [{**member, "clip": clip} for member, clip in zip(plastic(**shape), clips, strict=True)]
 
 
@@ -199,7 +199,7 @@ FAST = [
     ("plastic", with_clips(MIXED, hidden=5, rule="oja", alpha="scalar")),
     ("plastic", with_clips(MIXED, input_mode="clamp", rule="additive", alpha="connection")),
     ("plastic", with_clips(SAME, hidden=5, modulation="retroactive", fanout=True, rule="oja")),
-    ("plastic", with_clips(MIXED, hidden=5, modulation="retroactive", rule="additive", alpha="neuron")),
+    ("plastic", with_clips(MIXED, hidden=5, modulation="retroactive", alpha="neuron")),
     ("plastic", with_clips(MIXED, input_mode="clamp", modulation="retroactive")),
 ]
 FAST_RUNS = [(v, steps, False) for v in FAST for steps in (T, SHORT_EPISODE + 9)]
@@ -220,12 +220,14 @@ def ran_on_kernel(out: Tensor) -> bool:
     return False
 
 
-@pytest.mark.parametrize(
-    ("variant", "steps", "chunked"),
-    FAST_RUNS,
-    ids=[f"{name(v)}-{c}-T{steps}{'-chunked' * chunked}" for v, steps, chunked in FAST_RUNS
-         for c in [v[1][0].get("clip") if v[1][0].get("clip") == v[1][-1].get("clip") else "mixed"]],
-)
+def fast_id(run: tuple[tuple[str, list[dict[str, Any]]], int, bool]) -> str:
+    (family, params), steps, chunked = run
+    clips = {member["clip"] for member in params}
+    clip = clips.pop() if len(clips) == 1 else "mixed"
+    return f"{name((family, params))}-{clip}-T{steps}" + "-chunked" * chunked
+
+
+@pytest.mark.parametrize(("variant", "steps", "chunked"), FAST_RUNS, ids=map(fast_id, FAST_RUNS))
 def test_populations_on_the_fast_kernels_compute_as_their_lone_models(
     variant: tuple[str, list[dict[str, Any]]],
     steps: int,

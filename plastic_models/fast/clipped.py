@@ -42,7 +42,7 @@ class Clipped(Stepwise):
                 x = states[t]
                 pre = self.times_w(x, drive[t]) if t else drive[t]
                 if t > 1:  # H(0) = H(1) = 0: x(0) = 0 makes the first update vanish
-                    torch.clamp(u, -self.clip, self.clip, out=h)
+                    self.bound(u, h)
                     self.read(pre, x, h, tmp, None if zs is None else zs[t])
                 elif zs is not None:
                     zs[t] = 0
@@ -78,14 +78,14 @@ class ClippedBackward:
                 if t == 2:
                     k.advance(u, u, xs[1], xs[2])
                 continue
-            torch.clamp(self.us[t - seg.start - 1], -k.clip, k.clip, out=h)
+            k.bound(self.us[t - seg.start - 1], h)
             k.advance(h, u, xs[t - 1], xs[t])
 
     def step(self, t: int, gy: Tensor) -> Tensor:
         """Turns g_u from dL/dU(t+1) into dL/dU(t) (t >= 2)."""
         k, g, g_u = self.k, self.g, self.g_u
         u = self.us[t - self.start]
-        h = torch.clamp(u, -k.clip, k.clip, out=self.h)  # H(t)
+        h = k.bound(u, self.h)  # H(t)
         x, y = self.states[t], self.states[t + 1]
         update = t < self.steps - 1  # the last step's update is never used, and was not made
         g_x_update = k.update_backward(h, x, y, gy, g_u, self.tmp, g.eta) if update else None

@@ -208,6 +208,7 @@ class Kernel:
         whole = slice(c.start // per, -(-c.stop // per))
         part.w, alpha = self.w[whole], self.alpha[whole]
         part.count, part.per, part.whole = part.w.shape[0], per, whole
+        assert isinstance(self.eta, Tensor)
         part.eta = part.each(self.eta[whole])
         part.alpha = alpha if self.connection else part.each(alpha.reshape(part.count, -1))
         return part
@@ -231,7 +232,11 @@ class Kernel:
             return g @ self.w.T if add is None else torch.addmm(add, g, self.w.T)
         by = (self.count, self.per, g.shape[-1])
         wt = self.w.transpose(1, 2)
-        out = torch.bmm(g.reshape(by), wt) if add is None else torch.baddbmm(add.reshape(by), g.reshape(by), wt)
+        out = (
+            torch.bmm(g.reshape(by), wt)
+            if add is None
+            else torch.baddbmm(add.reshape(by), g.reshape(by), wt)
+        )
         return out.view_as(g)
 
     def times_alpha(self, h: Tensor, out: Tensor) -> Tensor:
@@ -259,7 +264,9 @@ class Kernel:
         by = (*v.shape[:-2], self.count, self.per, v.shape[-1])
         return torch.matmul(v.reshape(by), a).view(v.shape)
 
-    def add_eta(self, out: Tensor, v: Tensor, factor: Tensor | None = None, sign: float = 1) -> None:
+    def add_eta(
+        self, out: Tensor, v: Tensor, factor: Tensor | None = None, sign: float = 1
+    ) -> None:
         """out += sign eta v (* factor), v (b, N) or (b, N, N)."""
         if isinstance(self.eta, float):
             if factor is None:
@@ -355,6 +362,12 @@ class Stepwise(Kernel):
             clips = torch.tensor(self.clips, dtype=self.w.dtype, device=self.w.device)
             part.clip = part.each(clips[part.whole]).unsqueeze(-1)
         return part
+
+    def bound(self, u: Tensor, out: Tensor) -> Tensor:
+        """clamp(u, -clip, clip) into out (members: a clip per batch element, (b, 1, 1))."""
+        if isinstance(self.clip, Tensor):
+            return torch.clamp(u, -self.clip, self.clip, out=out)
+        return torch.clamp(u, -self.clip, self.clip, out=out)
 
     def decay(self, y: Tensor) -> float | Tensor:
         """d(t): a float when the rule's shrink is a constant, else (b, 1, N); members:

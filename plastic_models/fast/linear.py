@@ -53,9 +53,9 @@ class Linear(Kernel):
     def decay(self, y: Tensor) -> Tensor:
         """d for activations y (L, b, N): (L, b, N), or (L, 1, 1) when the rule's shrink is a
         constant (members: (L, b, 1))."""
-        if isinstance(self.eta, Tensor) and self.rule.constant is not None:
-            return (1 - self.eta * self.rule.constant).expand(y.shape[0], -1, -1)
         if self.rule.constant is not None:
+            if isinstance(self.eta, Tensor):
+                return (1 - self.eta * self.rule.constant).expand(y.shape[0], -1, -1)
             return y.new_full((y.shape[0], 1, 1), 1 - self.eta * self.rule.constant)
         return 1 - self.eta * self.rule.shrink(y)
 
@@ -162,7 +162,7 @@ class LinearBackward:
         self.xk = None if self.known is None else torch.bmm(x_rows, self.known).transpose(0, 1)
 
     def step(self, t: int, gy: Tensor) -> Tensor:
-        ep, eta, f, k = self.ep, self.ep.eta, self.f, t - self.start
+        ep, f, k = self.ep, self.f, t - self.start
         seen = torch.linalg.vecdot(self.early[k, :k], self.v[:k], dim=0)
         col = torch.addcmul(seen, self.hg, f[0, k], out=self.col[k])
         ep.add_eta(gy, self.v[k])  # dU/dy_j = eta x - eta s'(y_j) H[:, j]
@@ -170,10 +170,8 @@ class LinearBackward:
             ep.add_eta(gy, ep.rule.shrink_slope(self.ys[k]), col, sign=-1)
         gp = torch.mul(gy, self.slope[k], out=self.g.g_pre[t])
         a = gp if ep.connection else torch.mul(gp, ep.alpha, out=self.a[k])
-        if self.gy_known is not None:  # + eta G(c+L) (F[k+1, L] * y)
-            g_x = ep.times_wt(gp, self.gy_known[k])  # (b, N)
-        else:
-            g_x = ep.times_wt(gp)
+        known = None if self.gy_known is None else self.gy_known[k]
+        g_x = ep.times_wt(gp, known)  # (b, N), + eta G(c+L) (F[k+1, L] * y) if known
         if self.known is not None:  # (A ∘ H(c) diag(F[0, k])) a
             g_x.unsqueeze(2).baddbmm_(self.known, (f[0, k] * a).unsqueeze(2))
         # low-rank parts: eta G(t+1) y(t) from s > k, and (A ∘ H(t)) a from q < k

@@ -147,7 +147,7 @@ class Retroactive(Stepwise):
         for seg in segs:
             for t in range(seg.start, seg.stop):
                 x = states[t]
-                torch.clamp(u, -self.clip, self.clip, out=h)
+                self.bound(u, h)
                 pre = self.times_w(x, drive[t])
                 self.read(pre, x, h, tmp, None if zs is None else zs[t])
                 y = activate(pre, drive[t], states[t + 1], self.clamp)
@@ -197,14 +197,14 @@ class RetroactiveBackward:
         self.us, self.es = [first[0], *self.slots_u], [first[1], *self.slots_e]
         for t in range(seg.start, seg.stop - 1):
             i = t - seg.start
-            torch.clamp(self.us[i], -k.clip, k.clip, out=h)
+            k.bound(self.us[i], h)
             k.advance(h, self.es[i], self.ms[t], self.us[i + 1], self.es[i + 1], xs[t], xs[t + 1])
 
     def step(self, t: int, gy: Tensor) -> Tensor:
         """Turns g_p from dL/dU(t) into dL/dU(t-1) and g_e from dL/dE(t+1) into dL/dE(t)."""
         k, g, g_p, g_e = self.k, self.g, self.g_p, self.g_e
         u, e = self.us[t - self.start], self.es[t - self.start]
-        pw = torch.clamp(u, -k.clip, k.clip, out=self.h)  # PW(t)
+        pw = k.bound(u, self.h)  # PW(t)
         x, y = self.states[t], self.states[t + 1]
         g_x_update = None
         if t < self.steps - 1:  # the last step's update was never made
