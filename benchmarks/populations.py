@@ -8,8 +8,7 @@ them. One torch thread. Trials per hour = K x 3600 / wall seconds; the ratio is 
 Both sides pay model building and evaluation, not Ray's start-up (see `sweep run` for that).
 
 Cases: the plastic network at the pattern task's `paper-simplified` level (direct, N = 51,
-11 steps; the lone trials run the hand-derived fast kernels, the population the generic
-checkpointed path), a 64-unit LSTM on the same level, and a 32-neuron plastic maze agent
+11 steps; the lone trials and the population on the hand-derived fast kernels), a 64-unit LSTM on the same level, and a 32-neuron plastic maze agent
 (simple neuromodulation, additive rule, `tiny` maze, trained by A2C: closed loop, one batched
 step per time step).
 

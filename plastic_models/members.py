@@ -8,9 +8,11 @@ activations (K, B, N), traces (K, B, N, N). Inside an episode the traces are kep
 member dimension folded into the batch, (K B, N, N), as the rule gets them, with the rate as a
 per-element tensor (K B, 1, 1)
 (or M(t), (K B, 1, 1) / (K B, 1, N)), so every registered rule, a plugin's too, runs
-unchanged; clips one per member broadcast the same way. Episodes run on the generic
-memory-flat path (plastic_models.checkpointed): the hand-derived fast kernels
-(plastic_models.fast) are single-model.
+unchanged; clips one per member broadcast the same way. A plastic network's episode runs on
+the hand-derived fast kernels (plastic_models.fast, given the member count) where its lone
+model's does: a rule the kernels know, without modulation or under retroactive modulation.
+Every other rule or modulation, and the plastic LSTM, runs on the generic memory-flat path
+(plastic_models.checkpointed).
 
 The math is the lone models' own pieces (`plastic_product`, the rule, the modulation,
 `scaled_gradient`) given member-shaped tensors; only the cells' few lines of wiring are
@@ -27,8 +29,10 @@ from torch import Tensor
 
 from baselines.members import member_linear
 from plastic_models.checkpointed import unroll
+from plastic_models.fast import plastic_episode, retroactive_episode
 from plastic_models.lstm import PlasticLSTM
 from plastic_models.network import PlasticNetwork, plastic_product, scaled_gradient
+from plastic_models.rules import DecayRule
 
 State = tuple[Tensor, ...]
 Tensors = Mapping[str, Tensor]
@@ -144,6 +148,7 @@ class PlasticNetworkMembers(PlasticMembers):
         self.neurons = lone.neurons
         self.output_size = lone.output_size
         self.clamp = lone.config.input_mode == "clamp"
+        self.fast = lone.fast  # episodes on the fast kernels, as the lone model's
 
     def drive(self, t: Tensors, inputs: Tensor) -> Tensor:
         """(..., K, B, I) -> what each neuron receives from outside, (..., K, B, N)."""
@@ -159,9 +164,29 @@ class PlasticNetworkMembers(PlasticMembers):
     def forward(self, t: Tensors, inputs: Tensor) -> Tensor:
         """(T, K, B, I) -> (T, K, B, O), memory-flat."""
         drive = self.drive(t, inputs)  # (T, K, B, N)
+        if self.fast:
+            return self.readout(t, self.episode(t, drive))
         state = self.start(t, drive.shape[2], drive.device, drive.dtype)
         params = [p for p in t.values() if p.requires_grad]
         return self.readout(t, unroll(partial(self.cell, t), drive, state, params))
+
+    def episode(self, t: Tensors, drive: Tensor) -> Tensor:
+        """Activations (T, K, B, N) on the fast kernels, the members folded into the batch."""
+        assert isinstance(self.rule, DecayRule)
+        k, folded_drive = drive.shape[1], drive.flatten(1, 2)  # (T, K B, N)
+        w, alpha, eta = t["w"], t["alpha"], t["eta"]
+        if not self.modulated:
+            ys = plastic_episode(folded_drive, w, alpha, eta, self.rule, self.clip, self.clamp, k)
+        else:
+            names = ["modulator.source.weight", "modulator.source.bias"]
+            if self.fanout:
+                names += ["modulator.fanout.weight", "modulator.fanout.bias"]
+            assert self.clip is not None  # retroactive: 1 unless given
+            modulator = tuple(t[name] for name in names)
+            ys = retroactive_episode(
+                folded_drive, w, alpha, eta, modulator, self.rule, self.clip, self.clamp, k
+            )
+        return ys.view(drive.shape)
 
     def start(
         self, t: Tensors, batch_size: int, device: torch.device | str, dtype: torch.dtype

@@ -4,7 +4,7 @@ its lone model gives, for every family and variant, batched and member by member
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -12,8 +12,10 @@ import torch
 from torch import Tensor, nn
 
 from plastic_models.checkpointed import SHORT_EPISODE, segment_length
+from plastic_models.fast import driver
+from plastic_models.members import PlasticNetworkMembers
 from plastic_models.rules import REGISTRY
-from sweep.members import BATCHED, LoopMembers, Members, Stacked, can_batch, stack_members
+from sweep.members import BATCHED, Batched, LoopMembers, Members, Stacked, can_batch, stack_members
 from sweep.models import FAMILIES, build_model, step_unrolled
 from sweep.train import seeded
 from tests.support.plugins import RULE
@@ -101,10 +103,12 @@ def population(family: str, params: list[dict[str, Any]], batched: bool = True) 
 
 def data(steps: int = T) -> tuple[Tensor, Tensor]:
     """Each member's own inputs (T, K, B, I) and a random readout of its outputs (T, K, B, O);
-    a few inputs zero so that clamping leaves those neurons free."""
+    a few inputs zero so that clamping leaves those neurons free (two read ones every other
+    step, so that a clamped network's outputs depend on its parameters)."""
     g = torch.Generator().manual_seed(7)
     inputs = torch.randn(steps, K, B, IN, generator=g)
     inputs[:, :, :, -2:] = 0
+    inputs[1::2, :, :, :2] = 0
     return inputs, torch.randn(steps, K, B, OUT, generator=g)
 
 
@@ -114,8 +118,9 @@ def grads(model: nn.Module) -> dict[str, Tensor]:
 
 def check_members(
     family: str, params: list[dict[str, Any]], pop: Members, via: str, steps: int = T
-) -> None:
-    """Each member's outputs and parameter gradients equal its lone model's (same seed)."""
+) -> Tensor:
+    """Each member's outputs and parameter gradients equal its lone model's (same seed); the
+    population's outputs."""
     inputs, readout = data(steps)
     run = (lambda m, x: m(x)) if via == "forward" else step_unrolled
     out = run(pop, inputs)
@@ -133,6 +138,7 @@ def check_members(
             got = stacked[n].grad
             assert got is not None, n
             torch.testing.assert_close(got[k], g, rtol=1e-4, atol=1e-5, msg=f"{n} of {k}")
+    return out
 
 
 @pytest.mark.parametrize("via", ["forward", "step"])
@@ -176,6 +182,76 @@ def test_long_episodes_run_in_checkpointed_segments(
     steps = SHORT_EPISODE + 4
     assert segment_length(steps) < steps
     check_members(family, params, population(family, params), "forward", steps)
+
+
+def with_clips(clips: Sequence[float | None], **shape: Any) -> list[dict[str, Any]]:
+    return [{**member, "clip": clip} for member, clip in zip(plastic(**shape), clips, strict=True)]
+
+
+NONE, SAME, MIXED = [None] * K, [0.5] * K, [None, 0.5, 2.0]
+# populations on the fast kernels: linear (no clip), clipped (one clip, a clip per member) and
+# retroactive, every alpha granularity, clamp mode
+FAST = [
+    ("plastic", with_clips(NONE, hidden=5, rule="hebb", alpha="connection")),
+    ("plastic", with_clips(NONE, hidden=5, rule="oja", alpha="neuron")),
+    ("plastic", with_clips(NONE, input_mode="clamp", rule="hebb", alpha="scalar")),
+    ("plastic", with_clips(SAME, hidden=5, rule="hebb", alpha="connection")),
+    ("plastic", with_clips(MIXED, hidden=5, rule="oja", alpha="scalar")),
+    ("plastic", with_clips(MIXED, input_mode="clamp", rule="additive", alpha="connection")),
+    ("plastic", with_clips(SAME, hidden=5, modulation="retroactive", fanout=True, rule="oja")),
+    ("plastic", with_clips(MIXED, hidden=5, modulation="retroactive", alpha="neuron")),
+    ("plastic", with_clips(MIXED, input_mode="clamp", modulation="retroactive")),
+]
+FAST_RUNS = [(v, steps, False) for v in FAST for steps in (T, SHORT_EPISODE + 9)]
+FAST_RUNS += [(v, SHORT_EPISODE + 9, True) for v in FAST]
+
+
+def ran_on_kernel(out: Tensor) -> bool:
+    """Whether the fast kernels' autograd Function (driver.Replay) made `out`."""
+    seen, todo = set(), [out.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        if type(node).__name__ == "ReplayBackward":
+            return True
+        seen.add(node)
+        todo.extend(next_fn for next_fn, _ in node.next_functions)
+    return False
+
+
+def fast_id(run: tuple[tuple[str, list[dict[str, Any]]], int, bool]) -> str:
+    (family, params), steps, chunked = run
+    clips = {member["clip"] for member in params}
+    clip = clips.pop() if len(clips) == 1 else "mixed"
+    return f"{name((family, params))}-{clip}-T{steps}" + "-chunked" * chunked
+
+
+@pytest.mark.parametrize(("variant", "steps", "chunked"), FAST_RUNS, ids=map(fast_id, FAST_RUNS))
+def test_populations_on_the_fast_kernels_compute_as_their_lone_models(
+    variant: tuple[str, list[dict[str, Any]]],
+    steps: int,
+    chunked: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A population whose rule and modulation have a kernel runs on it, member by member as
+    its lone models: short and segmented episodes, and, chunked, one member per chunk."""
+    family, params = variant
+    if chunked:  # the smallest chunk: one member's whole batch
+        monkeypatch.setattr(driver, "CHUNK_BYTES", 1)
+    pop = population(family, params)
+    assert isinstance(pop, Batched) and isinstance(pop.family, PlasticNetworkMembers)
+    assert pop.family.fast
+    assert ran_on_kernel(check_members(family, params, pop, "forward", steps))
+
+
+def test_populations_without_a_kernel_run_the_generic_path() -> None:
+    """Simple modulation and a plugin rule have no kernel: the checkpointed path, as lone."""
+    for params in (plastic(hidden=5, modulation="simple"), plastic(hidden=5, rule=PLUGIN)):
+        pop = population("plastic", params)
+        assert isinstance(pop, Batched) and isinstance(pop.family, PlasticNetworkMembers)
+        assert not pop.family.fast
+        assert not ran_on_kernel(check_members("plastic", params, pop, "forward"))
 
 
 def test_every_builtin_family_batches() -> None:

@@ -16,7 +16,9 @@ import pytest
 import torch
 from torch import nn
 
+from plastic_models.members import PlasticNetworkMembers
 from sweep.learners import make_learner
+from sweep.members import Batched
 from sweep.population import Member, MemberAdam, PopulationTrial, clip_members
 from sweep.records import Report
 from sweep.tasks import Task, make_task
@@ -117,6 +119,10 @@ def test_each_member_trains_as_its_lone_trial(variant: str) -> None:
     name, family = VARIANTS[variant]
     task, members = _task(name), _members(variant)
     population = PopulationTrial(task, family, members)
+    if variant == "plastic":  # the lone trials' path: the fast kernels, a clip per member
+        pop = population.members
+        assert isinstance(pop, Batched) and isinstance(pop.family, PlasticNetworkMembers)
+        assert pop.family.fast and isinstance(pop.family.clip, list)
     reports = _by_member(population.reports())
     assert list(reports) == ["a", "b", "c"]
     for member in members:
@@ -128,10 +134,13 @@ def test_each_member_trains_as_its_lone_trial(variant: str) -> None:
     assert len(set(values)) > 1 or variant == "reward"  # different members, different numbers
 
 
-def test_a_member_trains_alike_whatever_k() -> None:
-    task, members = _task("patterns"), _members("lstm")
-    alone = _by_member(PopulationTrial(task, "lstm", members[1:2]).reports())
-    among = _by_member(PopulationTrial(task, "lstm", members).reports())
+@pytest.mark.parametrize("family", ["lstm", "plastic"])
+def test_a_member_trains_alike_whatever_k(family: str) -> None:
+    """Plastic: alone, b runs the linear kernel (no clip); among a and c, the clipped one
+    (clips per member, b's infinite)."""
+    task, members = _task("patterns"), _members(family)
+    alone = _by_member(PopulationTrial(task, family, members[1:2]).reports())
+    among = _by_member(PopulationTrial(task, family, members).reports())
     _assert_same(alone["b"], among["b"])
 
 

@@ -2,7 +2,9 @@
 
 `plastic_episode` runs a `DecayRule` without modulation (linear.py without a clip, clipped.py
 with one), `retroactive_episode` under retroactive modulation (retroactive.py). Same numbers
-and gradients as `PlasticNetwork.forward_autograd` and the plain reference.
+and gradients as `PlasticNetwork.forward_autograd` and the plain reference. Given `members`,
+they run a population of that many networks at once (driver.py): the drive (T, K P, N) and the
+parameters stacked (K, ...), eta (K,), a clip per member as a list (inf for none).
 """
 
 from __future__ import annotations
@@ -25,16 +27,17 @@ def plastic_episode(
     alpha: Tensor,
     eta: Tensor,
     rule: DecayRule,
-    clip: float | None,
+    clip: float | list[float] | None,
     clamp: bool = False,
+    members: int | None = None,
 ) -> Tensor:
     """Activations (T, B, N) of a plastic episode driven by drive (T, B, N); the trace starts
     at zero. clamp: a neuron whose drive is non-zero at a step takes that value instead of
     tanh(pre)."""
     inputs = (w, alpha, eta)
     if clip is None:
-        return replay(Linear(inputs, rule, clamp), drive)
-    return replay(Clipped(inputs, rule, clamp, clip), drive)
+        return replay(Linear(inputs, rule, clamp, members), drive)
+    return replay(Clipped(inputs, rule, clamp, clip, members), drive)
 
 
 def retroactive_episode(
@@ -42,12 +45,16 @@ def retroactive_episode(
     w: Tensor,
     alpha: Tensor,
     eta: Tensor,
-    modulator: Neuromodulator,
+    modulator: Neuromodulator | tuple[Tensor, ...],
     rule: DecayRule,
-    clip: float,
+    clip: float | list[float],
     clamp: bool = False,
+    members: int | None = None,
 ) -> Tensor:
     """Activations (T, B, N) of a retroactively modulated episode driven by drive (T, B, N);
-    both traces start at zero."""
-    inputs = Retroactive.inputs_of(w, alpha, eta, modulator)
-    return replay(Retroactive(inputs, rule, clamp, clip), drive)
+    both traces start at zero. Members: the modulator's tensors stacked, (v, b[, fw, fb])."""
+    if isinstance(modulator, tuple):
+        inputs = (w, alpha, eta, *modulator)
+    else:
+        inputs = Retroactive.inputs_of(w, alpha, eta, modulator)
+    return replay(Retroactive(inputs, rule, clamp, clip, members), drive)

@@ -30,7 +30,7 @@ class Clipped(Stepwise):
     def advance(self, h: Tensor, out: Tensor, x: Tensor, y: Tensor) -> None:
         """out = U(t+1) from h = H(t). The same ops in the forward pass and the replay."""
         torch.mul(h, self.decay(y), out=out)
-        out.addcmul_(x.unsqueeze(2), y.unsqueeze(1), value=self.eta)
+        self.add_eta(out, x.unsqueeze(2), y.unsqueeze(1))
 
     def forward(self, plan: Plan, drive: Tensor, c: Chunk, segs: Iterable[Segment]) -> None:
         states, zs = c.states, c.zs
@@ -40,9 +40,9 @@ class Clipped(Stepwise):
         for seg in segs:
             for t in range(seg.start, seg.stop):
                 x = states[t]
-                pre = torch.addmm(drive[t], x, self.w) if t else drive[t]
+                pre = self.times_w(x, drive[t]) if t else drive[t]
                 if t > 1:  # H(0) = H(1) = 0: x(0) = 0 makes the first update vanish
-                    torch.clamp(u, -self.clip, self.clip, out=h)
+                    self.bound(u, h)
                     self.read(pre, x, h, tmp, None if zs is None else zs[t])
                 elif zs is not None:
                     zs[t] = 0
@@ -78,21 +78,21 @@ class ClippedBackward:
                 if t == 2:
                     k.advance(u, u, xs[1], xs[2])
                 continue
-            torch.clamp(self.us[t - seg.start - 1], -k.clip, k.clip, out=h)
+            k.bound(self.us[t - seg.start - 1], h)
             k.advance(h, u, xs[t - 1], xs[t])
 
     def step(self, t: int, gy: Tensor) -> Tensor:
         """Turns g_u from dL/dU(t+1) into dL/dU(t) (t >= 2)."""
         k, g, g_u = self.k, self.g, self.g_u
         u = self.us[t - self.start]
-        h = torch.clamp(u, -k.clip, k.clip, out=self.h)  # H(t)
+        h = k.bound(u, self.h)  # H(t)
         x, y = self.states[t], self.states[t + 1]
         update = t < self.steps - 1  # the last step's update is never used, and was not made
         g_x_update = k.update_backward(h, x, y, gy, g_u, self.tmp, g.eta) if update else None
         g_pre = tanh_backward(gy, y, None if g.free is None else g.free[t], g.g_pre[t])
-        g_x = g_pre @ k.w.T  # (b, N)
+        g_x = k.times_wt(g_pre)  # (b, N)
         if g_x_update is not None:
-            g_x.add_(g_x_update, alpha=k.eta)
+            k.add_eta(g_x, g_x_update)
         k.read_backward(h, x, g_pre, g_x, g_u if t > 1 else None, self.tmp, g.alpha)
         if t > 1:  # dL/dU(t): the clamp passes the gradient only where U = H
             torch.ne(h, u, out=self.mask)

@@ -33,10 +33,19 @@ blows up in float32 for large eta (NaN at eta = 0.3 over 106 steps).
 Shapes: T steps, B batch elements, b of one chunk, N neurons; traces are (b, N, N), indexed
 [batch, presynaptic i, postsynaptic j]. `states` is (T + 1, B, N): states[0] = 0 and
 states[t + 1] = y(t), so x(t) = states[t].
+
+Members (a population of K networks of one shape, issue #22): the member dimension is folded
+into the batch, member-major, B = K P (P: each member's batch): drive (T, K P, N), traces
+(K P, N, N); the parameters are stacked (K, ...) — w (K, N, N), alpha (K, N, N), (K, N) or
+(K,), eta (K,), a clip per member. A chunk holds whole members (a member's batch is never
+split), and the kernel the driver hands it is `part`: its members' w and alpha, eta and clip
+one per batch element. The few ops that read w, alpha or eta differently go through the
+`Kernel` methods below; lone (members None), each is the op it always was, bit for bit.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -59,10 +68,14 @@ SHORT_EPISODE = 16
 Layout = dict[str, tuple[tuple[int, ...], int]]
 
 
-def chunk_size(batch: int, n: int, dtype: torch.dtype, device: torch.device) -> int:
+def chunk_size(
+    batch: int, n: int, dtype: torch.dtype, device: torch.device, per: int | None = None
+) -> int:
+    """Batch elements per chunk; members (`per` elements each): whole members."""
     if device.type != "cpu":
         return batch
-    return max(1, min(batch, CHUNK_BYTES // (n * n * dtype.itemsize)))
+    size = max(1, min(batch, CHUNK_BYTES // (n * n * dtype.itemsize)))
+    return size if per is None else per * max(1, size // per)
 
 
 def segment_length(steps: int, replays: bool) -> int:
@@ -88,6 +101,7 @@ class Plan:
     n: int
     interval: int
     chunk: int
+    per: int | None = None  # members: each member's batch (B = K per); None: a lone model
 
     @property
     def segments(self) -> int:
@@ -169,13 +183,133 @@ class Kernel:
 
     replays = True
     alpha_by_element = True
+    count: int  # a part's members, their batch each and their rows
+    per: int
+    whole: slice
 
-    def __init__(self, inputs: tuple[Tensor, ...], rule: DecayRule, clamp: bool):
+    def __init__(
+        self, inputs: tuple[Tensor, ...], rule: DecayRule, clamp: bool, members: int | None = None
+    ):
         w, alpha, eta, *params = inputs
         self.w, self.alpha, self.rule, self.clamp = w, alpha, rule, clamp
         self.inputs, self.params = inputs, tuple(params)
-        self.eta = float(eta.detach())  # constant within an episode: ops stay on scalars
-        self.connection = alpha.dim() == 2  # else per-neuron or scalar: factors out of x @ H
+        self.members = members
+        # constant within an episode: a lone model's ops stay on scalars; members: (b, 1)
+        self.eta: float | Tensor = float(eta.detach()) if members is None else eta.detach()
+        # else per-neuron or scalar: factors out of x @ H
+        self.connection = alpha.dim() == (2 if members is None else 3)
+
+    def part(self, c: slice, per: int | None) -> Kernel:
+        """The kernel of chunk c: itself when lone; members: a copy with the chunk's members'
+        w and alpha, and eta (b, 1) per batch element (alpha too when it factors out)."""
+        if per is None:
+            return self
+        part = copy.copy(self)
+        whole = slice(c.start // per, -(-c.stop // per))
+        part.w, alpha = self.w[whole], self.alpha[whole]
+        part.count, part.per, part.whole = part.w.shape[0], per, whole
+        assert isinstance(self.eta, Tensor)
+        part.eta = part.each(self.eta[whole])
+        part.alpha = alpha if self.connection else part.each(alpha.reshape(part.count, -1))
+        return part
+
+    def each(self, per_member: Tensor) -> Tensor:
+        """(m, ...) one row per member of a part -> (m P, ...) one per batch element, (m P, 1)
+        for (m,)."""
+        rows = per_member.reshape(per_member.shape[0], 1, -1)
+        return rows.expand(-1, self.per, -1).reshape(-1, rows.shape[-1])
+
+    def times_w(self, x: Tensor, add: Tensor) -> Tensor:
+        """add + x @ w for x (b, N)."""
+        if self.members is None:
+            return torch.addmm(add, x, self.w)
+        by = (self.count, self.per, x.shape[-1])
+        return torch.baddbmm(add.reshape(by), x.reshape(by), self.w).view_as(x)
+
+    def times_wt(self, g: Tensor, add: Tensor | None = None) -> Tensor:
+        """(add +) g @ w^T for g (b, N)."""
+        if self.members is None:
+            return g @ self.w.T if add is None else torch.addmm(add, g, self.w.T)
+        by = (self.count, self.per, g.shape[-1])
+        wt = self.w.transpose(1, 2)
+        out = (
+            torch.bmm(g.reshape(by), wt)
+            if add is None
+            else torch.baddbmm(add.reshape(by), g.reshape(by), wt)
+        )
+        return out.view_as(g)
+
+    def times_alpha(self, h: Tensor, out: Tensor) -> Tensor:
+        """alpha * h into out, per connection, h (b, N, N)."""
+        if self.members is None:
+            return torch.mul(h, self.alpha, out=out)
+        by = (self.count, self.per, *h.shape[1:])
+        torch.mul(h.view(by), self.alpha.unsqueeze(1), out=out.view(by))
+        return out
+
+    def add_times_alpha(self, out: Tensor, h: Tensor) -> None:
+        """out += alpha * h, per connection, h and out (b, N, N)."""
+        if self.members is None:
+            out.addcmul_(h, self.alpha)
+        else:
+            by = (self.count, self.per, *h.shape[1:])
+            out.view(by).addcmul_(h.view(by), self.alpha.unsqueeze(1))
+
+    def mm_alpha(self, v: Tensor, transpose: bool = False) -> Tensor:
+        """v @ alpha (or alpha^T), per connection, v (..., b, N)."""
+        if self.members is None:
+            a = self.alpha.T if transpose else self.alpha
+            return (v.reshape(-1, v.shape[-1]) @ a).view(v.shape)
+        a = self.alpha.transpose(1, 2) if transpose else self.alpha
+        by = (*v.shape[:-2], self.count, self.per, v.shape[-1])
+        return torch.matmul(v.reshape(by), a).view(v.shape)
+
+    def add_eta(
+        self, out: Tensor, v: Tensor, factor: Tensor | None = None, sign: float = 1
+    ) -> None:
+        """out += sign eta v (* factor), v (b, N) or (b, N, N)."""
+        if isinstance(self.eta, float):
+            if factor is None:
+                out.add_(v, alpha=sign * self.eta)
+            else:
+                out.addcmul_(v, factor, value=sign * self.eta)
+            return
+        eta = self.eta if v.dim() == 2 else self.eta.unsqueeze(-1)
+        out.addcmul_(v if factor is None else v * factor, eta, value=sign)
+
+    def add_outer(self, out: Tensor, a: Tensor, b: Tensor) -> None:
+        """out += sum over the leading axes and the batch of a ⊗ b, a and b (..., b, N): out
+        (N, N); members (m, N, N), each member's own sum."""
+        n = a.shape[-1]
+        if self.members is None:
+            rows = a.reshape(-1, n)
+            out.addmm_(rows.T, b.reshape(rows.shape))
+            return
+        by = (-1, self.count, self.per, n)
+        a, b = (t.reshape(by).transpose(0, 1).reshape(self.count, -1, n) for t in (a, b))
+        out.baddbmm_(a.transpose(1, 2), b)
+
+    def total(self, t: Tensor, axis: int = 0) -> Tensor:
+        """The sum of t, per member (m,) when its batch runs along `axis`."""
+        if self.members is None:
+            return t.sum()
+        return t.movedim(axis, 0).reshape(self.count, -1).sum(1)
+
+    def batch_sum(self, t: Tensor) -> Tensor:
+        """t (b, ...) summed over each member's batch elements: (...), members (m, ...)."""
+        if self.members is None:
+            return t.sum(0)
+        return t.view(self.count, self.per, *t.shape[1:]).sum(1)
+
+    def steps_sum(self, t: Tensor) -> Tensor:
+        """t (T, B, X) summed over steps and batch: (X,); members (K, X), each member's own."""
+        if self.members is None:
+            return t.sum((0, 1))
+        return t.view(t.shape[0], self.members, -1, t.shape[-1]).sum((0, 2))
+
+    def of_part(self, t: Tensor) -> Tensor:
+        """A (K, ...) gradient buffer's rows of this part's members (itself when lone)."""
+        return t if self.members is None else t[self.whole]
 
     def snapshot(self, plan: Plan) -> tuple[tuple[int, ...], int]:
         """The shape of one snapshot and its batch axis: one trace (B, N, N) by default."""
@@ -209,20 +343,45 @@ class Stepwise(Kernel):
     update U = H diag(d(y)) + eta x ⊗ y and the read x @ (w + alpha * H) share. The traces
     are clipped at ±clip."""
 
-    def __init__(self, inputs: tuple[Tensor, ...], rule: DecayRule, clamp: bool, clip: float):
-        super().__init__(inputs, rule, clamp)
-        self.clip = clip
+    def __init__(
+        self,
+        inputs: tuple[Tensor, ...],
+        rule: DecayRule,
+        clamp: bool,
+        clip: float | list[float],
+        members: int | None = None,
+    ):
+        super().__init__(inputs, rule, clamp, members)
+        self.clips = clip
+        self.clip: float | Tensor = clip if isinstance(clip, float) else 0.0
+
+    def part(self, c: slice, per: int | None) -> Kernel:
+        """Members: a clip per batch element (b, 1, 1) when the members' clips differ."""
+        part = super().part(c, per)
+        if isinstance(part, Stepwise) and isinstance(self.clips, list):
+            clips = torch.tensor(self.clips, dtype=self.w.dtype, device=self.w.device)
+            part.clip = part.each(clips[part.whole]).unsqueeze(-1)
+        return part
+
+    def bound(self, u: Tensor, out: Tensor) -> Tensor:
+        """clamp(u, -clip, clip) into out (members: a clip per batch element, (b, 1, 1))."""
+        if isinstance(self.clip, Tensor):
+            return torch.clamp(u, -self.clip, self.clip, out=out)
+        return torch.clamp(u, -self.clip, self.clip, out=out)
 
     def decay(self, y: Tensor) -> float | Tensor:
-        """d(t): a float when the rule's shrink is a constant, else (b, 1, N)."""
+        """d(t): a float when the rule's shrink is a constant, else (b, 1, N); members:
+        (b, 1, 1) or (b, 1, N)."""
         if self.rule.constant is not None:
+            if isinstance(self.eta, Tensor):
+                return (1.0 - self.eta * self.rule.constant).unsqueeze(1)
             return 1.0 - self.eta * self.rule.constant
         return (1.0 - self.eta * self.rule.shrink(y)).unsqueeze(1)
 
     def read(self, pre: Tensor, x: Tensor, h: Tensor, tmp: Tensor | None, z: Tensor | None) -> None:
         """pre += x @ (alpha * h): per connection through tmp, else x @ h into z, times alpha."""
         if tmp is not None:
-            torch.mul(h, self.alpha, out=tmp)
+            self.times_alpha(h, tmp)
             pre.unsqueeze(1).baddbmm_(x.unsqueeze(1), tmp)
         else:
             assert z is not None
@@ -242,12 +401,12 @@ class Stepwise(Kernel):
         """Through pre += x @ (alpha * h): g_x += (alpha * h) @ dL/dpre, g_h (if given) +=
         alpha * (x ⊗ dL/dpre) and, per connection, acc += (x ⊗ dL/dpre) * h."""
         if acc is not None:  # per-connection alpha
-            torch.mul(h, self.alpha, out=tmp)
+            self.times_alpha(h, tmp)
             g_x.unsqueeze(2).baddbmm_(tmp, g_pre.unsqueeze(2))  # += (alpha * h) @ dL/dpre
             torch.mul(x.unsqueeze(2), g_pre.unsqueeze(1), out=tmp)  # (b, N, N): x ⊗ dL/dpre
             acc.addcmul_(tmp, h)
             if g_h is not None:
-                g_h.addcmul_(tmp, self.alpha)
+                self.add_times_alpha(g_h, tmp)
         else:
             a_g = self.alpha * g_pre  # (b, N): alpha_j dL/dpre_j
             g_x.unsqueeze(2).baddbmm_(h, a_g.unsqueeze(2))
@@ -259,17 +418,16 @@ class Stepwise(Kernel):
     ) -> Tensor:
         """Through U = h diag(d(y)) + eta x ⊗ y given g_u = dL/dU: adds dL/dy to gy and dL/deta
         to g_eta, turns g_u into its share of dL/dh (g_u diag(d)); returns sum_j G_ij y_j."""
-        eta = self.eta
         v = torch.bmm(x.unsqueeze(1), g_u).squeeze(1)  # (b, N): sum_i x_i G_ij
         g_x = torch.bmm(g_u, y.unsqueeze(2)).squeeze(2)  # (b, N): sum_j G_ij y_j
-        gy.add_(v, alpha=eta)
-        g_eta += (y * v).sum()  # dU/deta = x ⊗ y - h diag(s(y))
+        self.add_eta(gy, v)
+        g_eta += self.total(y * v)  # dU/deta = x ⊗ y - h diag(s(y))
         if self.rule.constant is None:  # dU/dy_j = eta x - eta s'(y_j) h[:, j]
             col = torch.mul(h, g_u, out=tmp).sum(1)  # (b, N): sum_i h_ij G_ij
-            gy.addcmul_(self.rule.shrink_slope(y), col, value=-eta)
-            g_eta -= (self.rule.shrink(y) * col).sum()
+            self.add_eta(gy, self.rule.shrink_slope(y), col, sign=-1)
+            g_eta -= self.total(self.rule.shrink(y) * col)
         elif self.rule.constant != 0:
-            g_eta -= self.rule.constant * dot(h, g_u).sum()
+            g_eta -= self.rule.constant * self.total(dot(h, g_u))
         d = self.decay(y)
         if not (isinstance(d, float) and d == 1.0):  # purely additive: nothing decays
             g_u.mul_(d)
@@ -338,7 +496,9 @@ class Replay(torch.autograd.Function):
     def forward(ctx: Any, kernel: Kernel, drive: Tensor, *inputs: Tensor) -> Tensor:
         steps, batch, n = drive.shape
         interval = segment_length(steps, kernel.replays)
-        plan = Plan(steps, batch, n, interval, chunk_size(batch, n, drive.dtype, drive.device))
+        per = None if kernel.members is None else batch // kernel.members
+        chunk = chunk_size(batch, n, drive.dtype, drive.device, per)
+        plan = Plan(steps, batch, n, interval, chunk, per)
         states = drive.new_empty(steps + 1, batch, n)
         states[0] = 0
         zs = None if kernel.connection else torch.empty_like(drive)
@@ -346,8 +506,8 @@ class Replay(torch.autograd.Function):
         layout = {"snaps": ((plan.segments - 1, *shape), axis + 1), **kernel.layout(plan)}
         buffers = {name: drive.new_empty(size) for name, (size, _) in layout.items()}
         for c in plan.chunks():
-            chunk = chunk_of(states, zs, buffers, layout, c)
-            kernel.forward(plan, drive[:, c], chunk, segments(plan, chunk.snaps))
+            part = chunk_of(states, zs, buffers, layout, c)
+            kernel.part(c, per).forward(plan, drive[:, c], part, segments(plan, part.snaps))
         ctx.kernel, ctx.plan, ctx.layout = kernel, plan, layout
         clamped = [drive] if kernel.clamp else []  # its mask, drive != 0, is remade in backward
         ctx.save_for_backward(states, *([] if zs is None else [zs]), *buffers.values(), *clamped)
@@ -364,28 +524,30 @@ class Replay(torch.autograd.Function):
         g_y = torch.empty_like(grad) if free is not None and ctx.needs_input_grad[1] else None
         g_pre = torch.empty_like(grad)
         g_alpha = torch.zeros_like(kernel.alpha)
-        g_eta = grad.new_zeros(())
+        g_eta = grad.new_zeros(() if kernel.members is None else (kernel.members,))
         glayout = kernel.grad_layout(plan)
         extra = {name: grad.new_zeros(size) for name, (size, _) in glayout.items()}
         for c in plan.chunks():
+            part = kernel.part(c, plan.per)
             size = states[0, c].shape[0]
-            by_element = kernel.connection and kernel.alpha_by_element and size > 1
+            lone = kernel.members is None
+            by_element = kernel.connection and kernel.alpha_by_element and (size > 1 or not lone)
             acc = None  # dL/dalpha per connection: per element of the chunk, or g_alpha itself
             if by_element:
                 acc = grad.new_zeros(size, plan.n, plan.n)
             elif kernel.connection:
-                acc = g_alpha.unsqueeze(0) if kernel.alpha_by_element else g_alpha
+                acc = g_alpha.unsqueeze(0) if kernel.alpha_by_element else part.of_part(g_alpha)
             chunk = chunk_of(states, zs, buffers, ctx.layout, c)
             free_c = None if free is None else free[:, c]
-            g = Grads(g_pre[:, c], free_c, acc, g_eta, view(extra, glayout, c))
-            back = kernel.backward(plan, chunk, g)
+            g_eta_c = part.of_part(g_eta)
+            g = Grads(g_pre[:, c], free_c, acc, g_eta_c, view(extra, glayout, c))
+            back = part.backward(plan, chunk, g)
             run_backward(back, plan, chunk, g, grad[:, c], None if g_y is None else g_y[:, c])
             if acc is not None and by_element:
-                g_alpha += acc.sum(0)
-        xs = states[:-1].reshape(-1, plan.n)
-        g_w = xs.T @ g_pre.reshape(-1, plan.n)  # sum over steps and batch of x ⊗ dL/dpre
+                part.of_part(g_alpha).add_(part.batch_sum(acc))
+        g_w = outer_sum(states[:-1], g_pre, kernel.members)  # sum of x ⊗ dL/dpre
         if zs is not None:  # alpha factors out: sum of dL/dpre * x @ H
-            g_alpha = (g_pre * zs).sum_to_size(kernel.alpha.shape)
+            g_alpha = factored_sum(g_pre * zs, kernel.alpha.shape, kernel.members)
         g_eta_out = g_eta if ctx.needs_input_grad[4] else None
         g_drive = g_pre if ctx.needs_input_grad[1] else None
         if free is not None and g_y is not None:
@@ -393,6 +555,24 @@ class Replay(torch.autograd.Function):
             g_drive = torch.where(free, g_pre, g_y)
         params = kernel.param_grads(states, buffers, extra)
         return (None, g_drive, g_w, g_alpha, g_eta_out, *params)
+
+
+def outer_sum(xs: Tensor, gs: Tensor, members: int | None) -> Tensor:
+    """sum over steps and batch of x ⊗ g for xs, gs (T, B, N): (N, N); members (K, N, N)."""
+    n = xs.shape[-1]
+    if members is None:
+        return xs.reshape(-1, n).T @ gs.reshape(-1, n)
+    by = (xs.shape[0], members, -1, n)
+    rows = [t.reshape(by).transpose(0, 1).reshape(members, -1, n) for t in (xs, gs)]
+    return torch.bmm(rows[0].transpose(1, 2), rows[1])
+
+
+def factored_sum(t: Tensor, shape: torch.Size, members: int | None) -> Tensor:
+    """t (T, B, N) summed to alpha's shape (N,) or (); members (K, N) or (K,)."""
+    if members is None:
+        return t.sum_to_size(shape)
+    per_neuron = t.reshape(t.shape[0], members, -1, t.shape[-1]).sum((0, 2))  # (K, N)
+    return per_neuron if len(shape) == 2 else per_neuron.sum(1)
 
 
 def replay(kernel: Kernel, drive: Tensor) -> Tensor:

@@ -52,14 +52,16 @@ class Linear(Kernel):
 
     def decay(self, y: Tensor) -> Tensor:
         """d for activations y (L, b, N): (L, b, N), or (L, 1, 1) when the rule's shrink is a
-        constant."""
+        constant (members: (L, b, 1))."""
         if self.rule.constant is not None:
+            if isinstance(self.eta, Tensor):
+                return (1 - self.eta * self.rule.constant).expand(y.shape[0], -1, -1)
             return y.new_full((y.shape[0], 1, 1), 1 - self.eta * self.rule.constant)
         return 1 - self.eta * self.rule.shrink(y)
 
     def plastic(self, trace: Tensor, out: Tensor | None) -> Tensor:
         """A ∘ H: alpha * H into out per connection, else H itself (alpha factors out)."""
-        return trace if out is None else torch.mul(trace, self.alpha, out=out)
+        return trace if out is None else self.times_alpha(trace, out)
 
     def forward(self, plan: Plan, drive: Tensor, c: Chunk, segs: Iterable[Segment]) -> None:
         """y(t) into states[t + 1], x @ H into zs when alpha factors out, H at each segment's end
@@ -75,10 +77,12 @@ class Linear(Kernel):
             pairs = None if all_pairs is None else all_pairs[seg.index]
             known = None if trace is None else self.plastic(trace, scaled)  # (b, N, N)
             xs = states[start:stop]  # (L, b, N)
-            f0 = drive.new_ones(1, 1) if constant is not None else drive.new_ones(batch, n)
+            f0 = drive.new_ones(batch, n)  # lone, with a constant shrink: one for all
+            if constant is not None:
+                f0 = drive.new_ones(1, 1) if self.members is None else drive.new_ones(batch, 1)
             for k, t in enumerate(range(start, stop)):  # f0 = F[0, k]
                 x = xs[k]
-                pre = torch.addmm(drive[t], x, self.w)  # (b, N)
+                pre = self.times_w(x, drive[t])  # (b, N)
                 z = pre if zs is None else zs[t]  # what alpha multiplies
                 if zs is not None:
                     z.zero_()
@@ -86,7 +90,7 @@ class Linear(Kernel):
                     z.addcmul_(torch.bmm(x[:, None], known)[:, 0], f0)
                 if k and pairs is not None:
                     m = pairs[k, :k]  # (k, b, N), strided when b is a chunk of B
-                    m.copy_(torch.mm((xs[:k] * x).view(-1, n), self.alpha).view_as(m))
+                    m.copy_(self.mm_alpha(xs[:k] * x))
                     z += torch.linalg.vecdot(later[:k], m, dim=0)
                 elif k:
                     z += (later[:k] * (xs[:k] * x).sum(-1, keepdim=True)).sum(0)
@@ -96,7 +100,7 @@ class Linear(Kernel):
                 shrink = constant if constant is not None else self.rule.shrink(y)
                 d = 1 - self.eta * shrink
                 later[:k] *= d
-                torch.mul(y, self.eta, out=later[k])
+                torch.mul(y, self.eta, out=later[k])  # members: eta (b, 1)
                 f0 = f0 * d
             if seg.snap is not None:  # H(stop) = H(c) diag(f0) + sum_s x(s) ⊗ later(s)
                 out, cols, rows = seg.snap, xs.permute(1, 2, 0), later[: stop - start]
@@ -158,18 +162,16 @@ class LinearBackward:
         self.xk = None if self.known is None else torch.bmm(x_rows, self.known).transpose(0, 1)
 
     def step(self, t: int, gy: Tensor) -> Tensor:
-        ep, eta, f, k = self.ep, self.ep.eta, self.f, t - self.start
+        ep, f, k = self.ep, self.f, t - self.start
         seen = torch.linalg.vecdot(self.early[k, :k], self.v[:k], dim=0)
         col = torch.addcmul(seen, self.hg, f[0, k], out=self.col[k])
-        gy = gy.add_(self.v[k], alpha=eta)  # dU/dy_j = eta x - eta s'(y_j) H[:, j]
+        ep.add_eta(gy, self.v[k])  # dU/dy_j = eta x - eta s'(y_j) H[:, j]
         if ep.rule.constant is None:
-            gy.addcmul_(ep.rule.shrink_slope(self.ys[k]), col, value=-eta)
+            ep.add_eta(gy, ep.rule.shrink_slope(self.ys[k]), col, sign=-1)
         gp = torch.mul(gy, self.slope[k], out=self.g.g_pre[t])
         a = gp if ep.connection else torch.mul(gp, ep.alpha, out=self.a[k])
-        if self.gy_known is not None:  # + eta G(c+L) (F[k+1, L] * y)
-            g_x = torch.addmm(self.gy_known[k], gp, ep.w.T)  # (b, N)
-        else:
-            g_x = gp @ ep.w.T
+        known = None if self.gy_known is None else self.gy_known[k]
+        g_x = ep.times_wt(gp, known)  # (b, N), + eta G(c+L) (F[k+1, L] * y) if known
         if self.known is not None:  # (A ∘ H(c) diag(F[0, k])) a
             g_x.unsqueeze(2).baddbmm_(self.known, (f[0, k] * a).unsqueeze(2))
         # low-rank parts: eta G(t+1) y(t) from s > k, and (A ∘ H(t)) a from q < k
@@ -177,7 +179,7 @@ class LinearBackward:
         torch.mul(self.a[k:], self.late[k, k:], out=cols[k:])  # row k: 0
         torch.mul(self.early[k, :k], a, out=cols[:k])
         if ep.connection:
-            spread = (cols.view(-1, cols.shape[-1]) @ ep.alpha.T).view_as(cols)
+            spread = ep.mm_alpha(cols, transpose=True)
             g_x += torch.linalg.vecdot(self.xs, spread, dim=0)
         else:
             g_x += torch.linalg.vecdot(self.xs, cols.sum(-1, keepdim=True), dim=0)
@@ -195,22 +197,21 @@ class LinearBackward:
         ep, f, y, g_eta, g_alpha = self.ep, self.f, self.ys, self.g.eta, self.g.alpha
         length, g_pre = y.shape[0], self.g.g_pre[seg.start : seg.stop]
         if ep.rule.constant is not None:  # dU/deta = x ⊗ y - s H
-            g_eta += (y * self.v).sum() - ep.rule.constant * self.col.sum()
+            g_eta += ep.total(y * self.v, 1) - ep.rule.constant * ep.total(self.col, 1)
         else:  # dU/deta = x ⊗ y - H diag(s(y))
-            g_eta += (y * self.v).sum() - (ep.rule.shrink(y) * self.col).sum()
+            g_eta += ep.total(y * self.v, 1) - ep.total(ep.rule.shrink(y) * self.col, 1)
         x_cols = self.xs.permute(1, 2, 0)  # (b, N, L)
         if g_alpha is not None:  # per connection
             if self.trace is not None:  # H(c) ∘ sum_k x(k) ⊗ F[0, k] a(k)
                 rows = (f[0, :length] * g_pre).transpose(0, 1)  # (b, L, N)
-                g_alpha += torch.bmm(x_cols, rows, out=self.scratch).mul_(self.trace).sum(0)
+                g_alpha += ep.batch_sum(torch.bmm(x_cols, rows, out=self.scratch).mul_(self.trace))
             q, k = torch.triu_indices(length, length, 1, device=y.device)  # pairs q < k
-            inner = (self.xs[q] * self.xs[k]).view(-1, y.shape[-1])
-            g_alpha.addmm_(inner.T, (self.early[k, q] * g_pre[k]).view_as(inner))
+            ep.add_outer(g_alpha, self.xs[q] * self.xs[k], self.early[k, q] * g_pre[k])
         if seg.index == 0:
             return
         self.g_u.mul_(f[0, length].unsqueeze(-2))
         rows = (self.a * f[0, :length]).transpose(0, 1)  # (b, L, N)
         if ep.connection:
-            self.g_u.addcmul_(torch.bmm(x_cols, rows, out=self.scratch), ep.alpha)
+            ep.add_times_alpha(self.g_u, torch.bmm(x_cols, rows, out=self.scratch))
         else:
             self.g_u.baddbmm_(x_cols, rows)

@@ -36,6 +36,7 @@ from torch import Tensor
 from plastic_models.fast.driver import (
     Chunk,
     Grads,
+    Kernel,
     Layout,
     Plan,
     Segment,
@@ -58,6 +59,13 @@ class Retroactive(Stepwise):
         source = (w, alpha, eta, modulator.source.weight, modulator.source.bias)
         return source if fanout is None else (*source, fanout.weight, fanout.bias)
 
+    def part(self, c: slice, per: int | None) -> Kernel:
+        """Members: the chunk's members' v (m, 1, N), b (m, 1) and fanout's (m, N, 1), (m, N)."""
+        part = super().part(c, per)
+        if part is not self:
+            part.params = tuple(p[part.whole] for p in self.params)
+        return part
+
     @property
     def v(self) -> Tensor:
         return self.params[0]
@@ -69,6 +77,22 @@ class Retroactive(Stepwise):
     @property
     def fanout(self) -> tuple[Tensor, Tensor] | None:
         return None if len(self.params) == 2 else (self.params[2], self.params[3])
+
+    def times_fanout(self, g_m: Tensor) -> Tensor:
+        """dL/dm0 (b, 1) from dL/dM (b, N) through M = fw m0 + fb."""
+        assert self.fanout is not None
+        if self.members is None:
+            return g_m @ self.fanout[0]
+        by = (self.count, self.per, -1)
+        return torch.bmm(g_m.view(by), self.fanout[0]).view(-1, 1)
+
+    def add_times_v(self, gy: Tensor, g_s: Tensor) -> None:
+        """gy += dL/ds v, gy (b, N), dL/ds (b, 1)."""
+        if self.members is None:
+            gy.addmm_(g_s, self.v)
+        else:
+            by = (self.count, self.per, -1)
+            gy.view(by).baddbmm_(g_s.view(by), self.v)
 
     def snapshot(self, plan: Plan) -> tuple[tuple[int, ...], int]:
         return (2, plan.batch, plan.n, plan.n), 1  # (U(k K - 1), E(k K))
@@ -85,11 +109,20 @@ class Retroactive(Stepwise):
 
     def modulate(self, y: Tensor, m0: Tensor, m: Tensor) -> None:
         """m0 = tanh(v . y + b) (b, 1) and M (b, P) from y (b, N), into the given rows."""
-        torch.tanh(torch.addmm(self.b, y, self.v.T), out=m0)
+        if self.members is None:
+            torch.tanh(torch.addmm(self.b, y, self.v.T), out=m0)
+        else:
+            by = (self.count, self.per, -1)
+            s = torch.baddbmm(self.b.unsqueeze(1), y.view(by), self.v.transpose(1, 2))
+            torch.tanh(s.view_as(m0), out=m0)
         if self.fanout is None:
             m.copy_(m0)
-        else:
+        elif self.members is None:
             torch.addmm(self.fanout[1], m0, self.fanout[0].T, out=m)
+        else:
+            fw, fb = self.fanout
+            by = (self.count, self.per, -1)
+            m.copy_(torch.baddbmm(fb.unsqueeze(1), m0.view(by), fw.transpose(1, 2)).view_as(m))
 
     def advance(
         self, h: Tensor, e: Tensor, m: Tensor, u: Tensor, e_out: Tensor, x: Tensor, y: Tensor
@@ -103,7 +136,7 @@ class Retroactive(Stepwise):
                 e_out.copy_(e)
         else:
             torch.mul(e, d, out=e_out)
-        e_out.addcmul_(x.unsqueeze(2), y.unsqueeze(1), value=self.eta)
+        self.add_eta(e_out, x.unsqueeze(2), y.unsqueeze(1))
 
     def forward(self, plan: Plan, drive: Tensor, c: Chunk, segs: Iterable[Segment]) -> None:
         states, zs, m0s, ms = c.states, c.zs, c.extra["m0s"], c.extra["ms"]
@@ -114,8 +147,8 @@ class Retroactive(Stepwise):
         for seg in segs:
             for t in range(seg.start, seg.stop):
                 x = states[t]
-                torch.clamp(u, -self.clip, self.clip, out=h)
-                pre = torch.addmm(drive[t], x, self.w)
+                self.bound(u, h)
+                pre = self.times_w(x, drive[t])
                 self.read(pre, x, h, tmp, None if zs is None else zs[t])
                 y = activate(pre, drive[t], states[t + 1], self.clamp)
                 self.modulate(y, m0s[t], ms[t])
@@ -132,12 +165,12 @@ class Retroactive(Stepwise):
         self, states: Tensor, extra: dict[str, Tensor], grads: dict[str, Tensor]
     ) -> tuple[Tensor | None, ...]:
         g_s, g_ms = grads["s"], grads["ms"]
-        g_v = (g_s * states[1:]).sum((0, 1)).unsqueeze(0)  # (1, N)
-        g_b = g_s.sum().reshape(1)
+        g_v = self.steps_sum(g_s * states[1:]).unsqueeze(-2)  # (1, N); members (K, 1, N)
+        g_b = g_s.sum().reshape(1) if self.members is None else self.steps_sum(g_s)
         if self.fanout is None:
             return g_v, g_b
         # M = fw m0 + fb per postsynaptic neuron
-        return g_v, g_b, (g_ms * extra["m0s"]).sum((0, 1)).unsqueeze(1), g_ms.sum((0, 1))
+        return g_v, g_b, self.steps_sum(g_ms * extra["m0s"]).unsqueeze(-1), self.steps_sum(g_ms)
 
 
 class RetroactiveBackward:
@@ -164,14 +197,14 @@ class RetroactiveBackward:
         self.us, self.es = [first[0], *self.slots_u], [first[1], *self.slots_e]
         for t in range(seg.start, seg.stop - 1):
             i = t - seg.start
-            torch.clamp(self.us[i], -k.clip, k.clip, out=h)
+            k.bound(self.us[i], h)
             k.advance(h, self.es[i], self.ms[t], self.us[i + 1], self.es[i + 1], xs[t], xs[t + 1])
 
     def step(self, t: int, gy: Tensor) -> Tensor:
         """Turns g_p from dL/dU(t) into dL/dU(t-1) and g_e from dL/dE(t+1) into dL/dE(t)."""
         k, g, g_p, g_e = self.k, self.g, self.g_p, self.g_e
         u, e = self.us[t - self.start], self.es[t - self.start]
-        pw = torch.clamp(u, -k.clip, k.clip, out=self.h)  # PW(t)
+        pw = k.bound(u, self.h)  # PW(t)
         x, y = self.states[t], self.states[t + 1]
         g_x_update = None
         if t < self.steps - 1:  # the last step's update was never made
@@ -182,15 +215,15 @@ class RetroactiveBackward:
                 g_m0 = g_m
             else:  # dL/dM_j = sum_i G_P_ij E_ij
                 torch.sum(torch.mul(g_p, e, out=self.tmp), 1, out=g_m)
-                g_m0 = g_m @ k.fanout[0]  # (b, 1)
+                g_m0 = k.times_fanout(g_m)  # (b, 1)
             m0 = self.m0s[t]
             g_s = torch.mul(g_m0, 1 - m0 * m0, out=g.extra["s"][t])  # dL/ds
-            gy.addmm_(g_s, k.v)
+            k.add_times_v(gy, g_s)
             g_e.addcmul_(g_p, self.ms[t].unsqueeze(1))  # dL/dE(t)
         g_pre = tanh_backward(gy, y, None if g.free is None else g.free[t], g.g_pre[t])
-        g_x = g_pre @ k.w.T  # (b, N)
+        g_x = k.times_wt(g_pre)  # (b, N)
         if g_x_update is not None:
-            g_x.add_(g_x_update, alpha=k.eta)
+            k.add_eta(g_x, g_x_update)
         k.read_backward(pw, x, g_pre, g_x, g_p, self.tmp, g.alpha)  # g_p: dL/dPW(t)
         # dL/dU(t-1): the clamp passes the gradient only where U = PW
         torch.ne(pw, u, out=self.mask)
