@@ -7,10 +7,10 @@ lone trials would run them. Episodes per second = K x 16 / seconds per round, fr
 round's median CPU seconds (one thread); the ratio is (a) / (b). Cases: the plastic network at
 the pattern task's `paper-simplified` level (direct, N = 51, 11 steps, `forward`: the lone
 models and the population on the hand-derived fast kernels, the population's members folded
-into the kernels' batch; `--loop` adds LoopMembers), a 64-unit LSTM on the same level, and a 32-neuron plastic maze
-agent (simple neuromodulation, additive rule, the maze's 16 inputs and 5 outputs, the `tiny`
-level's 50 steps, run by `step` as the A2C learner runs it; random observations stand in for
-the maze, whose stepping costs the same either way).
+into the kernels' batch; `--loop` adds LoopMembers), a 64-unit LSTM on the same level, and a
+32-neuron plastic maze agent (simple neuromodulation, additive rule, the maze's 16 inputs and 5
+outputs, the `tiny` level's 50 steps, run by `step` as the A2C learner runs it; random
+observations stand in for the maze, whose stepping costs the same either way).
 
     .venv/bin/python benchmarks/members.py [--members 1 4 16] [--seconds 2] [--loop]
 """

@@ -7,10 +7,10 @@ trained (a) as one `sweep.population.PopulationTrial` of K members and (b) as K 
 them. One torch thread. Trials per hour = K x 3600 / wall seconds; the ratio is (a) / (b).
 Both sides pay model building and evaluation, not Ray's start-up (see `sweep run` for that).
 
-Cases: the plastic network at the pattern task's `paper-simplified` level (direct, N = 51,
-11 steps; the lone trials and the population on the hand-derived fast kernels), a 64-unit LSTM on the same level, and a 32-neuron plastic maze agent
-(simple neuromodulation, additive rule, `tiny` maze, trained by A2C: closed loop, one batched
-step per time step).
+Cases: the plastic network at the pattern task's `paper-simplified` level (direct, N = 51, 11
+steps; the lone trials and the population on the hand-derived fast kernels), a 64-unit LSTM on
+the same level, and a 32-neuron plastic maze agent (simple neuromodulation, additive rule,
+`tiny` maze, trained by A2C: closed loop, one batched step per time step).
 
     .venv/bin/python benchmarks/populations.py [--members 1 4 16] [--episodes 480]
     .venv/bin/python benchmarks/populations.py --sweep 5
