@@ -79,7 +79,7 @@ def refusal(members: int, model: str, difficulty: str, need: int, budget: int, w
     most = f"the most that fit: {fit}" if fit else "not even one member fits"
     return (
         f"resources.members: {members} members of {model} at {difficulty} need ~{gib(need)}; "
-        f"{where} ({most})"
+        f"{where}; {most}"
     )
 
 
@@ -117,7 +117,8 @@ def trial_budget(spec: SweepSpec, cpus: int | None = None) -> tuple[int, str] | 
         return budget, f"a trial gets {gib(budget)} of GPU memory here (gpu: {gpu:g})"
     trials = concurrent_trials(spec, cpus)
     budget = available_memory() // trials
-    return budget, f"a trial gets {gib(budget)} here ({trials} trial(s) at once)"
+    at_once = f"{trials} trials at once" if trials > 1 else "one trial at a time"
+    return budget, f"a trial gets {gib(budget)} here ({at_once})"
 
 
 def largest(cell: Cell, name: str, value: Any) -> Any:

@@ -25,16 +25,18 @@ from sweep.memory import (
     member_bytes,
 )
 from sweep.models import build_model
+from sweep.plan import make_cells, trial_config
 from sweep.spec import parse_spec
 from sweep.tasks import make_task
+from sweep.trainable import check_memory
 from tests.support.sweeps import ROOT, sweep, tiny_spec, write_spec
 
 # the estimate is within this factor of the measured peak (measured: 0.99x to 1.23x)
 LOW, HIGH = 0.7, 2.0
 REFUSAL = re.compile(
     r"^sweep: error: resources\.members: 100000 members of plastic at paper-full need "
-    r"~([\d.]+) GiB; a trial gets ([\d.]+) GiB here \(1 trial\(s\) at once\) "
-    r"\(the most that fit: (\d+)\)$"
+    r"~([\d.]+) GiB; a trial gets ([\d.]+) GiB here \(one trial at a time\); "
+    r"the most that fit: (\d+)$"
 )
 
 
@@ -144,7 +146,7 @@ def test_the_trial_refuses_a_population_its_device_cannot_hold() -> None:
     assert "\n" not in message
     assert message == (
         f"resources.members: 11 members of plastic at paper-full need ~{11 * member / GIB:.1f} "
-        "GiB; this trial's node has 2.0 GiB available (the most that fit: 10)"
+        "GiB; this trial's node has 2.0 GiB available; the most that fit: 10"
     )
     cpu, where = device_budget(torch.device("cpu"), 0.0)
     assert cpu == pytest.approx(available_memory(), rel=0.2)
@@ -157,3 +159,14 @@ def test_on_a_gpu_a_trial_gets_its_share_of_the_free_memory() -> None:
     budget, where = device_budget(torch.device("cuda"), 0.25)
     assert budget == min(free, int(total * 0.25))
     assert "cuda" in where
+
+
+def test_a_trial_checks_before_its_population_starts(tmp_path: Path) -> None:
+    """`sweep.trainable.check_memory`, called by a population's trial before it builds the
+    population, on the trial's own configs: its error is the one line."""
+    spec = parse_spec(_huge(tmp_path))
+    cell = make_cells(spec)[0]
+    config = trial_config(spec, cell, "search", 0, 0, {"lr": 1e-3})
+    check_memory([config] * 2, "cpu", 0.0)  # two fit
+    with pytest.raises(PopulationTooLarge, match=r"^resources\.members: 100000 members of "):
+        check_memory([config] * 100_000, "cpu", 0.0)
