@@ -342,6 +342,31 @@ def _spec_or_exit(path: str) -> SweepSpec:
         sys.exit(2)
 
 
+def _memory_or_exit(spec: SweepSpec, cpus: int | None = None, address: str | None = None) -> None:
+    """A population (`resources.members` > 1) must fit the memory a trial gets: one line per
+    cell that cannot, exit 2. Where this machine cannot tell (a cluster, or a GPU trial and no
+    GPU here), each population checks in its trial."""
+    members = spec.resources.members
+    if members == 1:
+        return
+    from sweep.memory import population_errors, trial_budget
+
+    budget = None if address else trial_budget(spec, cpus)
+    if budget is None:
+        why = "on a cluster" if address else "with no GPU here"
+        click.echo(
+            f"sweep: note: resources.members: {members}: {why}, each population checks its "
+            "memory in its trial, before it starts",
+            err=True,
+        )
+        return
+    errors = population_errors(spec, budget)
+    for line in errors:
+        click.echo(f"sweep: error: {line}", err=True)
+    if errors:
+        sys.exit(2)
+
+
 _address = click.option(
     "--address", help="Join a running Ray cluster (auto, or HOST:PORT); default: embedded Ray."
 )
@@ -357,6 +382,7 @@ def validate(spec_path: str) -> None:
     """Validate a sweep spec; print every problem with its path in the spec (the valid
     tasks, levels and families: `sweep train -h`)."""
     spec = _spec_or_exit(spec_path)
+    _memory_or_exit(spec)
     from sweep.plan import make_cells
     from sweep.progress import budget
 
@@ -409,6 +435,7 @@ def run_command(
     under the same name is refused."""
     started = time.monotonic()
     spec = _spec_or_exit(spec_path)
+    _memory_or_exit(spec, num_cpus, address)
     from sweep import runner
     from sweep.spec import SpecError
 

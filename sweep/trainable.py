@@ -18,6 +18,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from sweep.distributed import COLLECTIVE_TIMEOUT, Rendezvous, broadcast, gather, leave
 from sweep.learners import Learner, learner_of, make_learner
+from sweep.memory import check_population, device_budget
 from sweep.population import Member, PopulationTrial
 from sweep.records import (
     MEMBERS,
@@ -140,6 +141,23 @@ def build_population(configs: list[TrialConfig], device: str = "cpu") -> Populat
     return PopulationTrial(task, first.family, members)
 
 
+def check_memory(configs: list[TrialConfig], device: str, gpu: float) -> None:
+    """Before a population starts: its members must fit what this trial's device has for it
+    (`sweep.memory`; PopulationTooLarge, one line, as the trial's error). The driver checked
+    the spec already where it could see the device (not on a cluster's head without a GPU)."""
+    first = configs[0]
+    task = make_task(first.task, first.level, first.overrides, first.difficulty)
+    check_population(
+        first.family,
+        first.model_params,
+        task,
+        int(first.train["batch_size"]),
+        len(configs),
+        (first.model, first.difficulty),
+        device_budget(torch.device(device), gpu),
+    )
+
+
 def train_population(ray_config: dict[str, Any], spec: SweepSpec, folder: str) -> None:
     """A population (`resources.members` > 1): its members trained as one model, one
     `tune.report` per evaluation holding every running member's `TrialResult`; a member
@@ -147,6 +165,7 @@ def train_population(ray_config: dict[str, Any], spec: SweepSpec, folder: str) -
     the last time, done. The checkpoint holds the whole population, as a lone trial's holds
     the trial."""
     configs = list(trial_configs(ray_config).values())
+    check_memory(configs, trial_device(spec), spec.resources.gpu)
     population = build_population(configs, trial_device(spec))
     goal = configs[0].descriptor.goal
     # only a search population under early stopping can have members stopped: no other

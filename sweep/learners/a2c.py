@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass as config_dataclass
 from torch import Tensor
 
-from sweep.learners.base import Generators, Learner, Ranks
+from sweep.learners.base import Activations, Generators, Learner, Ranks
 from sweep.models import Model
 from sweep.tasks.reward import RewardTask
 
@@ -189,6 +189,15 @@ class A2C(Learner):
         """The reward of `batch` fresh episodes the model plays (its actions sampled from its
         policy, as in training): `evaluate` is the mean reward per episode."""
         return play(model, task, batch, generator, device).episode_rewards.sum().item()
+
+    @classmethod
+    def update_bytes(cls, activations: Activations, task: RewardTask, batch: int) -> int:
+        """`step` by step under plain autograd: every step's graph is kept until backward; per
+        step the observation and, for the policy and value head, the outputs, log-softmax,
+        probabilities, entropy terms and their gradients (about 8 per output)."""
+        steps = task.steps
+        own = 4 * batch * steps * (task.input_size + 8 * task.output_size)
+        return activations(batch, steps, "steps") + own
 
     @classmethod
     def member_losses(

@@ -3,7 +3,7 @@ how an evaluation splits its episodes into batches, and the interface (`Learner`
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from sweep.members import Members
 
 Generators = Sequence[torch.Generator]  # a population's: one per member
+# A family's activation memory: (batch, steps, graph) -> peak bytes of one update's
+# activations, graph "episode" (forward, then backward) or "steps" (step unrolled under autograd)
+Activations = Callable[[int, int, str], int]
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,13 @@ class Learner:
         for batch in batches(episodes, batch_size):
             total += self.batch_total(model, task, batch, generator, device)
         return total / episodes
+
+    @classmethod
+    def update_bytes(cls, activations: Activations, task: Any, batch: int) -> int:
+        """Peak bytes one model holds for one training update of `batch` episodes, beyond its
+        parameters: the family's `activations` as this learner runs the model, and the
+        learner's own tensors (sweep.memory adds them up)."""
+        raise NotImplementedError
 
     @classmethod
     def member_losses(

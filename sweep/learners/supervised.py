@@ -10,7 +10,7 @@ import torch
 from pydantic import ConfigDict
 from pydantic.dataclasses import dataclass as config_dataclass
 
-from sweep.learners.base import Generators, Learner, Ranks
+from sweep.learners.base import Activations, Generators, Learner, Ranks
 from sweep.models import Model
 from sweep.tasks.base import Episode, Task
 
@@ -69,6 +69,14 @@ class Supervised(Learner):
     ) -> float:
         episode = task.sample(batch, generator, device, split="eval")
         return task.score(model(episode.inputs), episode) * batch
+
+    @classmethod
+    def update_bytes(cls, activations: Activations, task: Task, batch: int) -> int:
+        """`forward` over whole episodes, then backward; the episode's inputs, the outputs,
+        targets and the outputs' gradient: (T, B, I + 3 O) floats."""
+        steps = task.steps
+        own = 4 * batch * steps * (task.input_size + 3 * task.output_size)
+        return activations(batch, steps, "episode") + own
 
     @classmethod
     def member_losses(
