@@ -46,9 +46,19 @@ class Case:
 
 
 CASES = [
-    # the generic memory-flat path (a population's plastic members), N = 251, 86 steps
-    Case("plastic-large", "patterns", "large", "plastic", members=4, batch=4),
-    # N = 101, 40 steps, retroactive modulation (two traces, clipped)
+    # the fast linear kernel with members folded into its batch, N = 251, 86 steps
+    Case("plastic-large", "patterns", "large", "plastic", members=8, batch=4),
+    # the generic memory-flat path (simple modulation has no kernel), N = 251, 86 steps
+    Case(
+        "plastic-simple-large",
+        "patterns",
+        "large",
+        "plastic",
+        members=4,
+        batch=4,
+        params={"modulation": "simple"},
+    ),
+    # N = 101, 40 steps, retroactive modulation (two traces, clipped): its fast kernel
     Case(
         "plastic-retroactive-medium",
         "patterns",

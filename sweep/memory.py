@@ -40,8 +40,9 @@ from sweep.tasks.base import learner_of
 
 # a family's activation memory: (model, batch, steps, graph) -> bytes (see the modules above)
 ACTIVATIONS: dict[str, Callable[..., int]] = {
-    # a population's plastic members run the generic memory-flat path (plastic_models/members.py)
-    "plastic": partial(plastic_memory.activation_bytes, fast=False),
+    # a population's plastic members run where their lone model does: the fast kernels
+    # (members folded into their batch) or the generic memory-flat path
+    "plastic": plastic_memory.activation_bytes,
     "plastic_lstm": plastic_memory.activation_bytes,
     "rnn": baselines_memory.activation_bytes,
     "lstm": baselines_memory.activation_bytes,
