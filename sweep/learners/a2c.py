@@ -40,7 +40,8 @@ class A2CSettings:
 @dataclass(frozen=True)
 class Rollout:
     """One batch of episodes played by the model: per step (T, B) the log-probability and
-    entropy of the sampled action, the value estimate, the reward."""
+    entropy of the sampled action, the value estimate, the reward ((T, K, B) when K
+    members play, `play_members`)."""
 
     log_probs: Tensor
     entropies: Tensor
@@ -50,12 +51,12 @@ class Rollout:
 
     @property
     def episode_rewards(self) -> Tensor:
-        """(B,) total reward of each episode."""
+        """(B,) total reward of each episode ((K, B) in a population's rollout)."""
         return self.rewards.sum(0)
 
 
 class _Record:
-    """One batch's steps as the model plays them (one member's, in a population): the
+    """One batch's steps as the model plays them (all the members', in a population): the
     action chosen at each step and what `Rollout` holds."""
 
     def __init__(self) -> None:
@@ -74,6 +75,27 @@ class _Record:
         action = torch.multinomial(probs.detach().cpu(), 1, generator=generator).squeeze(1)
         action = action.to(out.device)
         self.log_probs.append(log_p.gather(1, action.unsqueeze(1)).squeeze(1))
+        self.entropies.append(-(probs * log_p).sum(-1))
+        self.concentrations.append(probs.square().sum(-1))
+        self.values.append(value)
+        return action
+
+    def act_members(
+        self, out: Tensor, actions: int, generators: Sequence[torch.Generator]
+    ) -> Tensor:
+        """`act` for K members at once: `out` (K, B, actions + 1), member k's actions drawn
+        with `generators[k]` (the same draws as its `act` alone): (K, B)."""
+        logits, value = out[..., :actions], out[..., actions]
+        log_p = torch.log_softmax(logits, dim=-1)  # (K, B, A)
+        probs = log_p.exp()
+        drawn = probs.detach().cpu()
+        action = torch.stack(
+            [
+                torch.multinomial(p, 1, generator=g).squeeze(1)
+                for p, g in zip(drawn, generators, strict=True)
+            ]
+        ).to(out.device)
+        self.log_probs.append(log_p.gather(2, action.unsqueeze(2)).squeeze(2))
         self.entropies.append(-(probs * log_p).sum(-1))
         self.concentrations.append(probs.square().sum(-1))
         self.values.append(value)
@@ -110,30 +132,67 @@ def play(
     return record.rollout()
 
 
+class _MemberEnvs:
+    """The members' environments: one environment of all K * B episodes when the task's
+    can batch members (`members_batched`: its `reset` takes one generator per member, each
+    drawing for its own block of `batch_size` episodes), else one environment per member,
+    stepped one after another. Observations (K, B, inputs), rewards (K, B)."""
+
+    def __init__(
+        self,
+        task: RewardTask,
+        batch_size: int,
+        generators: Sequence[torch.Generator],
+        device: torch.device | str,
+    ):
+        self.size, self.batch = len(generators), batch_size
+        env = task.environment()
+        if getattr(env, "members_batched", False):
+            self.envs = [env]
+            self.first = env.reset(batch_size, generators, device)  # type: ignore[arg-type]
+        else:
+            self.envs = [env] + [task.environment() for _ in generators[1:]]
+            self.first = torch.cat(
+                [e.reset(batch_size, g, device) for e, g in zip(self.envs, generators, strict=True)]
+            )
+        self.first = self.first.view(self.size, batch_size, -1)
+
+    def step(self, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """Apply `actions` (K, B): the next observations and the rewards."""
+        flat = actions.reshape(-1)
+        if len(self.envs) == 1:
+            obs, reward = self.envs[0].step(flat)
+        else:
+            steps = [e.step(a) for e, a in zip(self.envs, flat.split(self.batch), strict=True)]
+            obs, reward = (torch.cat(parts) for parts in zip(*steps, strict=True))
+        return obs.view(self.size, self.batch, -1), reward.view(self.size, self.batch)
+
+
 def play_members(
     members: Members,
     task: RewardTask,
     batch_size: int,
     generators: Sequence[torch.Generator],
     device: torch.device | str = "cpu",
-) -> list[Rollout]:
+) -> Rollout:
     """Each member plays `batch_size` episodes as `play` would with its generator (its own
-    environment, its draws in the same order), the members stepped together: one rollout
-    per member."""
-    envs = [task.environment() for _ in generators]
-    obs = [env.reset(batch_size, g, device) for env, g in zip(envs, generators, strict=True)]
+    episodes, its draws in the same order), the members stepped together: one rollout of
+    (T, K, B) tensors. Only the draws are made member by member (a generator each); every
+    other operation of a step is one operation for all the members."""
+    envs = _MemberEnvs(task, batch_size, generators, device)
+    obs = envs.first
     state = members.initial_state(batch_size, device)
-    records = [_Record() for _ in generators]
+    record = _Record()
     for _ in range(task.steps):
-        out, state = members.step(torch.stack(obs), state)  # (K, B, actions + 1)
-        for k, (env, record, generator) in enumerate(zip(envs, records, generators, strict=True)):
-            obs[k], reward = env.step(record.act(out[k], task.actions, generator))
-            record.rewards.append(reward)
-    return [record.rollout() for record in records]
+        out, state = members.step(obs, state)  # (K, B, actions + 1)
+        obs, reward = envs.step(record.act_members(out, task.actions, generators))
+        record.rewards.append(reward)
+    return record.rollout()
 
 
-def discounted_returns(rewards: Tensor, gamma: float) -> Tensor:
-    """R_t = r_t + gamma * R_{t+1}, R_T = 0 (fixed-length episodes): (T, B)."""
+def discounted_returns(rewards: Tensor, gamma: float | Tensor) -> Tensor:
+    """R_t = r_t + gamma * R_{t+1}, R_T = 0 (fixed-length episodes): (T, ...); `gamma` a
+    number or a tensor broadcast against one step's rewards (a member's each: (K, 1))."""
     returns = torch.empty_like(rewards)
     running = torch.zeros_like(rewards[0])
     for t in range(rewards.shape[0] - 1, -1, -1):
@@ -211,10 +270,26 @@ class A2C(Learner):
     ) -> Tensor:
         """(K,) each member's `loss` of `batch` fresh episodes it plays from its generator,
         with its own learner's settings (`learners[k]`)."""
-        rollouts = play_members(members, task, batch, generators, device)
-        return torch.stack(
-            [learner.rollout_loss(r) for learner, r in zip(learners, rollouts, strict=True)]
+        rollout = play_members(members, task, batch, generators, device)  # (T, K, B)
+
+        def column(values: Sequence[float | bool], dtype: torch.dtype) -> Tensor:
+            return torch.tensor(values, dtype=dtype, device=rollout.rewards.device).view(-1, 1)
+
+        settings = [learner.settings for learner in learners]
+        real = rollout.rewards.dtype
+        returns = discounted_returns(rollout.rewards, column([s.gamma for s in settings], real))
+        advantage = returns - rollout.values
+        policy = -(rollout.log_probs * advantage.detach())
+        # `rollout_loss`'s exploration term, member by member: + coef * sum p^2 or - coef * H
+        simpson = column([s.entropy == "simpson" for s in settings], torch.bool)
+        signed = [s.entropy_coef if s.entropy == "simpson" else -s.entropy_coef for s in settings]
+        explore = column(signed, real) * torch.where(
+            simpson, rollout.concentrations, rollout.entropies
         )
+        value_coef = column([s.value_coef for s in settings], real)
+        terms = policy + value_coef * advantage.square() + explore  # (T, K, B)
+        # each member's mean over its own contiguous (T, B), as `rollout_loss` takes it
+        return torch.stack([own.mean() for own in terms.transpose(0, 1).contiguous()])
 
     @classmethod
     def member_totals(
@@ -225,5 +300,6 @@ class A2C(Learner):
         generators: Generators,
         device: torch.device,
     ) -> list[float]:
-        rollouts = play_members(members, task, batch, generators, device)
-        return [r.episode_rewards.sum().item() for r in rollouts]
+        rollout = play_members(members, task, batch, generators, device)  # (T, K, B)
+        totals: list[float] = rollout.episode_rewards.sum(1).tolist()
+        return totals

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass as plain_dataclass
 from functools import cache
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import torch
@@ -132,31 +133,44 @@ class MazeEnv:
     """A batch of mazes of one side, stepped together (see the module's docstring)."""
 
     actions = ACTIONS
+    members_batched = True  # `reset` takes one generator per member too
 
     def __init__(self, settings: MazeSettings):
         self.config = settings
         self.grid = layout(settings.size)
 
     def reset(
-        self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
+        self,
+        batch_size: int,
+        generator: torch.Generator | Sequence[torch.Generator],
+        device: torch.device | str = "cpu",
     ) -> Tensor:
-        self.generator, self.device, self.t = generator, torch.device(device), 0
+        """Start `batch_size` episodes drawn with `generator`; given one generator per member
+        (`members_batched`), K blocks of `batch_size` episodes, block k drawn with the k-th
+        exactly as it would be alone."""
+        one = isinstance(generator, torch.Generator)
+        self.generators = [generator] if one else list(generator)
+        self.block, self.device, self.t = batch_size, torch.device(device), 0
         grid = self.grid
-        drawn = torch.randint(0, len(grid.goals), (batch_size,), generator=generator)
-        self.goal = grid.goals[drawn]  # (B,) flat cell of the hidden reward
+        self.goal = grid.goals[self._draw(len(grid.goals))]  # (B,) flat cell of the reward
         self.goal_index = grid.rank[self.goal]  # (B,) its place among the free cells
         if self.config.start == "centre":
-            self.position = torch.full((batch_size,), grid.centre, dtype=torch.long)
+            self.position = torch.full((len(self.goal),), grid.centre, dtype=torch.long)
         else:
             self.position = self._elsewhere()
-        self.last_action = torch.zeros(batch_size, dtype=torch.long)
-        self.last_reward = torch.zeros(batch_size)
+        self.last_action = torch.zeros(len(self.goal), dtype=torch.long)
+        self.last_reward = torch.zeros(len(self.goal))
         return self._observe()
+
+    def _draw(self, high: int) -> Tensor:
+        """A number in [0, high) per episode, each block from its own generator: (B,)."""
+        draws = [torch.randint(0, high, (self.block,), generator=g) for g in self.generators]
+        return draws[0] if len(draws) == 1 else torch.cat(draws)
 
     def _elsewhere(self) -> Tensor:
         """A random free cell per episode, never the reward's: (B,)."""
         free = self.grid.free
-        k = torch.randint(0, len(free) - 1, self.goal_index.shape, generator=self.generator)
+        k = self._draw(len(free) - 1)
         return free[k + (k >= self.goal_index).long()]
 
     def _observe(self) -> Tensor:
