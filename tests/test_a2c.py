@@ -11,7 +11,7 @@ from typing import Any, Literal
 import pytest
 import torch
 
-from sweep.learners.a2c import A2C, A2CSettings, Rollout, discounted_returns, play
+from sweep.learners.a2c import A2C, A2CSettings, Rollout, discounted_returns, play, sample
 from sweep.models import build_model
 from sweep.tasks import levels, make_task
 from sweep.train import TrainConfig, Trial, train_trial
@@ -133,6 +133,50 @@ def test_a2c_loss_from_its_terms(form: Literal["shannon", "simpson"]) -> None:
     returns = discounted_returns(rewards, 0.8)
     expected = -2 * 0.3 * (returns - values.detach()) / (t * b)
     assert torch.allclose(values.grad, expected, atol=1e-6)
+
+
+def test_members_losses_are_each_learners_own_bit_for_bit() -> None:
+    """A population's losses, computed for all its members at once (`rollout_losses`), are
+    each member's `rollout_loss` of its own (T, B), with its own gamma, coefficients and
+    exploration form: the same numbers and the same gradients."""
+    g = torch.Generator().manual_seed(0)
+    t, k, b = 7, 3, 5
+    parts = [torch.randn(t, k, b, generator=g) for _ in range(5)]
+    learners = [
+        A2C(A2CSettings(gamma=0.9, entropy_coef=0.03, value_coef=0.1, entropy="shannon")),
+        A2C(A2CSettings(gamma=0.7, entropy_coef=0.2, value_coef=0.5, entropy="simpson")),
+        A2C(A2CSettings(gamma=1.0, entropy_coef=0.0, value_coef=0.3, entropy="shannon")),
+    ]
+    together = [p.clone().requires_grad_() for p in parts]
+    losses = A2C.rollout_losses(learners, Rollout(*together))
+    losses.sum().backward()
+    for m, learner in enumerate(learners):
+        alone = [p[:, m].clone().requires_grad_() for p in parts]
+        loss = learner.rollout_loss(Rollout(*alone))
+        loss.backward()
+        assert torch.equal(losses[m], loss)
+        for x, y in zip(together, alone, strict=True):
+            assert x.grad is not None
+            # a term a member does not use (the other exploration form) gets no gradient
+            expected = torch.zeros(t, b) if y.grad is None else y.grad
+            assert torch.equal(x.grad[:, m], expected)
+
+
+def test_sample_draws_what_multinomial_draws() -> None:
+    """`sample` gives each member the actions `torch.multinomial` gives with its generator,
+    and leaves each generator where `multinomial` leaves it."""
+    probs = torch.softmax(3 * torch.randn(4, 64, 5, generator=torch.Generator().manual_seed(0)), -1)
+    probs[0, :, 1] = 0.0  # an action a policy never takes
+    ours = [torch.Generator().manual_seed(10 + m) for m in range(4)]
+    theirs = [torch.Generator().manual_seed(10 + m) for m in range(4)]
+    for _ in range(3):
+        actions = sample(probs, ours)
+        for m, generator in enumerate(theirs):
+            expected = torch.multinomial(probs[m], 1, generator=generator).squeeze(1)
+            assert torch.equal(actions[m], expected)
+    assert (actions[0] != 1).all()
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(a.get_state(), b.get_state())
 
 
 def test_actions_are_sampled_from_the_policy_with_the_given_generator() -> None:

@@ -142,6 +142,30 @@ def test_same_generator_same_episodes(env: MazeEnv | CueRewardEnv) -> None:
     assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
 
 
+@pytest.mark.parametrize("start", ["centre", "random"])
+def test_a_maze_of_members_is_each_members_own_maze(start: str) -> None:
+    """Given one generator per member, a maze plays K blocks of episodes, block k exactly the
+    episodes (observations, rewards, draws) of a maze reset with the k-th generator alone."""
+    settings = MazeSettings(size=7, start=start)  # type: ignore[arg-type]
+    seeds, batch = (3, 4, 5), 16
+    together = MazeEnv(settings)
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    seen = [together.reset(batch, generators)]
+    alone = [MazeEnv(settings) for _ in seeds]
+    own = [torch.Generator().manual_seed(s) for s in seeds]
+    seen_alone = [[env.reset(batch, g)] for env, g in zip(alone, own, strict=True)]
+    for t in range(60):  # past many rewards found: teleports drawn
+        actions = (torch.arange(batch * len(seeds)) * 7 + t) % 4
+        seen += list(together.step(actions))
+        for m, env in enumerate(alone):
+            seen_alone[m] += list(env.step(actions[m * batch : (m + 1) * batch]))
+    for m in range(len(seeds)):
+        block = [x[m * batch : (m + 1) * batch] for x in seen]
+        assert all(torch.equal(a, b) for a, b in zip(block, seen_alone[m], strict=True))
+        assert torch.equal(generators[m].get_state(), own[m].get_state())
+    assert sum(float(r.sum()) for r in seen[2::2]) > 0  # rewards were found
+
+
 def test_cue_reward_trials_follow_the_protocol() -> None:
     settings = CueRewardSettings(cues=4, cue_size=20, steps=120)
     env = CueRewardEnv(settings)

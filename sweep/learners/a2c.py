@@ -55,6 +55,19 @@ class Rollout:
         return self.rewards.sum(0)
 
 
+def sample(probs: Tensor, generators: Sequence[torch.Generator]) -> Tensor:
+    """One action per row of `probs` (K, B, A), member k's (B, A) drawn with `generators[k]`:
+    `torch.multinomial(p, 1, generator=g)`'s own method on the CPU (exponential noise q drawn
+    like p, the argmax of p / q), so the same draws and the same actions, but one division and
+    one argmax for all the members. Unlike `multinomial` it does not refuse a NaN probability
+    (no check, no sync): a member whose policy is NaN gets a NaN loss, and diverges alone."""
+    noise = [
+        torch.empty_like(p).exponential_(generator=g)
+        for p, g in zip(probs, generators, strict=True)
+    ]
+    return (probs / torch.stack(noise)).argmax(-1)  # (K, B)
+
+
 class _Record:
     """One batch's steps as the model plays them (all the members', in a population): the
     action chosen at each step and what `Rollout` holds."""
@@ -72,8 +85,7 @@ class _Record:
         logits, value = out[:, :actions], out[:, actions]
         log_p = torch.log_softmax(logits, dim=-1)  # (B, A)
         probs = log_p.exp()
-        action = torch.multinomial(probs.detach().cpu(), 1, generator=generator).squeeze(1)
-        action = action.to(out.device)
+        action = sample(probs.detach().cpu().unsqueeze(0), [generator])[0].to(out.device)
         self.log_probs.append(log_p.gather(1, action.unsqueeze(1)).squeeze(1))
         self.entropies.append(-(probs * log_p).sum(-1))
         self.concentrations.append(probs.square().sum(-1))
@@ -88,13 +100,7 @@ class _Record:
         logits, value = out[..., :actions], out[..., actions]
         log_p = torch.log_softmax(logits, dim=-1)  # (K, B, A)
         probs = log_p.exp()
-        drawn = probs.detach().cpu()
-        action = torch.stack(
-            [
-                torch.multinomial(p, 1, generator=g).squeeze(1)
-                for p, g in zip(drawn, generators, strict=True)
-            ]
-        ).to(out.device)
+        action = sample(probs.detach().cpu(), generators).to(out.device)
         self.log_probs.append(log_p.gather(2, action.unsqueeze(2)).squeeze(2))
         self.entropies.append(-(probs * log_p).sum(-1))
         self.concentrations.append(probs.square().sum(-1))
@@ -270,7 +276,12 @@ class A2C(Learner):
     ) -> Tensor:
         """(K,) each member's `loss` of `batch` fresh episodes it plays from its generator,
         with its own learner's settings (`learners[k]`)."""
-        rollout = play_members(members, task, batch, generators, device)  # (T, K, B)
+        return cls.rollout_losses(learners, play_members(members, task, batch, generators, device))
+
+    @staticmethod
+    def rollout_losses(learners: Sequence[A2C], rollout: Rollout) -> Tensor:
+        """(K,) `learners[k].rollout_loss` of member k's part of a population's rollout
+        (T, K, B), bit for bit, computed for all the members at once."""
 
         def column(values: Sequence[float | bool], dtype: torch.dtype) -> Tensor:
             return torch.tensor(values, dtype=dtype, device=rollout.rewards.device).view(-1, 1)
