@@ -19,9 +19,9 @@ Actions: 0 up, 1 down, 2 left, 3 right.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass as plain_dataclass
 from functools import cache
-from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import torch
