@@ -148,8 +148,10 @@ class MazeEnv:
         """Start `batch_size` episodes drawn with `generator`; given one generator per member
         (`members_batched`), K blocks of `batch_size` episodes, block k drawn with the k-th
         exactly as it would be alone."""
-        one = isinstance(generator, torch.Generator)
-        self.generators = [generator] if one else list(generator)
+        if isinstance(generator, torch.Generator):
+            self.generators = [generator]
+        else:
+            self.generators = list(generator)
         self.block, self.device, self.t = batch_size, torch.device(device), 0
         grid = self.grid
         self.goal = grid.goals[self._draw(len(grid.goals))]  # (B,) flat cell of the reward
