@@ -28,7 +28,12 @@ REFERENCE_SEED = 20_190_501
 
 
 class RewardEnv(Protocol):
-    """A batch of environments, one per batch element, stepped together as tensors."""
+    """A batch of environments, one per batch element, stepped together as tensors.
+
+    An environment whose class sets `members_batched = True` also takes, at `reset`, one
+    generator per member of a population: K blocks of `batch_size` episodes, block k drawn
+    with the k-th generator exactly as alone (`sweep.learners.a2c.play_members` then steps
+    the K members' episodes as one batch; other environments, one per member)."""
 
     actions: int  # the agent picks one of this many actions each step
 
