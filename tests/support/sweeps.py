@@ -110,7 +110,7 @@ def asha_search(trials: int, lr_high: float, grace_episodes: int) -> dict[str, A
 
 
 # a killed sweep's trial evaluates at these episodes (6 evaluations)
-KILLED_EVALUATIONS = list(range(100, 601, 100))
+KILLED_EVALUATIONS = list(range(96, 577, 96))  # multiples of the batch size (8)
 
 
 def killed_spec(tmp_path: Path, **changes: Any) -> dict[str, Any]:
