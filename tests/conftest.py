@@ -18,11 +18,23 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+# Files of tests not marked slow that still take long (mypy over the project on a cold cache;
+# commands and process groups that import torch): they follow the slow tests, so that the
+# last tests to run, which decide when both processes are done, are the short ones.
+LONG_FILES = {"test_lint.py", "test_data_parallel.py", "test_cli.py", "test_gpu_check.py"}
+
+
+def _order(item: pytest.Item) -> int:
+    if item.get_closest_marker("slow") is not None:
+        return 0
+    return 1 if item.path.name in LONG_FILES else 2
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first (the two processes take the long ones while the short ones fill
-    in after). Tests marked `cuda` need a CUDA GPU: skipped without one (`pytest -m cuda`
-    selects them; benchmarks/gpu_check.py runs them)."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
+    """The slow tests first, then the long ones not marked slow (the two processes take the
+    long ones while the short ones fill in after). Tests marked `cuda` need a CUDA GPU:
+    skipped without one (`pytest -m cuda` selects them; benchmarks/gpu_check.py runs them)."""
+    items.sort(key=_order)  # stable
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")

@@ -27,6 +27,8 @@ from tests.support.driver import (
     tapped_rows,
 )
 from tests.support.sweeps import (
+    KILLED_EVALUATIONS,
+    NODE_LOSS_EPISODES,
     LocalCluster,
     S3Server,
     killed_spec,
@@ -126,7 +128,7 @@ def test_an_s3_sweep_on_nodes_that_share_no_disk_survives_losing_a_worker(
     assert resumed["node"].iloc[0] == victim and resumed["node"].iloc[-1] != victim
     other = curves[curves["trial_id"] != killed].groupby("trial_id")["episodes"].apply(sorted)
     assert resumed["episodes"].tolist() == other.iloc[0]  # the same evaluations, none twice
-    assert trials.loc[trials["trial_id"] == killed, "episodes"].item() == 12000
+    assert trials.loc[trials["trial_id"] == killed, "episodes"].item() == NODE_LOSS_EPISODES
 
 
 def test_a_killed_driver_resumes_from_s3_on_a_fresh_disk_and_analysis_reads_it(
@@ -161,7 +163,7 @@ def test_a_killed_driver_resumes_from_s3_on_a_fresh_disk_and_analysis_reads_it(
         assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
         # the copy in S3 missed no evaluation a resume could not report again
         for t in study.trials:
-            assert sorted(t.intermediate_values) == list(range(200, 1201, 200)), t.number
+            assert sorted(t.intermediate_values) == KILLED_EVALUATIONS, t.number
     out = tmp_path / "report"
     report = subprocess.run(
         [sys.executable, "-m", "analysis", "report", folder, "--out", str(out)],

@@ -28,6 +28,7 @@ from tests.support.sweeps import sweep, tiny_spec, write_spec
 pytestmark = pytest.mark.slow
 
 TWO_WORKERS = {"workers": 2, "cpu": 1, "gpu": 0}
+EPISODES = 6000  # a trial's: 6 evaluations
 # Runs a sweep in this process's own embedded Ray (2 CPUs), then prints the cluster's total
 # and free CPUs, waiting up to 10 s for the last trial's resources to come back.
 RUN_AND_COUNT = """
@@ -58,9 +59,15 @@ def _spec(tmp_path: Path, name: str, **changes: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "difficulties": ["small"],
         "models": {"plastic": {"family": "plastic"}},
-        # about half a second per evaluation (quiet), so that a kill lands between two of
-        # them; large batches, since each update waits on a collective across the ranks
-        "train": {"episodes": 12000, "batch_size": 32, "eval_every": 2000, "eval_episodes": 16},
+        # about a quarter of a second per evaluation (quiet), so that a kill lands between
+        # two of them; large batches, since each update waits on a collective across the
+        # ranks
+        "train": {
+            "episodes": EPISODES,
+            "batch_size": 32,
+            "eval_every": EPISODES // 6,
+            "eval_episodes": 16,
+        },
         "confirm": {"seeds": 0},
         "resources": TWO_WORKERS,
         "fault_tolerance": {"max_failures": 2, "checkpoint_every_s": 0},
@@ -81,7 +88,7 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_and_asha_frees_every_cpu
             "seed": 0,
             "space": {"lr": {"loguniform": [1.0e-6, 1.0e-2]}},
         },
-        early_stop={"scheduler": "asha", "grace_episodes": 2000, "reduction_factor": 2},
+        early_stop={"scheduler": "asha", "grace_episodes": EPISODES // 6, "reduction_factor": 2},
     )
     folder, tap = tmp_path / "results" / "dp", tmp_path / "raw"
     script = "from tests.support.tap import install\ninstall()\n" + RUN_AND_COUNT
@@ -129,7 +136,7 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_and_asha_frees_every_cpu
     kept = curves[curves["trial_id"] == killed_trial].set_index("step")["wall_s"]
     assert sorted(kept.index) == list(range(1, 7)) and kept.is_monotonic_increasing
     killed = trials[trials["trial_id"] == killed_trial]
-    assert killed["status"].item() == "completed" and killed["episodes"].item() == 12000
+    assert killed["status"].item() == "completed" and killed["episodes"].item() == EPISODES
     assert not psutil.pid_exists(killed_pid) or psutil.Process(killed_pid).status() == "zombie"
 
 

@@ -22,6 +22,7 @@ from tests.support.driver import (
     tapped_rows,
 )
 from tests.support.sweeps import (
+    NODE_LOSS_EPISODES,
     LocalCluster,
     node_loss_spec,
     status_rows,
@@ -222,4 +223,4 @@ def test_node_loss_trials_resume_from_their_checkpoints(tmp_path: Path) -> None:
     assert resumed["node"].iloc[0] == victim_node
     assert resumed["node"].iloc[-1] != victim_node
     row = trials[trials["trial_id"] == killed_trial]
-    assert row["node"].item() != victim_node and row["episodes"].item() == 12000
+    assert row["node"].item() != victim_node and row["episodes"].item() == NODE_LOSS_EPISODES

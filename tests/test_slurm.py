@@ -59,6 +59,9 @@ AuthType=auth/munge
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobRequeue=1
+# a requeued job is killed 2 s after its SIGTERM, not Slurm's default 30 s (a Ray node
+# drains that long): the test waits less, and the sweep must resume from a harder stop
+KillWait=2
 ReturnToService=2
 SchedulerType=sched/backfill
 SelectType=select/cons_tres

@@ -55,14 +55,23 @@ def tiny_spec(tmp_path: Path, **changes: Any) -> dict[str, Any]:
     return spec
 
 
+NODE_LOSS_EPISODES = 6000  # a node-loss trial's: 6 evaluations of 1000
+
+
 def node_loss_spec(tmp_path: Path, **changes: Any) -> dict[str, Any]:
-    """3 plastic trials of 6 evaluations, a checkpoint at each, long enough (about a second
-    an evaluation) that a node can be killed mid-trial and the trial retried elsewhere."""
+    """3 plastic trials of 6 evaluations, a checkpoint at each, long enough (about half a
+    second an evaluation, quiet) that a node can be killed mid-trial (before step 4, with
+    at least three evaluations to go) and the trial retried elsewhere."""
     spec = {
         "name": "nodeloss",
         "difficulties": ["paper-simplified"],
         "models": {"plastic": {"family": "plastic"}},
-        "train": {"episodes": 12000, "batch_size": 8, "eval_every": 2000, "eval_episodes": 16},
+        "train": {
+            "episodes": NODE_LOSS_EPISODES,
+            "batch_size": 8,
+            "eval_every": NODE_LOSS_EPISODES // 6,
+            "eval_episodes": 16,
+        },
         "search": {"trials_per_cell": 3, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
         "confirm": {"seeds": 0},
         "fault_tolerance": {"max_failures": 3, "checkpoint_every_s": 0},
@@ -100,15 +109,24 @@ def asha_search(trials: int, lr_high: float, grace_episodes: int) -> dict[str, A
     }
 
 
+# a killed sweep's trial evaluates at these episodes (6 evaluations)
+KILLED_EVALUATIONS = list(range(96, 577, 96))  # multiples of the batch size (8)
+
+
 def killed_spec(tmp_path: Path, **changes: Any) -> dict[str, Any]:
     """4 cells (2 difficulties x plastic, LSTM) x 3 search trials + 1 confirmation seed, 6
-    evaluations a trial with a checkpoint at each: a sweep whose driver is killed once some
-    trials have ended, then continued."""
+    evaluations a trial (`KILLED_EVALUATIONS`) with a checkpoint at each: a sweep whose
+    driver is killed once some trials have ended, then continued."""
     spec = {
         "name": "killed",
         "difficulties": ["trivial", "small"],
         "models": {"plastic": {"family": "plastic"}, "lstm": {"family": "lstm", "hidden": 32}},
-        "train": {"episodes": 1200, "batch_size": 8, "eval_every": 200, "eval_episodes": 16},
+        "train": {
+            "episodes": KILLED_EVALUATIONS[-1],
+            "batch_size": 8,
+            "eval_every": KILLED_EVALUATIONS[0],
+            "eval_episodes": 16,
+        },
         "search": {"trials_per_cell": 3, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
         "confirm": {"seeds": 1},
         "fault_tolerance": {"checkpoint_every_s": 0},  # a checkpoint at every report
