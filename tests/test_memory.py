@@ -152,7 +152,7 @@ def test_the_trial_refuses_a_population_its_device_cannot_hold() -> None:
     assert where.startswith("this trial's node has ")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU on this machine")
+@pytest.mark.cuda
 def test_on_a_gpu_a_trial_gets_its_share_of_the_free_memory() -> None:
     free, total = torch.cuda.mem_get_info(torch.device("cuda"))
     budget, where = device_budget(torch.device("cuda"), 0.25)
