@@ -5,7 +5,8 @@ measured peaks (benchmarks/population_memory.py, tests/test_memory.py).
 
     graph="episode": `forward` over the whole episode, then backward (the supervised tasks);
         fast=True on the hand-derived kernels (plastic_models.fast), else the generic
-        memory-flat path (plastic_models.checkpointed, where populations run).
+        memory-flat path (plastic_models.checkpointed); None: where the model runs (a
+        population's members run where their lone model does).
     graph="steps": `step` unrolled under plain autograd (A2C plays step by step), which keeps
         every step's graph until backward.
 
