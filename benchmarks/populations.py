@@ -13,6 +13,8 @@ the same level, and a 32-neuron plastic maze agent (simple neuromodulation, addi
 `tiny` maze, trained by A2C: closed loop, one batched step per time step).
 
     .venv/bin/python benchmarks/populations.py [--members 1 4 16] [--episodes 480]
+    .venv/bin/python benchmarks/populations.py --cases "lstm 2000, paper-simplified" \
+        --members 1 4 --episodes 96       # compute-bound: not expected to gain
     .venv/bin/python benchmarks/populations.py --sweep 5
 
 `--sweep K`: instead, the quick demo (examples/quick.yaml, with `early_stop: none`, or as
@@ -52,6 +54,7 @@ class Case:
     level: str
     family: str
     params: dict[str, Any]
+    default: bool = True  # run without --cases
 
 
 CASES = [
@@ -63,6 +66,15 @@ CASES = [
         "tiny",
         "plastic",
         {"hidden": 32, "modulation": "simple", "rule": "additive"},
+    ),
+    # compute-bound: where populations are not expected to pay (README)
+    Case(
+        "lstm 2000, paper-simplified",
+        "patterns",
+        "paper-simplified",
+        "lstm",
+        {"hidden": 2000},
+        False,
     ),
 ]
 
@@ -140,6 +152,12 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=480)
     parser.add_argument("--sweep", type=int, metavar="K", help="time the quick demo's sweep")
     parser.add_argument("--asha", action="store_true", help="--sweep keeps the demo's ASHA")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        choices=[c.name for c in CASES],
+        help="these cases (default: all but the compute-bound LSTM)",
+    )
     args = parser.parse_args()
     if args.sweep:
         sweeps(args.sweep, args.asha)
@@ -149,6 +167,8 @@ def main() -> None:
     print("| case | K | population s | lone s | population trials/h | lone trials/h | ratio |")
     print("|---|---|---|---|---|---|---|")
     for case in CASES:
+        if case.name not in (args.cases or [c.name for c in CASES if c.default]):
+            continue
         measure(case, 2, 32)  # warm-up: first calls, allocations
         for k in args.members:
             pop, lone = measure(case, k, args.episodes)
