@@ -77,8 +77,9 @@ class Linear(Kernel):
             pairs = None if all_pairs is None else all_pairs[seg.index]
             known = None if trace is None else self.plastic(trace, scaled)  # (b, N, N)
             xs = states[start:stop]  # (L, b, N)
-            f0 = drive.new_ones(batch, n)  # lone, with a constant shrink: one for all
-            if constant is not None:
+            if constant is None:
+                f0 = drive.new_ones(batch, n)
+            else:  # a constant shrink: one for all (members: one per batch element)
                 f0 = drive.new_ones(1, 1) if self.members is None else drive.new_ones(batch, 1)
             for k, t in enumerate(range(start, stop)):  # f0 = F[0, k]
                 x = xs[k]
