@@ -13,7 +13,7 @@ the same level, and a 32-neuron plastic maze agent (simple neuromodulation, addi
 `tiny` maze, trained by A2C: closed loop, one batched step per time step).
 
     .venv/bin/python benchmarks/populations.py [--members 1 4 16] [--episodes 480]
-    .venv/bin/python benchmarks/populations.py --cases "lstm 2000, paper-simplified" \
+    .venv/bin/python benchmarks/populations.py --cases "lstm 2000, paper-simplified" \\
         --members 1 4 --episodes 96       # compute-bound: not expected to gain
     .venv/bin/python benchmarks/populations.py --sweep 5
 
