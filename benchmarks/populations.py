@@ -67,7 +67,7 @@ CASES = [
         "plastic",
         {"hidden": 32, "modulation": "simple", "rule": "additive"},
     ),
-    # compute-bound: where populations are not expected to pay (README)
+    # compute-bound: where populations do not pay (README; not in the default run)
     Case(
         "lstm 2000, paper-simplified",
         "patterns",
