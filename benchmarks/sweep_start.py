@@ -5,8 +5,9 @@ Every `sweep run` pays it once, whatever the sweep trains; the test suite starts
 sweeps and Ray clusters, so on 2 cores it is a large share of the suite's time. Each round
 runs the one-trial sweep as a user would (`sweep run`), then the same with each `--env`
 setting (side by side, alternating which goes first), sampling every process's CPU time from
-/proc every 0.1 s (Linux). CPU seconds of the whole machine over the run are reported too
-(a process that ends between two samples is missed by the per-process split, not by that).
+/proc every 0.1 s (Linux). CPU seconds of the whole machine over the run are reported too,
+less this script's own sampling (a process that ends between two samples is missed by the
+per-process split, not by that total).
 
     .venv/bin/python benchmarks/sweep_start.py [--rounds 3] \\
         [--env RAY_prestart_worker_first_driver=1]
@@ -66,9 +67,11 @@ def kind(command: str) -> str:
 
 
 def machine_cpu() -> float:
-    """CPU seconds the machine has spent busy (user, nice, system, irq, softirq)."""
+    """CPU seconds the machine has spent busy (user, nice, system, irq, softirq), less
+    this process's own."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    return sum(int(fields[i]) for i in (0, 1, 2, 5, 6)) / TICK
+    own = os.times()
+    return sum(int(fields[i]) for i in (0, 1, 2, 5, 6)) / TICK - (own.user + own.system)
 
 
 def sample(seen: dict[str, tuple[str, float]]) -> None:

@@ -98,7 +98,7 @@ def _init_ray(
             os.environ["RAY_AUTH_MODE"] = "token"
             Config.initialize("")
         # Ray starts an idle worker per CPU for the first driver, which Tune's trial actors
-        # do not use (they start workers of their own): about 1 CPU-second and 0.5 s of
+        # do not use (they start workers of their own): about 1 CPU-second and 0.3-0.5 s of
         # every sweep's start on 2 cores (benchmarks/sweep_start.py). The raylet this
         # ray.init starts reads the setting from the environment; the user's own wins.
         os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
