@@ -10,6 +10,12 @@ every evaluation of a search trial is an intermediate value at step = training e
 scheduler's time and the curves' x axis), a trial the scheduler stopped early is PRUNED
 (Optuna takes its last intermediate value as its value), and the study's user attributes
 name the metric, goal, task, difficulty, model and family.
+
+A trial's end is told to its study only after the trials row it ends with is written (Ray
+Tune calls the searcher before the results writer): a driver killed in between leaves the
+Optuna trial RUNNING, never finished without a row. A driver that starts on a sweep tells
+each such trial from its row; one without a row is run again (its Tune trial may be lost
+with Ray's saved state, which lags the journal).
 """
 
 from __future__ import annotations
@@ -126,6 +132,8 @@ class CellSearcher(Searcher):
         self.trials: dict[str, tuple[str, str, int]] = {}
         self.past = past_confirmations(spec, folder)
         self._studies: dict[str, optuna.Study] | None = None
+        # ends to tell, once the results writer has written their rows: (id, report, error)
+        self._ended: list[tuple[str, TrialResult | None, bool]] = []
 
     # -- state -------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -133,14 +141,45 @@ class CellSearcher(Searcher):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # a searcher pickled before sweeps could grow has no `past`: nothing confirmed before
-        self.__dict__.update({"past": {}, **state})
+        self.__dict__.update({"past": {}, "_ended": [], **state})
 
     @property
     def studies(self) -> dict[str, optuna.Study]:
         if self._studies is None:
             storage = journal_storage(local_journal(self.folder))
             self._studies = {c.id: self._study(storage, c) for c in self.cells}
+            if self._tell_from_rows(self._studies):
+                upload_journal(self.folder)
         return self._studies
+
+    def _tell_from_rows(self, studies: dict[str, optuna.Study]) -> bool:
+        """Tell each search trial that is RUNNING in its study but has a trials row (its
+        driver was killed between writing the row and telling) how it ended; whether any."""
+        running = {
+            (cell, t.number)
+            for cell, study in studies.items()
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        }
+        if not running:
+            return False
+        rows = read_table(self.folder, "trials")
+        rows = rows[rows["phase"] == "search"]
+        told = False
+        for cell, number, status, value in zip(
+            rows["cell"], rows["optuna_trial"], rows["status"], rows["final_value"], strict=True
+        ):
+            if (cell, number) not in running:
+                continue
+            study = studies[cell]
+            study.sampler = optuna.samplers.RandomSampler()  # (see `_tell`)
+            if status == "completed" and value == value:  # (NaN: no value to learn from)
+                study.tell(int(number), float(value))
+            elif status == "stopped_early":  # Optuna takes its last intermediate value
+                study.tell(int(number), state=TrialState.PRUNED)
+            else:  # failed, diverged
+                study.tell(int(number), state=TrialState.FAIL)
+            told = True
+        return told
 
     def _study(self, storage: optuna.storages.BaseStorage, cell: Cell) -> optuna.Study:
         study = optuna.create_study(
@@ -158,6 +197,7 @@ class CellSearcher(Searcher):
     def save(self, checkpoint_path: str) -> None:
         # Tune saves this with its experiment state; the journal copy in storage must hold
         # every Optuna trial that state refers to.
+        self._tell_ended()
         upload_journal(self.folder)
         Path(checkpoint_path).write_bytes(pickle.dumps(self.trials))
 
@@ -168,6 +208,8 @@ class CellSearcher(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
         """A lone trial's config; with `resources.members` K > 1, a population's: up to K
         search trials of one cell and shape, or up to K of a cell's confirmation seeds."""
+        if self._tell_ended():
+            upload_journal(self.folder)
         budget = self.spec.search.trials_per_cell
         size = self.spec.resources.members
         waiting = False
@@ -248,27 +290,37 @@ class CellSearcher(Searcher):
         when the report came with a checkpoint: a resumed trial re-reports what followed
         its checkpoint, so the copy then misses nothing a resume cannot restore, at one
         upload per checkpoint rather than one per evaluation."""
-        upload = False
+        upload = self._tell_ended()
         for k, report in member_results(result).items():
             key = trial_id if k is None else member_id(trial_id, k)
             upload |= self._report(key, report) and report.checkpointed
             if k is not None and report.done:
-                upload |= self._tell(key, report, error=False)
+                self._ended.append((key, report, False))
         if upload:
             upload_journal(self.folder)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
+        """Noted, told at the searcher's next call: Ray Tune calls the results writer after
+        this, and a study learns of an end only once its row is written."""
+        if self._tell_ended():
+            upload_journal(self.folder)
         reports = member_results(result)
         if trial_id in self.trials:  # a lone trial
-            told = self._tell(trial_id, reports.get(None), error)
+            self._ended.append((trial_id, reports.get(None), error))
         else:  # each member not told yet (one that ended earlier was told then)
-            told = False
             for k, key in self._members(trial_id).items():
-                told |= self._tell(key, reports.get(k), error)
-        if told:
-            upload_journal(self.folder)
+                self._ended.append((key, reports.get(k), error))
+
+    def _tell_ended(self) -> bool:
+        """Tell the studies the ends noted since the searcher's last call; whether any was
+        told (the journal's copy in storage then needs refreshing)."""
+        ended, self._ended = self._ended, []
+        told = False
+        for key, report, error in ended:
+            told |= self._tell(key, report, error)
+        return told
 
     def _tell(self, key: str, report: TrialResult | None, error: bool) -> bool:
         """Tell a search trial's end (a population's member: under its own id) to its study;

@@ -6,6 +6,7 @@ intermediate value and a trial ASHA stopped is PRUNED."""
 from __future__ import annotations
 
 import io
+import pickle
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from rich.console import Console
 
 from sweep.plan import make_cells, trial_config
 from sweep.progress import LiveCells, counts_from_storage, render
+from sweep.results import ResultsWriter
 from sweep.scheduling import CellScheduler
 from sweep.search import CellSearcher, journal_storage
 from sweep.spec import EarlyStop, SweepSpec, parse_spec
@@ -105,6 +107,12 @@ def _result(episodes: int, value: float) -> dict[str, Any]:
     return evaluation(episodes, value, loss=0.1, done=episodes >= 200).to_dict()
 
 
+def _study(folder: Path) -> optuna.Study:
+    """The cell's study as the journal holds it now."""
+    storage = journal_storage(folder / "optuna" / "journal.log")
+    return optuna.load_study(study_name="trivial/plastic", storage=storage)
+
+
 def _trial(config: dict[str, Any]) -> Trial:
     return Trial("sweep_trainable", config=config, stub=True)
 
@@ -170,10 +178,11 @@ def test_the_searcher_tells_optuna_everything(task: str, plugin_root: Path) -> N
     searcher.on_trial_result("c", _result(100, value(0.2)))
     searcher.on_trial_result("c", _result(200, value(0.1)))
     searcher.on_trial_complete("c", _result(200, value(0.1)))
+    # an end is told at the searcher's next call, once the results writer wrote its row
+    assert _study(folder).trials[numbers["c"]].state == TrialState.RUNNING
+    confirm = _suggested(searcher, "confirm")
 
-    study = optuna.load_study(
-        study_name="trivial/plastic", storage=journal_storage(folder / "optuna" / "journal.log")
-    )
+    study = _study(folder)
     expected = StudyDirection.MAXIMIZE if goal == "max" else StudyDirection.MINIMIZE
     assert study.direction == expected
     assert study.user_attrs == {
@@ -191,10 +200,44 @@ def test_the_searcher_tells_optuna_everything(task: str, plugin_root: Path) -> N
     assert (b.state, b.value) == (TrialState.PRUNED, pytest.approx(value(0.45)))
     assert b.intermediate_values == {100: pytest.approx(value(0.45))}
     assert c.intermediate_values == {100: pytest.approx(value(0.2)), 200: pytest.approx(value(0.1))}
-
-    confirm = _suggested(searcher, "confirm")
+    assert c.state == TrialState.COMPLETE
     assert confirm["phase"] == "confirm"
     assert confirm["number"] == numbers["c"] and confirm["hp"] == c.params
+
+
+def test_a_driver_killed_after_a_row_before_its_tell_leaves_a_study_that_tells_it_from_the_row(
+    plugin_root: Path,
+) -> None:
+    """Ray Tune calls the searcher before the results writer: a study learns of an end only
+    after the row is written. A driver killed in between leaves the trial RUNNING beside its
+    row; the next driver (from Ray's saved state, older than both) tells it from the row."""
+    spec = _parsed(plugin_root, "patterns")
+    folder = plugin_root / "results" / "demo"
+    searcher = CellSearcher(spec, make_cells(spec), str(folder))
+    ids = [Trial.generate_id() for _ in range(3)]
+    trials = [
+        Trial("sweep_trainable", config=_suggested(searcher, i), trial_id=i, stub=True) for i in ids
+    ]
+    saved = pickle.dumps(searcher)  # Ray's saved state, from before the trials ended
+    writer = ResultsWriter(spec, str(folder))
+    for trial, (episodes, value) in zip(trials, [(200, 0.3), (100, 0.45), (200, 0.1)], strict=True):
+        result = _result(episodes, value)
+        searcher.on_trial_result(trial.trial_id, result)
+        trial.run_metadata.last_result = result
+        searcher.on_trial_complete(trial.trial_id, result)
+        writer.on_trial_complete(0, trials, trial)
+    # killed here: the last trial's row is written, its end not told
+    numbers = [int(t.config["number"]) for t in trials]
+    assert [_study(folder).trials[n].state for n in numbers] == [
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+        TrialState.RUNNING,
+    ]
+    restarted = pickle.loads(saved)
+    last = restarted.studies["trivial/plastic"].trials[numbers[2]]
+    assert (last.state, last.value) == (TrialState.COMPLETE, pytest.approx(0.1))
+    assert _study(folder).trials[numbers[2]].state == TrialState.COMPLETE  # in the journal
+    assert _suggested(restarted, "confirm")["number"] == numbers[2]
 
 
 def test_a_cell_whose_completed_trials_all_failed_confirms_its_best_stopped_one(
