@@ -165,14 +165,15 @@ class CellSearcher(Searcher):
         rows = read_table(self.folder, "trials")
         rows = rows[rows["phase"] == "search"]
         told = False
-        for cell, number, status, value in zip(
-            rows["cell"], rows["optuna_trial"], rows["status"], rows["final_value"], strict=True
-        ):
+        columns = ("cell", "optuna_trial", "status", "final_value", "episodes")
+        for cell, number, status, value, episodes in zip(*(rows[c] for c in columns), strict=True):
             if (cell, number) not in running:
                 continue
             study = studies[cell]
             study.sampler = optuna.samplers.RandomSampler()  # (see `_tell`)
-            if status == "completed" and value == value:  # (NaN: no value to learn from)
+            if status in ("completed", "stopped_early") and value == value:  # (NaN: none)
+                _intermediate(study, int(number), float(value), int(episodes))  # as `_tell`
+            if status == "completed" and value == value:
                 study.tell(int(number), float(value))
             elif status == "stopped_early":  # Optuna takes its last intermediate value
                 study.tell(int(number), state=TrialState.PRUNED)
@@ -354,14 +355,7 @@ class CellSearcher(Searcher):
         cell_id, phase, number = self.trials[trial_id]
         if phase != "search" or not report.usable:
             return False
-        study = self.studies[cell_id]
-        frozen = study.get_trials(deepcopy=False)[number]
-        if frozen.state.is_finished() or report.episodes in frozen.intermediate_values:
-            return False
-        # Optuna's ask-and-tell has no "report" of its own: a Trial bound to the stored one
-        # (by its storage id) reports, as inside an objective function.
-        optuna.Trial(study, frozen._trial_id).report(float(report.value), report.episodes)
-        return True
+        return _intermediate(self.studies[cell_id], number, float(report.value), report.episodes)
 
     def _search_config(self, cell: Cell, number: int) -> TrialConfig:
         params = self.studies[cell.id].trials[number].params
@@ -395,6 +389,18 @@ class CellSearcher(Searcher):
 
     def _best(self, cell: Cell) -> optuna.trial.FrozenTrial | None:
         return chosen(self.studies[cell.id], cell.task.descriptor.goal)
+
+
+def _intermediate(study: optuna.Study, number: int, value: float, episodes: int) -> bool:
+    """Trial `number`'s evaluation as an intermediate value at step = episodes; whether one
+    was written (a step already there, re-reported by a resumed trial, stays)."""
+    frozen = study.get_trials(deepcopy=False)[number]
+    if frozen.state.is_finished() or episodes in frozen.intermediate_values:
+        return False
+    # Optuna's ask-and-tell has no "report" of its own: a Trial bound to the stored one (by
+    # its storage id) reports, as inside an objective function.
+    optuna.Trial(study, frozen._trial_id).report(value, episodes)
+    return True
 
 
 def chosen(study: optuna.Study, goal: str) -> optuna.trial.FrozenTrial | None:

@@ -1,4 +1,5 @@
-"""The `sweep` console script, run as a real subprocess."""
+"""The `sweep` console script, run as a real subprocess; its many bad-input cases run its
+`main` in this process (`tests.support.cli`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.cli import sweep_here
 from tests.support.sweeps import tiny_spec
 
 SWEEP = [str(Path(sys.executable).with_name("sweep"))]
@@ -78,7 +80,7 @@ def test_bad_input_is_one_line_and_exit_2_before_training(
     base = {"--task": "patterns", "--difficulty": "trivial", "--model": "plastic"}
     for flag, value in zip(args[::2], args[1::2], strict=True):
         base[flag] = value
-    done = sweep("train", *[x for kv in base.items() for x in kv], cwd=tmp_path)
+    done = sweep_here("train", *[x for kv in base.items() for x in kv], cwd=tmp_path)
     assert done.returncode == 2
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
@@ -171,7 +173,7 @@ def test_every_spec_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 def test_status_of_a_sweep_whose_spec_is_not_yaml_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "spec.yaml").write_text("name: [\n")
-    done = sweep("status", str(tmp_path))
+    done = sweep_here("status", str(tmp_path))
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.splitlines() == [
         f"sweep: error: {tmp_path}/spec.yaml: not valid YAML (line 2, column 1): "

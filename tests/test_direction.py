@@ -221,8 +221,7 @@ def test_a_driver_killed_after_a_row_before_its_tell_leaves_a_study_that_tells_i
     saved = pickle.dumps(searcher)  # Ray's saved state, from before the trials ended
     writer = ResultsWriter(spec, str(folder))
     for trial, (episodes, value) in zip(trials, [(200, 0.3), (100, 0.45), (200, 0.1)], strict=True):
-        result = _result(episodes, value)
-        searcher.on_trial_result(trial.trial_id, result)
+        result = _result(episodes, value)  # a last result: Tune gives it on completion only
         trial.run_metadata.last_result = result
         searcher.on_trial_complete(trial.trial_id, result)
         writer.on_trial_complete(0, trials, trial)
@@ -236,6 +235,7 @@ def test_a_driver_killed_after_a_row_before_its_tell_leaves_a_study_that_tells_i
     restarted = pickle.loads(saved)
     last = restarted.studies["trivial/plastic"].trials[numbers[2]]
     assert (last.state, last.value) == (TrialState.COMPLETE, pytest.approx(0.1))
+    assert last.intermediate_values == {200: pytest.approx(0.1)}  # as a told end has
     assert _study(folder).trials[numbers[2]].state == TrialState.COMPLETE  # in the journal
     assert _suggested(restarted, "confirm")["number"] == numbers[2]
 

@@ -13,6 +13,7 @@ from sweep.models import FAMILIES
 from sweep.plan import confirm_seed, make_cells, search_seed
 from sweep.spec import SEEDS_PER_CELL, SEEDS_PER_SWEEP, SpecError, load_spec, parse_spec
 from sweep.tasks import TASKS, levels
+from tests.support.cli import sweep_here
 from tests.support.sweeps import sweep, tiny_spec, write_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,7 +252,7 @@ def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
 def test_run_with_a_bad_spec_exits_2_and_writes_nothing(change: str, tmp_path: Path) -> None:
     spec = _broken(change)
     spec["storage"] = str(tmp_path / "results")
-    done = sweep("run", str(write_spec(tmp_path, spec)), timeout=60)
+    done = sweep_here("run", str(write_spec(tmp_path, spec)))
     assert done.returncode == 2
     assert BAD[change] in done.stderr
     assert all(line.startswith("sweep: error: ") for line in done.stderr.strip().splitlines())

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from sweep.spec import SpecError, load_spec, parse_spec
-from tests.support.sweeps import sweep, tiny_spec
+from tests.support.cli import sweep_here
+from tests.support.sweeps import tiny_spec
 
 STORAGE = Path("/nonexistent/storage")
 # Names a user might swap in: other sections' keys, models, families, levels, tasks, rules.
@@ -155,13 +156,12 @@ def test_random_yaml_in_any_section_gets_one_line_per_error(section: str, value:
         _check(errors)
 
 
-@pytest.mark.slow
 @settings(
     max_examples=8,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    # Each example is a subprocess of a few seconds: no shrinking (minutes), and the same
-    # examples every run; the in-process tests above explore widely.
+    # `sweep run` itself (its `main`, in this process: `tests.support.cli`), no shrinking
+    # and the same examples every run; the tests above explore widely.
     phases=[Phase.explicit, Phase.generate],
     derandomize=True,
 )
@@ -179,7 +179,7 @@ def test_sweep_run_of_a_broken_spec_exits_2_and_writes_nothing(
     assume(errors)  # a mutation that leaves the spec valid would start a real sweep
     path = tmp / "broken.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))  # errors come in the spec's order
-    done = sweep("run", str(path), timeout=120)
+    done = sweep_here("run", str(path))
     assert done.returncode == 2, done.stderr
     lines = done.stderr.splitlines()
     assert lines == [f"sweep: error: {e}" for e in errors]

@@ -17,6 +17,9 @@ from sweep.tracking import PACKAGES
 from tests.support.driver import Driver
 from tests.support.sweeps import MLflowServer, sweep, tiny_spec, write_spec
 
+# The module's sweeps (the `local` one, read by three tests) and its MLflow server, once:
+# pytest-xdist runs the module's tests in one process, not each of its fixtures in two.
+pytestmark = pytest.mark.xdist_group("tracking")
 METRIC = "bit_error"  # the patterns task's
 TAGS = ["timesteps_total", METRIC, f"best_{METRIC}", "loss", "episodes_per_second"]
 

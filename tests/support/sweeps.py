@@ -113,13 +113,16 @@ def asha_search(trials: int, lr_high: float, grace_episodes: int) -> dict[str, A
 KILLED_EVALUATIONS = list(range(96, 577, 96))  # multiples of the batch size (8)
 
 
+KILLED_TRIALS = 2 * (3 + 1)  # a killed sweep's: 2 cells x (3 search + 1 confirmation)
+
+
 def killed_spec(tmp_path: Path, **changes: Any) -> dict[str, Any]:
-    """4 cells (2 difficulties x plastic, LSTM) x 3 search trials + 1 confirmation seed, 6
+    """2 cells (plastic, LSTM) x 3 search trials + 1 confirmation seed (`KILLED_TRIALS`), 6
     evaluations a trial (`KILLED_EVALUATIONS`) with a checkpoint at each: a sweep whose
     driver is killed once some trials have ended, then continued."""
     spec = {
         "name": "killed",
-        "difficulties": ["trivial", "small"],
+        "difficulties": ["small"],
         "models": {"plastic": {"family": "plastic"}, "lstm": {"family": "lstm", "hidden": 32}},
         "train": {
             "episodes": KILLED_EVALUATIONS[-1],
