@@ -31,6 +31,7 @@ from sweep.spec import EarlyStop, SweepSpec, parse_spec
 from sweep.store import reached
 from sweep.tasks import TASKS, make_task, register_task
 from sweep.tasks.patterns import LEVELS, PatternTask
+from tests.support.cli import sweep_here
 from tests.support.driver import assert_study_is_the_rows
 from tests.support.reports import evaluation
 from tests.support.sweeps import asha_search, status_rows, sweep, tiny_spec, write_spec
@@ -352,7 +353,7 @@ def test_a_higher_is_better_sweep_end_to_end(plugin_root: Path) -> None:
     top = max(v for v in values.values() if v is not None)
     assert set(confirm["optuna_trial"]) == {min(n for n, v in values.items() if v == top)}
 
-    status = sweep("status", str(folder), timeout=120)
+    status = sweep_here("status", str(folder))
     assert status.returncode == 0, status.stderr
     shown = status_rows(status.stdout)["trivial/plastic"]
     best = curves.loc[curves["phase"] == "search", "value"].max()

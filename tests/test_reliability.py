@@ -13,6 +13,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from sweep.results import read_table, write_part
+from tests.support.cli import sweep_here
 from tests.support.driver import (
     TRIAL_RUN,
     Driver,
@@ -26,7 +27,6 @@ from tests.support.sweeps import (
     LocalCluster,
     node_loss_spec,
     status_rows,
-    sweep,
     tiny_spec,
     write_spec,
 )
@@ -183,7 +183,7 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> 
     assert trials["final_value"].notna().all()  # its last finite evaluation
     assert not (trials["phase"] == "confirm").any()  # nothing finite to confirm
     # nothing left pending: with no usable search trial there is nothing to confirm
-    status = sweep("status", str(tmp_path / "results" / "diverge"), timeout=60)
+    status = sweep_here("status", str(tmp_path / "results" / "diverge"))
     row = status_rows(status.stdout)["trivial/rnn"]
     assert row[:4] == ["2", "2", "0", "0"], row  # done, failed, running, pending
 

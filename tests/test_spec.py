@@ -14,7 +14,7 @@ from sweep.plan import confirm_seed, make_cells, search_seed
 from sweep.spec import SEEDS_PER_CELL, SEEDS_PER_SWEEP, SpecError, load_spec, parse_spec
 from sweep.tasks import TASKS, levels
 from tests.support.cli import sweep_here
-from tests.support.sweeps import sweep, tiny_spec, write_spec
+from tests.support.sweeps import tiny_spec, write_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 # the valid names each error lists, as the registries hold them (a plugin's part included)
@@ -260,7 +260,7 @@ def test_run_with_a_bad_spec_exits_2_and_writes_nothing(change: str, tmp_path: P
 
 
 def test_validate_accepts_a_good_spec(tmp_path: Path) -> None:
-    done = sweep("validate", str(write_spec(tmp_path, tiny_spec(tmp_path))), timeout=60)
+    done = sweep_here("validate", str(write_spec(tmp_path, tiny_spec(tmp_path))))
     assert done.returncode == 0, done.stderr
     assert "6 cells x 4 trials" in done.stdout
     assert not (tmp_path / "results").exists()

@@ -21,6 +21,7 @@ from sweep.models import hidden_for_parameters, num_parameters
 from sweep.results import CURVES_SCHEMA, TRIALS_SCHEMA
 from sweep.search import journal_storage
 from sweep.store import SCHEMA_VERSION, VERSIONED
+from tests.support.cli import sweep_here
 from tests.support.driver import (
     Driver,
     assert_not_run_again,
@@ -130,7 +131,7 @@ def test_status_from_storage_and_no_second_run_into_the_same_folder(
     tiny: tuple[Path, Any],
 ) -> None:
     folder, _ = tiny
-    done = sweep("status", str(folder), timeout=60)
+    done = sweep_here("status", str(folder))
     assert done.returncode == 0, done.stderr
     rows = status_rows(done.stdout)
     assert len(rows) == 6
@@ -146,7 +147,7 @@ def test_status_from_storage_and_no_second_run_into_the_same_folder(
     # the same spec again (a requeued job): nothing to run, the cells printed, exit 0
     spec_file = folder.parent.parent / "tiny.yaml"
     before = sorted(p.name for p in folder.rglob("*") if p.is_file())
-    again = sweep("run", str(spec_file), timeout=60)
+    again = sweep_here("run", str(spec_file))
     assert again.returncode == 0, again.stderr
     assert "nothing left to run" in again.stdout and status_rows(again.stdout) == rows
     assert sorted(p.name for p in folder.rglob("*") if p.is_file()) == before
@@ -157,7 +158,7 @@ def test_status_from_storage_and_no_second_run_into_the_same_folder(
     other = folder.parent.parent / "changed" / "tiny.yaml"
     other.parent.mkdir()
     other.write_text(yaml.safe_dump(changed))
-    refused = sweep("run", str(other), timeout=60)
+    refused = sweep_here("run", str(other))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 2, lines
