@@ -29,7 +29,8 @@ from sweep.plan import make_cells, trial_config
 from sweep.spec import parse_spec
 from sweep.tasks import make_task
 from sweep.trainable import check_memory
-from tests.support.sweeps import ROOT, sweep, tiny_spec, write_spec
+from tests.support.cli import sweep_here
+from tests.support.sweeps import ROOT, tiny_spec, write_spec
 
 # the estimate is within this factor of the measured peak (measured: 0.99x to 1.23x)
 LOW, HIGH = 0.7, 2.0
@@ -76,7 +77,7 @@ def _huge(tmp_path: Path, members: int = 100_000) -> dict:
 @pytest.mark.parametrize("command", ["validate", "run"])
 def test_a_population_too_large_is_refused_with_one_line(tmp_path: Path, command: str) -> None:
     spec = _huge(tmp_path)
-    done = sweep(command, str(write_spec(tmp_path, spec)), timeout=120)
+    done = sweep_here(command, str(write_spec(tmp_path, spec)))
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, lines
