@@ -45,6 +45,7 @@ from sweep.records import (
     member_results,
     outcome,
     population_config,
+    trial_configs,
 )
 from sweep.results import read_table
 from sweep.spec import Distribution, SweepSpec
@@ -204,6 +205,21 @@ class CellSearcher(Searcher):
 
     def restore(self, checkpoint_path: str) -> None:
         self.trials = pickle.loads(Path(checkpoint_path).read_bytes())
+
+    def restore_from_dir(self, checkpoint_dir: str) -> None:
+        """What each trial runs, from the trials of Ray Tune's own saved state rather than
+        from this searcher's file beside it: the two are uploaded file by file, so a driver
+        killed between them leaves them from different moments (a confirmation seed handed
+        to a trial that Tune never knew would count as taken and never run)."""
+        super().restore_from_dir(checkpoint_dir)
+        self.trials = {}
+        for trial_id, config in saved_trials(checkpoint_dir).items():
+            for k, member in trial_configs(config).items():
+                key = trial_id if k is None else member_id(trial_id, k)
+                number = (
+                    member.number if member.is_search else confirm_index(self.spec, member.seed)
+                )
+                self.trials[key] = (member.cell, member.phase, number)
 
     # -- Ray Tune's searcher interface -------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
@@ -389,6 +405,21 @@ class CellSearcher(Searcher):
 
     def _best(self, cell: Cell) -> optuna.trial.FrozenTrial | None:
         return chosen(self.studies[cell.id], cell.task.descriptor.goal)
+
+
+def saved_trials(checkpoint_dir: str) -> dict[str, dict[str, Any]]:
+    """Trial id -> Ray config of each trial in the newest Ray Tune experiment state in
+    `checkpoint_dir` (the state Tune resumes from, read with Tune's own functions)."""
+    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
+    from ray.tune.experiment import Trial
+    from ray.tune.utils.serialization import _loads_with_cloudpickle
+
+    path = _find_newest_experiment_checkpoint(checkpoint_dir)
+    if path is None:
+        return {}
+    state = _loads_with_cloudpickle(Path(path).read_bytes())
+    trials = (Trial.from_json_state(data) for data, _ in state["trial_data"])
+    return {t.trial_id: t.config for t in trials}
 
 
 def _intermediate(study: optuna.Study, number: int, value: float, episodes: int) -> bool:
