@@ -212,8 +212,11 @@ class CellSearcher(Searcher):
         killed between them leaves them from different moments (a confirmation seed handed
         to a trial that Tune never knew would count as taken and never run)."""
         super().restore_from_dir(checkpoint_dir)
+        saved = saved_trials(checkpoint_dir)
+        if saved is None:  # (no state of Tune's beside it: the searcher's file is all there is)
+            return
         self.trials = {}
-        for trial_id, config in saved_trials(checkpoint_dir).items():
+        for trial_id, config in saved.items():
             for k, member in trial_configs(config).items():
                 key = trial_id if k is None else member_id(trial_id, k)
                 number = (
@@ -407,16 +410,17 @@ class CellSearcher(Searcher):
         return chosen(self.studies[cell.id], cell.task.descriptor.goal)
 
 
-def saved_trials(checkpoint_dir: str) -> dict[str, dict[str, Any]]:
+def saved_trials(checkpoint_dir: str) -> dict[str, dict[str, Any]] | None:
     """Trial id -> Ray config of each trial in the newest Ray Tune experiment state in
-    `checkpoint_dir` (the state Tune resumes from, read with Tune's own functions)."""
+    `checkpoint_dir` (the state Tune resumes from, read with Tune's own functions); None
+    when there is none."""
     from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
     from ray.tune.experiment import Trial
     from ray.tune.utils.serialization import _loads_with_cloudpickle
 
     path = _find_newest_experiment_checkpoint(checkpoint_dir)
     if path is None:
-        return {}
+        return None
     state = _loads_with_cloudpickle(Path(path).read_bytes())
     trials = (Trial.from_json_state(data) for data, _ in state["trial_data"])
     return {t.trial_id: t.config for t in trials}
