@@ -20,6 +20,7 @@ with Ray's saved state, which lags the journal).
 
 from __future__ import annotations
 
+import math
 import pickle
 from pathlib import Path
 from typing import Any
@@ -168,19 +169,9 @@ class CellSearcher(Searcher):
         told = False
         columns = ("cell", "optuna_trial", "status", "final_value", "episodes")
         for cell, number, status, value, episodes in zip(*(rows[c] for c in columns), strict=True):
-            if (cell, number) not in running:
-                continue
-            study = studies[cell]
-            study.sampler = optuna.samplers.RandomSampler()  # (see `_tell`)
-            if status in ("completed", "stopped_early") and value == value:  # (NaN: none)
-                _intermediate(study, int(number), float(value), int(episodes))  # as `_tell`
-            if status == "completed" and value == value:
-                study.tell(int(number), float(value))
-            elif status == "stopped_early":  # Optuna takes its last intermediate value
-                study.tell(int(number), state=TrialState.PRUNED)
-            else:  # failed, diverged
-                study.tell(int(number), state=TrialState.FAIL)
-            told = True
+            if (cell, number) in running:
+                _end(studies[cell], int(number), status, float(value), float(episodes))
+                told = True
         return told
 
     def _study(self, storage: optuna.storages.BaseStorage, cell: Cell) -> optuna.Study:
@@ -351,20 +342,13 @@ class CellSearcher(Searcher):
         study = self.studies[cell_id]
         if study.trials[number].state.is_finished():
             return False
-        # A trial's sampler is made for its ask (`_sampler`); telling needs none, and the
-        # grid sampler's would stop the study once its grid is spent, which Optuna allows
-        # only inside `optimize` (RuntimeError).
-        study.sampler = optuna.samplers.RandomSampler()
-        if error or report is None or not report.usable:  # no result to learn from
-            study.tell(number, state=TrialState.FAIL)
+        # Ray Tune gives the searcher no result the scheduler stopped a trial on: the last
+        # report arrives here.
+        if error or report is None:
+            _end(study, number, "failed", math.nan, 0)
         else:
-            # Ray Tune gives the searcher no result the scheduler stopped a trial on: the
-            # last report arrives here.
-            self._report(key, report)
-            if outcome(report, self.spec.train_config().episodes, failed=False) == "completed":
-                study.tell(number, float(report.value))
-            else:  # stopped by the scheduler; Optuna takes its last intermediate value
-                study.tell(number, state=TrialState.PRUNED)
+            status = outcome(report, self.spec.train_config().episodes, failed=False)
+            _end(study, number, status, float(report.value), report.episodes)
         return True
 
     # -- helpers -----------------------------------------------------------------------
@@ -424,6 +408,24 @@ def saved_trials(checkpoint_dir: str) -> dict[str, dict[str, Any]] | None:
     state = _loads_with_cloudpickle(Path(path).read_bytes())
     trials = (Trial.from_json_state(data) for data, _ in state["trial_data"])
     return {t.trial_id: t.config for t in trials}
+
+
+def _end(study: optuna.Study, number: int, status: str, value: float, episodes: float) -> None:
+    """Tell trial `number` how it ended (a trials row's `status`), its last evaluation `value`
+    at `episodes`: completed with that value, stopped early as PRUNED (Optuna takes its last
+    intermediate value), FAIL when there is nothing to learn from (failed, diverged, NaN)."""
+    # A trial's sampler is made for its ask (`_sampler`); telling needs none, and the grid
+    # sampler's would stop the study once its grid is spent, which Optuna allows only inside
+    # `optimize` (RuntimeError).
+    study.sampler = optuna.samplers.RandomSampler()
+    if status not in ("completed", "stopped_early") or value != value:
+        study.tell(number, state=TrialState.FAIL)
+        return
+    _intermediate(study, number, value, int(episodes))
+    if status == "completed":
+        study.tell(number, value)
+    else:
+        study.tell(number, state=TrialState.PRUNED)
 
 
 def _intermediate(study: optuna.Study, number: int, value: float, episodes: int) -> bool:
