@@ -225,6 +225,18 @@ def _allow_pending_trials(spec: SweepSpec) -> None:
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(pending)
 
 
+def _no_callback_usage_tag() -> None:
+    """Ray Tune tags its usage telemetry with the kinds of callbacks a run has. To name them
+    it imports Ray's MLflow, W&B, Comet and Aim integrations, and so MLflow and W&B wherever
+    they are installed: 1.3-1.8 CPU-seconds of every sweep's start (benchmarks/sweep_start.py)
+    for a tag that would say our callbacks are custom ones. The tag is left out. The function
+    is Ray's own, private: where a release moves it, this does nothing and costs nothing."""
+    from ray.air._internal import usage
+
+    if hasattr(usage, "tag_callbacks"):
+        usage.tag_callbacks = lambda callbacks: False
+
+
 def _trainable(spec: SweepSpec, folder: str) -> Any:
     """One bundle per worker (bundle 0 is the trainable itself, rank 0): Tune reserves, starts
     and releases a trial's workers as one unit."""
@@ -346,6 +358,7 @@ def run(
             fs.delete_dir(created)  # nothing ran: leave nothing behind, not even folders
         raise
     _allow_pending_trials(spec)
+    _no_callback_usage_tag()
     order = cell_order([*past[:generation], spec]) if generation else None
     cells = make_cells(spec, order)  # the sweep's plan, resolved once
     # the results writer first: a report is in the tables before any tracker sees it
@@ -481,6 +494,7 @@ def resume(
         _check_storage(folder)
     download_journal(folder)
     _allow_pending_trials(spec)
+    _no_callback_usage_tag()
     tuner = tune.Tuner.restore(
         folder.rstrip("/") + f"/{latest}",
         trainable=_trainable(spec, folder),

@@ -159,7 +159,10 @@ def _spec(tmp_path: Path, name: str, trials: int) -> Path:
         name=name,
         difficulties=["tiny"],
         models={"lstm": {"family": "lstm", "hidden": 16}},
-        train={"episodes": 300, "batch_size": 8, "eval_every": 100, "eval_episodes": 16},
+        # about half a second a trial (rows are written as trials end, 5 trials one at a
+        # time): the test sees the first row while the others are still to run, on a fast
+        # machine too (at 300 episodes all 5 ended between two of its looks)
+        train={"episodes": 2400, "batch_size": 8, "eval_every": 800, "eval_episodes": 16},
         search={"trials_per_cell": trials, "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
         confirm={"seeds": 1},
         max_concurrent=1,

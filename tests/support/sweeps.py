@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -219,6 +220,7 @@ class LocalCluster:
         self.env = {**os.environ, "RAY_AUTH_MODE": "token", **(env or {})}
         self.port = _free_port()
         self.nodes: list[subprocess.Popen[bytes]] = []
+        self.logs: dict[int, Path] = {}
         import ray._private.services as services
 
         self.address = f"{services.get_node_ip_address()}:{self.port}"
@@ -232,15 +234,21 @@ class LocalCluster:
             command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount]
             command += [str(hide), *[RAY, "start", "--block", "--disable-usage-stats"]]
             command += ["--num-cpus=1", *args]
-        node = subprocess.Popen(
-            command,
-            env=self.env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        with tempfile.NamedTemporaryFile("wb", prefix="ray-node-", delete=False) as log:
+            node = subprocess.Popen(
+                command,
+                env=self.env,
+                start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.logs[node.pid] = Path(log.name)
         self.nodes.append(node)
         return node
+
+    def output(self, node: subprocess.Popen[bytes]) -> str:
+        """What `ray start` printed for `node` (its last lines)."""
+        return self.logs[node.pid].read_text(errors="replace")[-2000:]
 
     def wait_for(self, alive: int, timeout: float = 120) -> None:
         """Wait until `alive` nodes are up; their resources are then known (`node_with`)."""
@@ -276,16 +284,27 @@ class LocalCluster:
         for node in self.nodes:
             if node.poll() is None:
                 self.kill(node)
+        for log in self.logs.values():
+            log.unlink(missing_ok=True)
 
-    def start_head(self) -> None:
-        self.start("--head", f"--port={self.port}", "--include-dashboard=false")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError("the head node did not start")
+    def start_head(self, tries: int = 3) -> None:
+        """The head, listening on `self.port`. A head that exits before it listens (its port,
+        free when chosen, taken meanwhile by another process) is started again on a new port;
+        a head that never comes up fails naming what `ray start` printed."""
+        for _ in range(tries):
+            head = self.start("--head", f"--port={self.port}", "--include-dashboard=false")
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and head.poll() is None:
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                        return
+                time.sleep(0.2)
+            if head.poll() is None:
+                break
+            self.nodes.remove(head)
+            self.port = _free_port()
+            self.address = f"{self.address.rsplit(':', 1)[0]}:{self.port}"
+        raise RuntimeError(f"the head node did not start:\n{self.output(head)}")
 
 
 class S3Server:
