@@ -67,7 +67,12 @@ def scaled_gradient(tensor: Tensor, scale: float | Tensor) -> Tensor:
 def draw(
     tensor: Tensor, distribution: str, scale: float, generator: torch.Generator | None
 ) -> None:
-    """tensor <- scale * N(0, 1) or scale * U[0, 1), in place."""
+    """tensor <- scale * N(0, 1) or scale * U[0, 1), in place. A meta tensor (shapes only: a
+    model built to count its parameters) has no values to draw: its `normal_` would import
+    torch's compiler for the meta kernel, over a CPU-second of every process that checks a
+    spec."""
+    if tensor.is_meta:
+        return
     if distribution == "uniform":
         tensor.uniform_(0.0, 1.0, generator=generator)
     else:
