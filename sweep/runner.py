@@ -113,6 +113,21 @@ def _init_ray(
         )
 
 
+def _embedded_node(
+    spec: SweepSpec, address: str | None, num_cpus: int | None, num_gpus: int | None
+) -> list[dict[str, float]] | None:
+    """The one node embedded Ray would start, where its size is known without starting it
+    (`--num-cpus` given, and `--num-gpus` too unless a trial asks for no GPU): a sweep it
+    cannot hold is refused in a second, not after Ray's start. Else None (Ray counts)."""
+    import ray
+
+    if address or ray.is_initialized() or num_cpus is None:
+        return None
+    if num_gpus is None and spec.resources.gpu > 0:
+        return None
+    return [{"CPU": float(num_cpus), "GPU": float(num_gpus or 0)}]
+
+
 def _workers_fit(resources: Resources, node: dict[str, float]) -> int:
     """How many of a trial's workers one node could hold at most."""
     want = {"CPU": resources.cpu, "GPU": resources.gpu}
@@ -120,14 +135,18 @@ def _workers_fit(resources: Resources, node: dict[str, float]) -> int:
     return int(min((node.get(k, 0) + 1e-9) // v for k, v in want.items() if v > 0))
 
 
-def _check_resources(spec: SweepSpec, address: str | None) -> None:
+def _check_resources(
+    spec: SweepSpec, address: str | None, nodes: list[dict[str, float]] | None = None
+) -> None:
     """A trial that the cluster cannot hold would wait forever: its W workers need W bundles
     of `cpu`/`gpu` each, on one node (`one_node`) or across nodes. On embedded Ray that is an
-    error; a cluster may have an autoscaler that adds nodes, so there it is a warning."""
-    import ray
+    error; a cluster may have an autoscaler that adds nodes, so there it is a warning.
+    `nodes`: the nodes' resources where known before Ray starts (else asked of Ray)."""
+    if nodes is None:
+        import ray
 
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     resources = spec.resources
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     fits = [_workers_fit(resources, node) for node in nodes]
     room = max(fits, default=0) if resources.one_node else sum(fits)
     if room >= resources.workers:
@@ -346,6 +365,9 @@ def run(
     except OSError as e:
         raise SweepError(f"{folder}: cannot write the sweep there: {e}") from None
     try:
+        known = _embedded_node(spec, address, num_cpus, num_gpus)
+        if known is not None:
+            _check_resources(spec, address, known)
         _init_ray(address, num_cpus, num_gpus, spec)
         _check_resources(spec, address)
         if address:
