@@ -20,6 +20,7 @@ from analysis import UnreadablePartWarning, load, summarize
 from analysis.figures import FIGURES, applicable, figures, unregister_figure
 from analysis.report import write_report
 from sweep.results import write_part
+from tests.support.cli import analysis_here
 from tests.support.folders import sweep_folder
 from tests.support.rows import HIGH, LOW, pictures, seeds
 from tests.support.sweeps import bound_by_permissions
@@ -178,11 +179,11 @@ def test_a_figure_module_of_its_own_joins_figures_and_the_report(
 def test_report_draws_only_the_figures_named(tmp_path: Path) -> None:
     folder = written_sweep(tmp_path, seeds("easy", "plastic", LOW) + seeds("easy", "rnn", HIGH))
     out = tmp_path / "out"
-    done = analysis_cli("report", str(folder), "--out", str(out), "--figure", "frontier")
+    done = analysis_here("report", str(folder), "--out", str(out), "--figure", "frontier")
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (out / "figures").iterdir()) == ["frontier.png", "frontier.svg"]
     assert embedded((out / "report.html").read_text()) == ["Difficulty frontier"]
-    done = analysis_cli("report", str(folder), "--figure", "fronteir", "--figure", "x")
+    done = analysis_here("report", str(folder), "--figure", "fronteir", "--figure", "x")
     assert done.returncode == 2 and done.stdout == ""
     valid = ", ".join(p.name for p in FIGURES)
     assert done.stderr.splitlines() == [
@@ -215,7 +216,7 @@ def test_no_sweep_or_no_finished_trials_is_one_line_and_status_2(tmp_path: Path)
         ("report", tmp_path / "missing", "no such folder"),
         ("report", started, "no finished trials yet"),
     ):
-        done = analysis_cli(command, str(folder))
+        done = analysis_here(command, str(folder))
         assert done.returncode == 2, done.stderr
         assert done.stdout == ""
         assert len(done.stderr.splitlines()) == 1 and message in done.stderr
@@ -230,7 +231,7 @@ def test_a_folder_of_other_things_is_named_in_one_line_each(tmp_path: Path) -> N
     (tmp_path / "other" / "spec.yaml").write_text("x: 1\n")
     (tmp_path / "plain").mkdir()
     for command in ("report", "summary"):
-        done = analysis_cli(command, str(tmp_path))
+        done = analysis_here(command, str(tmp_path))
         assert done.returncode == 2 and done.stdout == ""
         lines = done.stderr.splitlines()
         assert len(lines) == 2, done.stderr
@@ -309,7 +310,7 @@ def test_a_truncated_part_of_a_real_sweep_is_skipped_by_name(tiny: Path, tmp_pat
     with pytest.warns(UnreadablePartWarning, match=cut.name):
         results = load(copy)
     assert len(results.trials) == 24
-    done = analysis_cli("summary", str(copy))
+    done = analysis_here("summary", str(copy))
     assert done.returncode == 0, done.stderr
     warning = [line for line in done.stderr.splitlines() if cut.name in line]
     assert len(warning) == 1 and "skipping unreadable part file" in warning[0]
@@ -344,7 +345,7 @@ def test_report_of_a_real_sweep(tiny: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_summary_command_prints_the_winner_of_each_difficulty(tiny: Path) -> None:
-    done = analysis_cli("summary", str(tiny))
+    done = analysis_here("summary", str(tiny))
     assert done.returncode == 0, done.stderr
     expected = summarize(load(tiny)).headline
     lines = done.stdout.splitlines()
@@ -362,7 +363,7 @@ def test_report_defaults_to_a_folder_in_the_sweep_and_reads_the_journal_read_onl
     journal = copy / "optuna" / "journal.log"
     before = journal.read_bytes()
     journal.chmod(0o444)
-    done = analysis_cli("report", str(copy))
+    done = analysis_here("report", str(copy))
     assert done.returncode == 0, done.stderr
     assert (copy / "report" / "report.html").is_file()
     assert journal.read_bytes() == before
