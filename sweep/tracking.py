@@ -251,7 +251,7 @@ def _wandb(spec: SweepSpec, folder: str) -> Callback:
     """Ray Tune's W&B callback: one run per trial (in a logging actor of its own on the
     driver's node), grouped by sweep, with the trial's identity as tags and its config."""
     import ray
-    from ray.air.integrations.wandb import WandbLoggerCallback
+    from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
 
     settings = spec.tracking.wandb
     assert settings is not None
@@ -264,7 +264,17 @@ def _wandb(spec: SweepSpec, folder: str) -> Callback:
         os.makedirs(root, exist_ok=True)
         kwargs["dir"] = root
 
+    class Logger(_WandbLoggingActor):
+        def run(self) -> None:
+            super().run()
+            # `finish()` returns before W&B's service has written the run, and the callback
+            # kills this actor as soon as `run` returns: under load, an offline run's file
+            # was left empty. `teardown` waits for the service to finish writing.
+            self._wandb.teardown()
+
     class Wandb(WandbLoggerCallback):
+        _logger_actor_cls = Logger
+
         def __init__(self, sweep: str, **kwargs: Any):
             super().__init__(**kwargs)
             self.sweep = sweep
