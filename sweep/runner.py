@@ -247,9 +247,11 @@ def _allow_pending_trials(spec: SweepSpec) -> None:
 def _no_callback_usage_tag() -> None:
     """Ray Tune tags its usage telemetry with the kinds of callbacks a run has. To name them
     it imports Ray's MLflow, W&B, Comet and Aim integrations, and so MLflow and W&B wherever
-    they are installed: 1.3-1.8 CPU-seconds of every sweep's start (benchmarks/sweep_start.py)
-    for a tag that would say our callbacks are custom ones. The tag is left out. The function
-    is Ray's own, private: where a release moves it, this does nothing and costs nothing."""
+    they are installed: 2-3 CPU-seconds of every sweep's start (benchmarks/README.md, "A
+    sweep's fixed cost") for a tag that would say our callbacks are custom ones. The tag is
+    left out, for the rest of this process (a script that runs a sweep and then Tune runs of
+    its own tags none of them). The function is Ray's own, private: where a release moves
+    it, this does nothing and costs nothing."""
     from ray.air._internal import usage
 
     if hasattr(usage, "tag_callbacks"):
