@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -217,7 +218,11 @@ class LocalCluster:
     group, so a node can be killed alone and teardown never touches other Ray instances."""
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
-        self.env = {**os.environ, "RAY_AUTH_MODE": "token", **(env or {})}
+        # Token authentication, with this cluster's own token: `ray start --head` does not
+        # create one (only `ray.init` of a new local instance does, in ~/.ray), so on a
+        # fresh machine a head started before any embedded sweep refused to start.
+        token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+        self.env = {**os.environ, **token, **(env or {})}
         self.port = _free_port()
         self.nodes: list[subprocess.Popen[bytes]] = []
         self.logs: dict[int, Path] = {}
