@@ -19,8 +19,9 @@ the same level, and a 32-neuron plastic maze agent (simple neuromodulation, addi
 
 `--sweep K`: instead, the quick demo (examples/quick.yaml, with `early_stop: none`, or as
 written, ASHA deciding for each member, with `--asha`) run by `sweep run` on embedded Ray
-with `members: 1`, then with `members: K`; the wall of each command, its trials rows, and
-the ratio.
+with `members: 1`, then with `members: K`; the wall of each command, its trials rows, when
+its first trial started and its last ended (the rest is the sweep's fixed start and end),
+the training seconds by family and phase (a population counted once), and the ratio.
 
 Run it on a quiet machine (nothing else computing): the figures are wall times.
 """
@@ -118,8 +119,9 @@ def measure(case: Case, k: int, episodes: int) -> tuple[float, float]:
     return wall(population), wall(lone)
 
 
-def sweep_wall(members: int, folder: Path, asha: bool) -> tuple[float, int]:
-    """Wall seconds of `sweep run` of the quick demo with `members`, and its trials rows."""
+def sweep_wall(members: int, folder: Path, asha: bool) -> tuple[float, pd.DataFrame]:
+    """Wall seconds of `sweep run` of the quick demo with `members`, its trials rows, and
+    each row's start and end in seconds from the command's start (`begin`, `end`)."""
     root = Path(__file__).resolve().parents[1]
     spec = yaml.safe_load((root / "examples" / "quick.yaml").read_text())
     spec |= {"name": f"quick-members-{members}", "storage": str(folder)}
@@ -129,10 +131,28 @@ def sweep_wall(members: int, folder: Path, asha: bool) -> tuple[float, int]:
     path = folder / f"{spec['name']}.yaml"
     path.write_text(yaml.safe_dump(spec))
     sweep = str(Path(sys.executable).with_name("sweep"))
+    started = pd.Timestamp.now(tz="UTC")
     start = time.perf_counter()
     subprocess.run([sweep, "run", str(path)], check=True, capture_output=True)
     seconds = time.perf_counter() - start
-    return seconds, len(pd.read_parquet(folder / spec["name"] / "trials"))
+    trials = pd.read_parquet(folder / spec["name"] / "trials")
+    for column, stamp in (("begin", "started_at"), ("end", "finished_at")):
+        trials[column] = (pd.to_datetime(trials[stamp]) - started).dt.total_seconds()
+    return seconds, trials
+
+
+def where_the_time_goes(trials: pd.DataFrame) -> pd.DataFrame:
+    """Training seconds by family and phase, a population counted once (its members share
+    one `train_seconds`), and the Tune trials (lone trials or populations) behind them."""
+    unit = trials["population"].fillna(trials["trial_id"])
+    units = trials.assign(unit=unit).groupby("unit").agg(
+        family=("family", "first"), phase=("phase", "first"), train_s=("train_seconds", "max")
+    )
+    table = units.groupby(["family", "phase"]).agg(
+        tune_trials=("train_s", "size"), train_s=("train_s", "sum")
+    )
+    trials_rows = trials.groupby(["family", "phase"]).size().rename("trials_rows")
+    return table.join(trials_rows).round(1)
 
 
 def sweeps(members: int, asha: bool) -> None:
@@ -141,8 +161,19 @@ def sweeps(members: int, asha: bool) -> None:
     with tempfile.TemporaryDirectory() as folder:
         one, rows_one = sweep_wall(1, Path(folder), asha)
         many, rows_many = sweep_wall(members, Path(folder), asha)
-    print(f"members: 1  {one:.0f} s, {rows_one} trials rows")
-    print(f"members: {members}  {many:.0f} s, {rows_many} trials rows")
+    for k, wall_s, rows in ((1, one, rows_one), (members, many, rows_many)):
+        print(
+            f"members: {k}  {wall_s:.0f} s, {len(rows)} trials rows; the first trial started "
+            f"at {rows['begin'].min():.1f} s, the last ended at {rows['end'].max():.1f} s"
+        )
+    both = where_the_time_goes(rows_one).join(
+        where_the_time_goes(rows_many), lsuffix=" (1)", rsuffix=f" ({members})"
+    )
+    both["train ratio"] = (both["train_s (1)"] / both[f"train_s ({members})"]).round(2)
+    print(both.to_string())
+    total_one, total_many = both["train_s (1)"].sum(), both[f"train_s ({members})"].sum()
+    print(f"training, all cells: {total_one:.1f} s against {total_many:.1f} s, "
+          f"{total_one / total_many:.2f}x")
     print(f"ratio: {one / many:.2f}x")
 
 
