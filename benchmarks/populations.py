@@ -145,8 +145,10 @@ def where_the_time_goes(trials: pd.DataFrame) -> pd.DataFrame:
     """Training seconds by family and phase, a population counted once (its members share
     one `train_seconds`), and the Tune trials (lone trials or populations) behind them."""
     unit = trials["population"].fillna(trials["trial_id"])
-    units = trials.assign(unit=unit).groupby("unit").agg(
-        family=("family", "first"), phase=("phase", "first"), train_s=("train_seconds", "max")
+    units = (
+        trials.assign(unit=unit)
+        .groupby("unit")
+        .agg(family=("family", "first"), phase=("phase", "first"), train_s=("train_seconds", "max"))
     )
     table = units.groupby(["family", "phase"]).agg(
         tune_trials=("train_s", "size"), train_s=("train_s", "sum")
@@ -172,8 +174,10 @@ def sweeps(members: int, asha: bool) -> None:
     both["train ratio"] = (both["train_s (1)"] / both[f"train_s ({members})"]).round(2)
     print(both.to_string())
     total_one, total_many = both["train_s (1)"].sum(), both[f"train_s ({members})"].sum()
-    print(f"training, all cells: {total_one:.1f} s against {total_many:.1f} s, "
-          f"{total_one / total_many:.2f}x")
+    print(
+        f"training, all cells: {total_one:.1f} s against {total_many:.1f} s, "
+        f"{total_one / total_many:.2f}x"
+    )
     print(f"ratio: {one / many:.2f}x")
 
 
