@@ -168,9 +168,8 @@ def sweeps(members: int, asha: bool) -> None:
             f"members: {k}  {wall_s:.0f} s, {len(rows)} trials rows; the first trial started "
             f"at {rows['begin'].min():.1f} s, the last ended at {rows['end'].max():.1f} s"
         )
-    both = where_the_time_goes(rows_one).join(
-        where_the_time_goes(rows_many), lsuffix=" (1)", rsuffix=f" ({members})"
-    )
+    both = where_the_time_goes(rows_one).add_suffix(" (1)")
+    both = both.join(where_the_time_goes(rows_many).add_suffix(f" ({members})"))
     both["train ratio"] = (both["train_s (1)"] / both[f"train_s ({members})"]).round(2)
     print(both.to_string())
     total_one, total_many = both["train_s (1)"].sum(), both[f"train_s ({members})"].sum()
