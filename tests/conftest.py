@@ -5,6 +5,7 @@ import fcntl
 import json
 import os
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["plastic_models", "baselines", "sweep", "analysis", "benchmarks", "tests"]
+# The project's Python code: the folders mypy checks (pyproject's `[tool.mypy] files`).
+PACKAGES = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["files"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
