@@ -178,10 +178,17 @@ class _Run:
 class PopulationTrial:
     """The population counterpart of `sweep.train.Trial` (see the module docstring);
     resumable from `state_dict()` at any of its reports. `batched`: use the family's batched
-    members where it has them (False: `LoopMembers`, member by member)."""
+    members where it has them (False: `LoopMembers`, member by member). By default a
+    population of one is not batched: it then runs its member's own model, the arithmetic of
+    a lone trial to the bit (a member dimension of one takes other kernels, e.g. a batched
+    matmul, which round differently: over thousands of A2C episodes such differences change
+    sampled actions), and faster."""
 
-    def __init__(self, task: Task, family: str, members: Sequence[Member], batched: bool = True):
+    def __init__(
+        self, task: Task, family: str, members: Sequence[Member], batched: bool | None = None
+    ):
         _check(members)
+        batched = len(members) > 1 if batched is None else batched
         self.task, self.family = task, family
         self.train = members[0].train
         self.device = torch.device(self.train.device)

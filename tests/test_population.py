@@ -134,6 +134,22 @@ def test_each_member_trains_as_its_lone_trial(variant: str) -> None:
     assert len(set(values)) > 1 or variant == "reward"  # different members, different numbers
 
 
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_a_population_of_one_is_its_lone_trial_to_the_bit(variant: str) -> None:
+    """One member (a cell's lone search trial with `members` > 1, the remainder of a shape
+    group) runs its own model: the lone trial's numbers and parameters exactly, not within a
+    tolerance (rounding differences change an A2C agent's sampled actions over thousands of
+    episodes, and with them its rewards)."""
+    name, family = VARIANTS[variant]
+    task, member = _task(name), _members(variant)[2]
+    population = PopulationTrial(task, family, [member])
+    reports = _by_member(population.reports())
+    lone, parameters = _lone(task, family, member)
+    assert _numbers(reports[member.id]) == _numbers(lone)
+    for got, want in zip(_parameters(population, member.id), parameters, strict=True):
+        assert torch.equal(got, want)
+
+
 @pytest.mark.parametrize("family", ["lstm", "plastic"])
 def test_a_member_trains_alike_whatever_k(family: str) -> None:
     """Plastic: alone, b runs the linear kernel (no clip); among a and c, the clipped one
