@@ -157,12 +157,22 @@ class Stacked(Members):
 
 
 class LoopMembers(Stacked):
-    """Any family: stacked tensors, each member run through its own lone module in turn."""
+    """Any family: stacked tensors, each member run through its own lone module in turn.
+    Each member's slices of the stacked tensors are taken once an episode (at
+    `initial_state`) and reused by its steps: a step of a closed-loop task then adds no
+    slicing to the graph, and the gradients sum as in the lone model."""
 
-    def _call(self, k: int, method: str, *args: Any) -> Any:
+    _slices: list[dict[str, Tensor]] | None = None
+
+    def _slices_of(self, k: int) -> dict[str, Tensor]:
+        return {f"module.{name}": t[k] for name, t in self.tensors().items()}
+
+    def _call(
+        self, k: int, method: str, *args: Any, slices: dict[str, Tensor] | None = None
+    ) -> Any:
         """Member k's `method` (forward, initial_state or step) of its lone module, on its
         slices (a learned initial state is the member's own)."""
-        tensors = {f"module.{name}": t[k] for name, t in self.tensors().items()}
+        tensors = self._slices_of(k) if slices is None else slices
         return functional_call(_Calls(self.lone[k]), tensors, (method, *args), strict=True)
 
     def forward(self, inputs: Tensor) -> Tensor:
@@ -172,18 +182,25 @@ class LoopMembers(Stacked):
         self, batch_size: int, device: torch.device | str, dtype: torch.dtype | None = None
     ) -> State:
         dtype = dtype or self.stacked[0].dtype
+        self._slices = [self._slices_of(k) for k in range(self.size)]  # this episode's
         states = [
-            self._call(k, "initial_state", batch_size, device, dtype) for k in range(self.size)
+            self._call(k, "initial_state", batch_size, device, dtype, slices=self._slices[k])
+            for k in range(self.size)
         ]
         return tuple(torch.stack(parts) for parts in zip(*states, strict=True))
 
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+        slices = self._slices or [self._slices_of(k) for k in range(self.size)]
         outs, states = [], []
         for k in range(self.size):
-            y, s = self._call(k, "step", x_t[k], tuple(part[k] for part in state))
+            y, s = self._call(k, "step", x_t[k], tuple(p[k] for p in state), slices=slices[k])
             outs.append(y)
             states.append(s)
         return torch.stack(outs), tuple(torch.stack(p) for p in zip(*states, strict=True))
+
+    def select(self, indices: Sequence[int]) -> None:
+        super().select(indices)
+        self._slices = None  # slices of the tensors before
 
 
 class BatchedFamily(Protocol):

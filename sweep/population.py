@@ -182,7 +182,9 @@ class PopulationTrial:
     population of one is not batched: it then runs its member's own model, the arithmetic of
     a lone trial to the bit (a member dimension of one takes other kernels, e.g. a batched
     matmul, which round differently: over thousands of A2C episodes such differences change
-    sampled actions), and faster."""
+    sampled actions). Its cost: the calls through the member's module (measured on a maze
+    agent, 1,200 episodes, CPU time: about 1.25x a lone trial's, the batched population of
+    one about 1.13x; on the pattern task it is the faster of the two)."""
 
     def __init__(
         self, task: Task, family: str, members: Sequence[Member], batched: bool | None = None
