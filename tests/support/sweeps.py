@@ -293,9 +293,10 @@ class LocalCluster:
             log.unlink(missing_ok=True)
 
     def start_head(self, tries: int = 3) -> None:
-        """The head, listening on `self.port`. A head that exits before it listens (its port,
-        free when chosen, taken meanwhile by another process) is started again on a new port;
-        a head that never comes up fails naming what `ray start` printed."""
+        """The head, listening on `self.port`. A head that exits before it listens is started
+        again on a new port (in case its port, free when chosen, was taken meanwhile: a guess;
+        the failure once seen was a missing Ray token, fixed in `__init__`); a head that never
+        comes up fails naming what `ray start` printed."""
         for _ in range(tries):
             head = self.start("--head", f"--port={self.port}", "--include-dashboard=false")
             deadline = time.monotonic() + 60
