@@ -3,6 +3,7 @@ clusters, an S3 server and an MLflow server on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -17,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
 SWEEP = str(Path(sys.executable).with_name("sweep"))
@@ -207,6 +209,14 @@ def status_rows(stdout: str) -> dict[str, list[str]]:
     return {c[0]: c[1:] for c in cells}
 
 
+def _session(pid: int) -> int | None:
+    """The session id of process `pid`, or None when it is gone."""
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -282,7 +292,18 @@ class LocalCluster:
         return next(node for node, names in self.resources.items() if resource in names)
 
     def kill(self, node: subprocess.Popen[bytes]) -> None:
-        os.killpg(node.pid, signal.SIGKILL)
+        """SIGKILL every process of `node`'s session, as a machine's death would. Killing its
+        process group is not enough: the raylet starts each worker in a process group of its
+        own, and a worker that outlives its raylet goes on training (and writing rows and
+        checkpoints) until it notices, which once let a "killed" trial finish where it was."""
+        for _ in range(10):
+            session = [p for p in psutil.process_iter() if _session(p.pid) == node.pid]
+            if not session:
+                break
+            for process in session:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.send_signal(signal.SIGKILL)
+            psutil.wait_procs(session, timeout=10)
         node.wait()
 
     def stop(self) -> None:
