@@ -16,11 +16,11 @@ rest (eta, clip, init scales).
 Both kinds below keep the stacked tensors under the lone model's names (`Stacked.tensors()`)
 and each member's lone model on the meta device (its settings, no memory): `member(k)`
 rebuilds member k from it, with its own settings. `LoopMembers` runs any family (a plugin's
-too): each member's slices through its own lone module in turn
-(`torch.func.functional_call`), so it batches nothing and is the reference the batched
-implementations are checked against. `Batched` runs a family's batched computation (a
-`BatchedFamily`, beside the family: baselines/members.py, plastic_models/members.py) on the
-stacked tensors; a family registers one in `BATCHED`.
+too): each member's slices through its own lone module in turn (bound to it once an episode
+for its steps, `torch.func.functional_call` for a whole sequence), so it batches nothing and
+is the reference the batched implementations are checked against. `Batched` runs a family's
+batched computation (a `BatchedFamily`, beside the family: baselines/members.py,
+plastic_models/members.py) on the stacked tensors; a family registers one in `BATCHED`.
 """
 
 from __future__ import annotations
@@ -158,11 +158,13 @@ class Stacked(Members):
 
 class LoopMembers(Stacked):
     """Any family: stacked tensors, each member run through its own lone module in turn.
-    Each member's slices of the stacked tensors are taken once an episode (at
-    `initial_state`) and reused by its steps: a step of a closed-loop task then adds no
-    slicing to the graph, and the gradients sum as in the lone model."""
+    At `initial_state` each member's slices of the stacked tensors are bound, once an
+    episode, to a copy of its lone module that its steps then call directly: a step of a
+    closed-loop task adds no slicing to the graph and no rebinding (`functional_call`'s walk
+    of the module, per call), and the gradients sum as in the lone model. A population of one
+    computes exactly its lone model's arithmetic."""
 
-    _slices: list[dict[str, Tensor]] | None = None
+    _bound: list[Any] | None = None  # each member's lone module, bound: `_bound`
 
     def _slices_of(self, k: int) -> dict[str, Tensor]:
         return {f"module.{name}": t[k] for name, t in self.tensors().items()}
@@ -175,6 +177,15 @@ class LoopMembers(Stacked):
         tensors = self._slices_of(k) if slices is None else slices
         return functional_call(_Calls(self.lone[k]), tensors, (method, *args), strict=True)
 
+    def _bind(self) -> list[Any]:
+        """Each member's lone module bound to its slices of the stacked tensors (this
+        episode's: `initial_state` binds anew)."""
+        tensors = self.tensors()
+        self._bound = [
+            _bound(m, {n: t[k] for n, t in tensors.items()}) for k, m in enumerate(self.lone)
+        ]
+        return self._bound
+
     def forward(self, inputs: Tensor) -> Tensor:
         return torch.stack([self._call(k, "forward", inputs[:, k]) for k in range(self.size)], 1)
 
@@ -182,25 +193,44 @@ class LoopMembers(Stacked):
         self, batch_size: int, device: torch.device | str, dtype: torch.dtype | None = None
     ) -> State:
         dtype = dtype or self.stacked[0].dtype
-        self._slices = [self._slices_of(k) for k in range(self.size)]  # this episode's
-        states = [
-            self._call(k, "initial_state", batch_size, device, dtype, slices=self._slices[k])
-            for k in range(self.size)
-        ]
-        return tuple(torch.stack(parts) for parts in zip(*states, strict=True))
+        states = [m.initial_state(batch_size, device, dtype) for m in self._bind()]
+        return _stack(states)
 
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
-        slices = self._slices or [self._slices_of(k) for k in range(self.size)]
+        bound = self._bound or self._bind()
         outs, states = [], []
-        for k in range(self.size):
-            y, s = self._call(k, "step", x_t[k], tuple(p[k] for p in state), slices=slices[k])
+        for k, model in enumerate(bound):
+            y, s = model.step(x_t[k], tuple(p[k] for p in state))
             outs.append(y)
             states.append(s)
-        return torch.stack(outs), tuple(torch.stack(p) for p in zip(*states, strict=True))
+        return _stack([(y,) for y in outs])[0], _stack(states)
 
     def select(self, indices: Sequence[int]) -> None:
         super().select(indices)
-        self._slices = None  # slices of the tensors before
+        self._bound = None  # bound to the tensors before
+
+
+def _stack(parts: Sequence[Sequence[Tensor]]) -> State:
+    """Each position of `parts` (one sequence of tensors per member) stacked along a new
+    leading member dimension; for one member, its tensors unsqueezed (the same values)."""
+    if len(parts) == 1:
+        return tuple(p.unsqueeze(0) for p in parts[0])
+    return tuple(torch.stack(p) for p in zip(*parts, strict=True))
+
+
+def _bound(module: nn.Module, tensors: Mapping[str, Tensor]) -> nn.Module:
+    """A copy of `module` (a lone model on the meta device) whose parameters and buffers are
+    `tensors`, by name: what `functional_call` does for one call, kept for many. Every
+    parameter and buffer must be given (KeyError naming the first that is not)."""
+    bound = copy.deepcopy(module)
+    named: list[tuple[str, Tensor]] = [*bound.named_parameters(remove_duplicate=False)]
+    named += [*bound.named_buffers(remove_duplicate=False)]
+    for name, _ in named:
+        owner, _, leaf = name.rpartition(".")
+        sub = bound.get_submodule(owner)
+        table = sub._parameters if leaf in sub._parameters else sub._buffers
+        table[leaf] = tensors[name]  # type: ignore[assignment]  # a slice, not a Parameter
+    return bound
 
 
 class BatchedFamily(Protocol):
