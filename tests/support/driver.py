@@ -5,7 +5,6 @@ before the sweep compacted them (see `tests.support.tap`)."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from tests.support.sweeps import LocalCluster, command
+from tests.support.sweeps import LocalCluster, command, kill_session
 
 
 def raw_table(folder: str | Path, table: str) -> pa.Table:
@@ -155,10 +154,8 @@ class Driver:
         return None
 
     def kill(self) -> None:
-        """SIGKILL the driver and everything it started (its embedded Ray)."""
-        if self.running:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        """SIGKILL the driver and everything it started (its embedded Ray, workers included)."""
+        kill_session(self.process)
 
     def finish(self, timeout: float = 600) -> int:
         """Wait for the sweep to end by itself; its exit status."""
