@@ -164,7 +164,7 @@ class LoopMembers(Stacked):
     of the module, per call), and the gradients sum as in the lone model. A population of one
     computes exactly its lone model's arithmetic."""
 
-    _bound: list[Any] | None = None  # each member's lone module, bound: `_bound`
+    _bound: list[Any] | None = None  # each member's lone module, bound (`_bound_copy`)
 
     def _slices_of(self, k: int) -> dict[str, Tensor]:
         return {f"module.{name}": t[k] for name, t in self.tensors().items()}
@@ -182,7 +182,7 @@ class LoopMembers(Stacked):
         episode's: `initial_state` binds anew)."""
         tensors = self.tensors()
         self._bound = [
-            _bound(m, {n: t[k] for n, t in tensors.items()}) for k, m in enumerate(self.lone)
+            _bound_copy(m, {n: t[k] for n, t in tensors.items()}) for k, m in enumerate(self.lone)
         ]
         return self._bound
 
@@ -218,7 +218,7 @@ def _stack(parts: Sequence[Sequence[Tensor]]) -> State:
     return tuple(torch.stack(p) for p in zip(*parts, strict=True))
 
 
-def _bound(module: nn.Module, tensors: Mapping[str, Tensor]) -> nn.Module:
+def _bound_copy(module: nn.Module, tensors: Mapping[str, Tensor]) -> nn.Module:
     """A copy of `module` (a lone model on the meta device) whose parameters and buffers are
     `tensors`, by name: what `functional_call` does for one call, kept for many. Every
     parameter and buffer must be given (KeyError naming the first that is not)."""

@@ -210,19 +210,25 @@ def status_rows(stdout: str) -> dict[str, list[str]]:
 
 
 def kill_session(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL every process of the session `process` leads (started with
-    `start_new_session`), then reap it. Killing its process group is not enough: Ray's raylet
-    starts each worker in a process group of its own, and a worker that outlives its raylet
-    goes on training (and writing rows and checkpoints) until it notices, 1.7 s measured,
-    which once let a "killed" node's trial finish where it was."""
+    """SIGKILL `process` and every other process of the session it leads (started with
+    `start_new_session`), then reap it (its exit status stays its own). Killing its process
+    group is not enough: Ray's raylet starts each worker in a process group of its own, and
+    a worker that outlives its raylet goes on training (and writing rows and checkpoints)
+    until it notices, 1.7 s measured, which once let a "killed" node's trial finish there."""
+    if process.poll() is None:
+        process.kill()
     for _ in range(10):
-        session = [p for p in psutil.process_iter() if _session(p.pid) == process.pid]
-        if not session:
+        rest = [
+            p
+            for p in psutil.process_iter()
+            if p.pid != process.pid and _session(p.pid) == process.pid
+        ]
+        if not rest:
             break
-        for member in session:
+        for member in rest:
             with contextlib.suppress(psutil.NoSuchProcess):
-                member.send_signal(signal.SIGKILL)
-        psutil.wait_procs(session, timeout=10)
+                member.kill()
+        psutil.wait_procs(rest, timeout=10)
     process.wait()
 
 
