@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from tests.support.driver import (
 from tests.support.sweeps import (
     NODE_LOSS_EPISODES,
     LocalCluster,
+    kill_session,
     node_loss_spec,
     status_rows,
     tiny_spec,
@@ -186,6 +192,41 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> 
     status = sweep_here("status", str(tmp_path / "results" / "diverge"))
     row = status_rows(status.stdout)["trivial/rnn"]
     assert row[:4] == ["2", "2", "0", "0"], row  # done, failed, running, pending
+
+
+# a process that starts one child in a process group of its own (as Ray's raylet starts each
+# worker), prints the child's pid and waits
+_LEADER = (
+    "import subprocess, sys, time\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'],"
+    " process_group=0)\n"
+    "print(child.pid, flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+def test_a_killed_node_or_driver_loses_its_workers_too() -> None:
+    """What the node-loss and killed-driver tests rely on: killing the session leader's
+    process group leaves a worker in a group of its own running; `kill_session` kills it."""
+    leader = subprocess.Popen(
+        [sys.executable, "-c", _LEADER], stdout=subprocess.PIPE, start_new_session=True
+    )
+    with leader:
+        assert leader.stdout is not None
+        worker = psutil.Process(int(leader.stdout.readline()))
+        try:
+            assert os.getpgid(worker.pid) != os.getpgid(leader.pid)
+            assert os.getsid(worker.pid) == leader.pid
+            os.killpg(leader.pid, signal.SIGKILL)  # the process group alone
+            leader.wait()
+            assert worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE
+            kill_session(leader)
+            assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
+            assert leader.returncode == -signal.SIGKILL
+        finally:  # nothing left running if a check failed (`with` waits for the leader)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                worker.kill()
+            leader.kill()
 
 
 @pytest.mark.slow

@@ -217,19 +217,29 @@ def kill_session(process: subprocess.Popen[bytes]) -> None:
     until it notices, 1.7 s measured, which once let a "killed" node's trial finish there."""
     if process.poll() is None:
         process.kill()
-    for _ in range(10):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
         rest = [
             p
             for p in psutil.process_iter()
-            if p.pid != process.pid and _session(p.pid) == process.pid
+            if p.pid != process.pid and _session(p.pid) == process.pid and _alive(p)
         ]
         if not rest:
             break
         for member in rest:
             with contextlib.suppress(psutil.NoSuchProcess):
                 member.kill()
-        psutil.wait_procs(rest, timeout=10)
+        time.sleep(0.02)
     process.wait()
+
+
+def _alive(process: psutil.Process) -> bool:
+    """Whether `process` still runs (a zombie, dead and not yet reaped by its new parent, does
+    not: its reaping can take seconds here)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _session(pid: int) -> int | None:
