@@ -33,6 +33,7 @@ from tests.support.sweeps import (
     kill_session,
     node_loss_spec,
     status_rows,
+    still_running,
     tiny_spec,
     write_spec,
 )
@@ -219,9 +220,9 @@ def test_a_killed_node_or_driver_loses_its_workers_too() -> None:
             assert os.getsid(worker.pid) == leader.pid
             os.killpg(leader.pid, signal.SIGKILL)  # the process group alone
             leader.wait()
-            assert worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE
+            assert still_running(worker)
             kill_session(leader)
-            assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
+            assert not still_running(worker)
             assert leader.returncode == -signal.SIGKILL
         finally:  # nothing left running if a check failed (`with` waits for the leader)
             with contextlib.suppress(psutil.NoSuchProcess):

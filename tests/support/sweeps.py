@@ -222,7 +222,7 @@ def kill_session(process: subprocess.Popen[bytes]) -> None:
         rest = [
             p
             for p in psutil.process_iter()
-            if p.pid != process.pid and _session(p.pid) == process.pid and _alive(p)
+            if p.pid != process.pid and _session(p.pid) == process.pid and still_running(p)
         ]
         if not rest:
             break
@@ -233,7 +233,7 @@ def kill_session(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def _alive(process: psutil.Process) -> bool:
+def still_running(process: psutil.Process) -> bool:
     """Whether `process` still runs (a zombie, dead and not yet reaped by its new parent, does
     not: its reaping can take seconds here)."""
     try:
