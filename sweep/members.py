@@ -166,28 +166,23 @@ class LoopMembers(Stacked):
 
     _bound: list[Any] | None = None  # each member's lone module, bound (`_bound_copy`)
 
-    def _slices_of(self, k: int) -> dict[str, Tensor]:
-        return {f"module.{name}": t[k] for name, t in self.tensors().items()}
-
-    def _call(
-        self, k: int, method: str, *args: Any, slices: dict[str, Tensor] | None = None
-    ) -> Any:
-        """Member k's `method` (forward, initial_state or step) of its lone module, on its
-        slices (a learned initial state is the member's own)."""
-        tensors = self._slices_of(k) if slices is None else slices
-        return functional_call(_Calls(self.lone[k]), tensors, (method, *args), strict=True)
+    def _slices(self) -> list[dict[str, Tensor]]:
+        """Each member's slices of the stacked tensors, by the lone model's names."""
+        tensors = self.tensors()
+        return [{n: t[k] for n, t in tensors.items()} for k in range(self.size)]
 
     def _bind(self) -> list[Any]:
         """Each member's lone module bound to its slices of the stacked tensors (this
         episode's: `initial_state` binds anew)."""
-        tensors = self.tensors()
-        self._bound = [
-            _bound_copy(m, {n: t[k] for n, t in tensors.items()}) for k, m in enumerate(self.lone)
-        ]
+        self._bound = [_bound_copy(m, t) for m, t in zip(self.lone, self._slices(), strict=True)]
         return self._bound
 
     def forward(self, inputs: Tensor) -> Tensor:
-        return torch.stack([self._call(k, "forward", inputs[:, k]) for k in range(self.size)], 1)
+        outs = [
+            functional_call(m, t, (inputs[:, k],), strict=True)
+            for k, (m, t) in enumerate(zip(self.lone, self._slices(), strict=True))
+        ]
+        return torch.stack(outs, 1)
 
     def initial_state(
         self, batch_size: int, device: torch.device | str, dtype: torch.dtype | None = None
@@ -277,18 +272,6 @@ class Batched(Stacked):
     def select(self, indices: Sequence[int]) -> None:
         super().select(indices)
         self.family = self.make(self.lone)
-
-
-class _Calls(nn.Module):
-    """`forward(method, *args)` calls the wrapped module's `method` (so that
-    `functional_call` can run `step` as well as `forward` on substituted tensors)."""
-
-    def __init__(self, module: nn.Module):
-        super().__init__()
-        self.module = module
-
-    def forward(self, method: str, *args: Any) -> Any:
-        return getattr(self.module, method)(*args)
 
 
 # family -> a batched implementation, built from the K lone models

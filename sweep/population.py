@@ -183,8 +183,8 @@ class PopulationTrial:
     a lone trial to the bit (a member dimension of one takes other kernels, e.g. a batched
     matmul, which round differently: over thousands of A2C episodes such differences change
     sampled actions). Its cost: the calls through the member's module (measured on a maze
-    agent, 1,200 episodes, CPU time: about 1.25x a lone trial's, the batched population of
-    one about 1.13x; on the pattern task it is the faster of the two)."""
+    agent, 1,200 episodes: 1.05-1.19x a lone trial's time since its steps call the module
+    directly, 1.17-1.27x before; benchmarks/README.md)."""
 
     def __init__(
         self, task: Task, family: str, members: Sequence[Member], batched: bool | None = None
