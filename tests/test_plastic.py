@@ -2,61 +2,34 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import torch
 
 from plastic_models import PlasticConfig, PlasticNetwork, reference_forward
 from sweep.models import num_parameters
-from tests.support.registries import ALPHAS, RULES
-
-VARIANTS = [
-    dict(rule=rule, alpha=alpha, clip=clip, hidden=hidden)
-    for rule, alpha, clip, hidden in itertools.product(RULES, ALPHAS, [None, 0.05], [None, 6])
-]
-
-
-def _net(**kw: object) -> PlasticNetwork:
-    scale = kw.pop("init_scale", 0.3)  # large enough that plasticity matters
-    config = PlasticConfig(init_scale=scale, alpha_scale=scale, **kw)  # type: ignore[arg-type]
-    net = PlasticNetwork(9, 8, config)
-    net.reset_parameters(torch.Generator().manual_seed(0))
-    return net.double()
-
-
-def _grads(net: PlasticNetwork, out: torch.Tensor) -> dict[str, torch.Tensor]:
-    target = torch.linspace(-1, 1, out.shape[-1], dtype=out.dtype)
-    loss = (out - target).square().sum()
-    names = [n for n, p in net.named_parameters()]
-    grads = torch.autograd.grad(loss, [p for _, p in net.named_parameters()])
-    return dict(zip(names, grads, strict=True))
-
-
-def _max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).detach().abs().max() / b.detach().abs().max().clamp_min(1e-30))
+from tests.support.kernels import VARIANTS, grads, max_rel, plastic_net
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v.values())))
 def test_fast_path_matches_reference(variant: dict[str, object]) -> None:
-    net = _net(eta=0.1, **variant)
+    net = plastic_net(eta=0.1, **variant)
     x = torch.randn(12, 3, 9, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     fast, ref = net(x), reference_forward(net, x)
-    assert _max_rel(fast, ref) <= 1e-10
-    g_fast, g_ref = _grads(net, fast), _grads(net, ref)
+    assert max_rel(fast, ref) <= 1e-10
+    g_fast, g_ref = grads(net, fast), grads(net, ref)
     for name in g_ref:  # float64: every rule's hand-derived backward, additive's included
-        assert _max_rel(g_fast[name], g_ref[name]) <= 1e-8, name
+        assert max_rel(g_fast[name], g_ref[name]) <= 1e-8, name
 
 
 @pytest.mark.parametrize("rule", ["hebb", "oja"])
 def test_large_eta_long_episode_in_float32(rule: str) -> None:
     """eta = 0.3 over 106 steps (the full task's length), in float32, gradients within 1e-4."""
-    net = _net(eta=0.3, rule=rule, init_scale=0.1).float()
+    net = plastic_net(eta=0.3, rule=rule, init_scale=0.1).float()
     x = torch.randn(106, 2, 9, generator=torch.Generator().manual_seed(3)) * 3
-    g_fast, g_ref = _grads(net, net(x)), _grads(net, reference_forward(net, x))
+    g_fast, g_ref = grads(net, net(x)), grads(net, reference_forward(net, x))
     for name in g_ref:
         assert torch.isfinite(g_fast[name]).all()
-        assert _max_rel(g_fast[name], g_ref[name]) <= 1e-4, name
+        assert max_rel(g_fast[name], g_ref[name]) <= 1e-4, name
 
 
 def test_hebb_trace_follows_the_decay_equation_by_hand() -> None:
@@ -77,7 +50,7 @@ def test_hebb_trace_follows_the_decay_equation_by_hand() -> None:
 
 
 def test_trace_starts_at_zero_every_episode_and_is_not_stored() -> None:
-    net = _net()
+    net = plastic_net()
     x = torch.randn(5, 2, 9, dtype=torch.float64)
     first = net(x)
     assert torch.equal(first, net(x))  # no trace carried between episodes
@@ -104,15 +77,15 @@ def test_direct_architecture_needs_enough_neurons() -> None:
 
 def test_clamp_mode_follows_the_reference_and_holds_inputs() -> None:
     """The image task's input mode: a neuron given a non-zero input takes that value."""
-    net = _net(eta=0.1, input_mode="clamp")
+    net = plastic_net(eta=0.1, input_mode="clamp")
     x = torch.randn(12, 3, 9, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     x[:, :, ::2] = 0.0  # half the neurons free, half clamped
     fast, ref = net(x), reference_forward(net, x)
-    assert _max_rel(fast, ref) <= 1e-10
+    assert max_rel(fast, ref) <= 1e-10
     assert torch.equal(fast[:, :, 1::2], x[:, :, 1:8:2])
-    g_fast, g_ref = _grads(net, fast), _grads(net, ref)
+    g_fast, g_ref = grads(net, fast), grads(net, ref)
     for name in g_ref:
-        assert _max_rel(g_fast[name], g_ref[name]) <= 1e-4, name
+        assert max_rel(g_fast[name], g_ref[name]) <= 1e-4, name
 
 
 def test_clamp_mode_needs_the_direct_architecture() -> None:

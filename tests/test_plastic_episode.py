@@ -12,7 +12,7 @@ import plastic_models.fast.driver as episode
 from plastic_models import PlasticConfig, PlasticNetwork, reference_forward
 from plastic_models.fast import plastic_episode
 from plastic_models.rules import DecayRule, get_rule
-from tests.test_plastic import VARIANTS, _grads, _max_rel, _net
+from tests.support.kernels import VARIANTS, check_on_gpu, grads, max_rel, plastic_net
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -40,27 +40,27 @@ def test_long_episode_with_large_eta_matches_reference(
     """eta = 0.3 over 106 steps (the full task's length): undoing the decay would give NaN in
     float32; gradients within 1e-4 (float32) or 1e-8 (float64) of the per-element reference
     for every parameter."""
-    net = _net(eta=0.3, init_scale=0.1, **variant).to(dtype)
+    net = plastic_net(eta=0.3, init_scale=0.1, **variant).to(dtype)
     x = torch.randn(106, 2, 9, generator=torch.Generator().manual_seed(3), dtype=dtype) * 3
     fast, ref = net(x), reference_forward(net, x)
-    assert _max_rel(fast, ref) <= (1e-10 if dtype == torch.float64 else 1e-5)
-    g_fast, g_ref = _grads(net, fast), _grads(net, ref)
+    assert max_rel(fast, ref) <= (1e-10 if dtype == torch.float64 else 1e-5)
+    g_fast, g_ref = grads(net, fast), grads(net, ref)
     tolerance = 1e-8 if dtype == torch.float64 else 1e-4
     for name in g_ref:
         assert torch.isfinite(g_fast[name]).all(), name
-        assert _max_rel(g_fast[name], g_ref[name]) <= tolerance, name
+        assert max_rel(g_fast[name], g_ref[name]) <= tolerance, name
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=_ids)
 def test_plain_autograd_path_matches_reference(variant: dict[str, object]) -> None:
     """forward_autograd stays as the plain batched baseline the benchmark compares against."""
-    net = _net(eta=0.1, **variant)
+    net = plastic_net(eta=0.1, **variant)
     x = torch.randn(12, 3, 9, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     plain, ref = net.forward_autograd(x), reference_forward(net, x)
-    assert _max_rel(plain, ref) <= 1e-10
-    g_plain, g_ref = _grads(net, plain), _grads(net, ref)
+    assert max_rel(plain, ref) <= 1e-10
+    g_plain, g_ref = grads(net, plain), grads(net, ref)
     for name in g_ref:
-        assert _max_rel(g_plain[name], g_ref[name]) <= 1e-10, name
+        assert max_rel(g_plain[name], g_ref[name]) <= 1e-10, name
 
 
 @pytest.mark.parametrize("clip", [None, 0.05])
@@ -71,27 +71,27 @@ def test_eta_one_and_a_saturated_clip_match_autograd(
     """eta = 1: the decay is 0 (hebb), the trace is the last outer product (additive: the sum
     of them, clipped at 1 unless set); with clip = 0.05 most of it sits outside the range,
     where the clamp's gradient is exactly zero."""
-    net = _net(eta=1.0, rule=rule, clip=clip)
+    net = plastic_net(eta=1.0, rule=rule, clip=clip)
     x = torch.randn(30, 2, 9, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     fast, plain = net(x), net.forward_autograd(x)
-    assert _max_rel(fast, plain) <= 1e-10
-    g_fast, g_plain = _grads(net, fast), _grads(net, plain)
+    assert max_rel(fast, plain) <= 1e-10
+    g_fast, g_plain = grads(net, fast), grads(net, plain)
     for name in g_plain:
-        assert _max_rel(g_fast[name], g_plain[name]) <= 1e-8, name
+        assert max_rel(g_fast[name], g_plain[name]) <= 1e-8, name
 
 
 def test_fixed_eta_gets_no_gradient_and_the_rest_still_matches() -> None:
-    net = _net(eta=0.2, learn_eta=False, hidden=6)
+    net = plastic_net(eta=0.2, learn_eta=False, hidden=6)
     x = torch.randn(20, 2, 9, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    g_fast, g_ref = _grads(net, net(x)), _grads(net, reference_forward(net, x))
+    g_fast, g_ref = grads(net, net(x)), grads(net, reference_forward(net, x))
     assert "eta" not in g_fast
     for name in g_ref:
-        assert _max_rel(g_fast[name], g_ref[name]) <= 1e-8, name
+        assert max_rel(g_fast[name], g_ref[name]) <= 1e-8, name
 
 
 @pytest.mark.parametrize("clip", [None, 0.05])
 def test_without_grad_the_same_activations(clip: float | None) -> None:
-    net = _net(eta=0.1, clip=clip)
+    net = plastic_net(eta=0.1, clip=clip)
     x = torch.randn(15, 3, 9, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     with torch.no_grad():
         quiet = net(x)
@@ -121,20 +121,10 @@ def test_memory_grows_as_sqrt_of_episode_length_not_linearly(clip: float | None)
     assert long / short <= 2.5  # sqrt(4) = 2, plus rounding of the segment count
 
 
-def check_on_gpu(net: PlasticNetwork, x: torch.Tensor) -> None:
-    """Every parameter's gradient of `net` on the GPU within 1e-8 of the plain reference's on
-    the CPU (float64 inputs x)."""
-    g_ref = _grads(net, reference_forward(net, x))
-    gpu = net.cuda()
-    g_gpu = _grads(gpu, gpu(x.cuda()))
-    for name in g_ref:
-        assert _max_rel(g_gpu[name].cpu(), g_ref[name]) <= 1e-8, name
-
-
 @pytest.mark.cuda  # skipped without CUDA (conftest.py)
 @pytest.mark.parametrize("variant", VARIANTS[::5], ids=_ids)
 def test_fast_path_on_gpu_matches_reference(variant: dict[str, object]) -> None:
-    net = _net(eta=0.3, init_scale=0.1, **variant)
+    net = plastic_net(eta=0.3, init_scale=0.1, **variant)
     x = torch.randn(40, 3, 9, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     check_on_gpu(net, x)
 
@@ -195,24 +185,24 @@ def test_clamp_mode_matches_plain_path_and_reference(
     """input_mode="clamp" on the fast path: a neuron with a non-zero input holds it (exactly),
     no gradient through its tanh, its input's gradient is dL/dy; w, alpha, eta and the
     inputs' gradients match plain autograd (and the per-element reference) in every layout."""
-    net = _net(eta=0.3, input_mode="clamp", **variant).to(dtype)
+    net = plastic_net(eta=0.3, input_mode="clamp", **variant).to(dtype)
     x = _image_like(40, 2, dtype).requires_grad_()
     fast = net(x)
     held = x[:, :, :8] != 0
     assert torch.equal(fast[held], x[:, :, :8][held])
     plain = net.forward_autograd(x)
     tight = dtype == torch.float64
-    assert _max_rel(fast, plain) <= (1e-12 if tight else 1e-5)
+    assert max_rel(fast, plain) <= (1e-12 if tight else 1e-5)
     g_fast, g_plain = _grads_with_inputs(net, x, fast), _grads_with_inputs(net, x, plain)
     for name in g_plain:
         assert torch.isfinite(g_fast[name]).all(), name
-        assert _max_rel(g_fast[name], g_plain[name]) <= (1e-10 if tight else 1e-4), name
+        assert max_rel(g_fast[name], g_plain[name]) <= (1e-10 if tight else 1e-4), name
     if layout == "segments":  # the per-element yardstick once per variant and dtype
         ref = reference_forward(net, x)
-        assert _max_rel(fast, ref) <= (1e-12 if tight else 1e-5)
+        assert max_rel(fast, ref) <= (1e-12 if tight else 1e-5)
         g_ref = _grads_with_inputs(net, x, ref)
         for name in g_ref:
-            assert _max_rel(g_fast[name], g_ref[name]) <= (1e-10 if tight else 1e-4), name
+            assert max_rel(g_fast[name], g_ref[name]) <= (1e-10 if tight else 1e-4), name
 
 
 @pytest.mark.parametrize("clip", [None, 0.05])
@@ -220,7 +210,7 @@ def test_clamp_mode_held_neuron_passes_its_gradient_only_to_its_input(clip: floa
     """The output of a neuron held at its input is that input: the gradient is 1 there and
     exactly 0 for every other input and every parameter. A blank episode (no input at all)
     is the additive mode's."""
-    net = _net(eta=0.1, clip=clip, input_mode="clamp")
+    net = plastic_net(eta=0.1, clip=clip, input_mode="clamp")
     x = torch.zeros(20, 1, 9, dtype=torch.float64)
     x[:, 0, 8] = 1.0  # bias
     x[3, 0, 2] = 0.7
@@ -238,13 +228,13 @@ def test_clamp_mode_held_neuron_passes_its_gradient_only_to_its_input(clip: floa
 @pytest.mark.cuda  # skipped without CUDA (conftest.py)
 @pytest.mark.parametrize("variant", CLAMP_VARIANTS[::4], ids=_ids)
 def test_clamp_mode_on_gpu_matches_reference(variant: dict[str, object]) -> None:
-    net = _net(eta=0.3, input_mode="clamp", **variant)
+    net = plastic_net(eta=0.3, input_mode="clamp", **variant)
     x = _image_like(40, 3, torch.float64)
-    g_ref = _grads(net, reference_forward(net, x))
+    g_ref = grads(net, reference_forward(net, x))
     gpu = net.cuda()
-    g_gpu = _grads(gpu, gpu(x.cuda()))
+    g_gpu = grads(gpu, gpu(x.cuda()))
     for name in g_ref:
-        assert _max_rel(g_gpu[name].cpu(), g_ref[name]) <= 1e-8, name
+        assert max_rel(g_gpu[name].cpu(), g_ref[name]) <= 1e-8, name
 
 
 @pytest.mark.parametrize("clamp", [False, True], ids=["add", "clamp"])
@@ -256,11 +246,11 @@ def test_a_batch_split_into_uneven_chunks_matches_autograd(
     `medium` level, N = 257 at batch 16, runs as 15 + 1): chunks of 2, 2 and 1 here, each a
     strided slice of the episode's buffers, over several segments."""
     monkeypatch.setattr(episode, "CHUNK_BYTES", 2 * 9 * 9 * 8)  # 2 float64 traces of N = 9
-    net = _net(eta=0.2, input_mode="clamp" if clamp else "add", **variant)
+    net = plastic_net(eta=0.2, input_mode="clamp" if clamp else "add", **variant)
     assert episode.chunk_size(5, 9, torch.float64, torch.device("cpu")) == 2
     x = _image_like(40, 5, torch.float64)
     fast, plain = net(x), net.forward_autograd(x)
-    assert _max_rel(fast, plain) <= 1e-10
-    g_fast, g_plain = _grads(net, fast), _grads(net, plain)
+    assert max_rel(fast, plain) <= 1e-10
+    g_fast, g_plain = grads(net, fast), grads(net, plain)
     for name in g_plain:
-        assert _max_rel(g_fast[name], g_plain[name]) <= 1e-8, name
+        assert max_rel(g_fast[name], g_plain[name]) <= 1e-8, name

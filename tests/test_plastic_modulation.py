@@ -16,10 +16,8 @@ from plastic_models import (
     reference_forward,
     reference_lstm_forward,
 )
+from tests.support.kernels import check_on_gpu, grads, max_rel, saved_bytes
 from tests.support.registries import ALPHAS, MODULATIONS, RULES
-from tests.test_plastic import _grads, _max_rel
-from tests.test_plastic_episode import check_on_gpu
-from tests.test_retroactive_kernel import saved_bytes
 
 TOLERANCE = {torch.float64: (1e-10, 1e-8), torch.float32: (1e-5, 1e-3)}  # outputs, gradients
 
@@ -34,13 +32,13 @@ def _net(dtype: torch.dtype, scale: float = 0.3, **kw: object) -> PlasticNetwork
 def _check(net: PlasticNetwork, x: torch.Tensor) -> None:
     out_tol, grad_tol = TOLERANCE[x.dtype]
     out, ref = net(x), reference_forward(net, x)
-    assert _max_rel(out, ref) <= out_tol
-    g_out, g_ref = _grads(net, out), _grads(net, ref)
+    assert max_rel(out, ref) <= out_tol
+    g_out, g_ref = grads(net, out), grads(net, ref)
     assert g_out.keys() == g_ref.keys() == dict(net.named_parameters()).keys()
     for name in g_ref:
         assert torch.isfinite(g_out[name]).all(), name
         assert g_ref[name].abs().sum() > 0, name  # every parameter matters
-        assert _max_rel(g_out[name], g_ref[name]) <= grad_tol, name
+        assert max_rel(g_out[name], g_ref[name]) <= grad_tol, name
 
 
 def _generic(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,13 +82,13 @@ def test_rule_on_the_generic_path_equals_the_fast_kernel(monkeypatch: pytest.Mon
     x = torch.randn(50, 2, 9, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     assert net.fast
     fast = net(x)
-    g_fast = _grads(net, fast)
+    g_fast = grads(net, fast)
     monkeypatch.setattr(PlasticNetwork, "fast", property(lambda self: False))
     generic = net(x)
-    assert _max_rel(generic, fast) <= 1e-12
-    g_generic = _grads(net, generic)
+    assert max_rel(generic, fast) <= 1e-12
+    g_generic = grads(net, generic)
     for name in g_fast:
-        assert _max_rel(g_generic[name], g_fast[name]) <= 1e-10, name
+        assert max_rel(g_generic[name], g_fast[name]) <= 1e-10, name
 
 
 def _saved_bytes(steps: int, n: int) -> int:
@@ -152,11 +150,11 @@ def test_plastic_lstm_matches_reference_at_long_episodes(
     x = torch.randn(70, 1, 9, generator=torch.Generator().manual_seed(5), dtype=dtype)
     out_tol, grad_tol = TOLERANCE[dtype]
     out, ref = net(x), reference_lstm_forward(net, x)
-    assert _max_rel(out, ref) <= out_tol
-    g_out, g_ref = _grads(net, out), _grads(net, ref)  # type: ignore[arg-type]
+    assert max_rel(out, ref) <= out_tol
+    g_out, g_ref = grads(net, out), grads(net, ref)  # type: ignore[arg-type]
     for name in g_ref:
         assert g_ref[name].abs().sum() > 0, name
-        assert _max_rel(g_out[name], g_ref[name]) <= grad_tol, name
+        assert max_rel(g_out[name], g_ref[name]) <= grad_tol, name
 
 
 @pytest.mark.cuda  # skipped without CUDA (conftest.py)

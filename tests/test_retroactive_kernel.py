@@ -6,15 +6,13 @@ actually binding (so the replayed clamp masks are exercised)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 
 import pytest
 import torch
 
 from plastic_models import PlasticConfig, PlasticNetwork, reference_forward
 from plastic_models.fast import driver as episode_module
-from tests.test_plastic import _grads, _max_rel
-from tests.test_plastic_episode import check_on_gpu
+from tests.support.kernels import check_on_gpu, grads, max_rel, saved_bytes
 
 RULES = ["hebb", "oja", "additive"]
 ALPHAS = ["connection", "neuron", "scalar"]
@@ -64,29 +62,29 @@ def _all_grads(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
     x = x.detach().requires_grad_(True)
     out = net(x)
-    grads = _grads(net, out)
+    found = grads(net, out)
     g_x = torch.autograd.grad(net(x).square().sum(), x)[0]
-    return out.detach(), grads, g_x
+    return out.detach(), found, g_x
 
 
 def _check(net: PlasticNetwork, x: torch.Tensor, monkeypatch: pytest.MonkeyPatch) -> None:
     out_tol, grad_tol = TOLERANCE[x.dtype]
     assert net.fast  # the kernel, not the generic path
-    out, grads, g_x = _all_grads(net, x)
+    out, fast, g_x = _all_grads(net, x)
     ref = reference_forward(net, x)
-    assert _max_rel(out, ref) <= out_tol
-    g_ref = _grads(net, ref)
-    assert grads.keys() == g_ref.keys() == dict(net.named_parameters()).keys()
+    assert max_rel(out, ref) <= out_tol
+    g_ref = grads(net, ref)
+    assert fast.keys() == g_ref.keys() == dict(net.named_parameters()).keys()
     for name in g_ref:
-        assert torch.isfinite(grads[name]).all(), name
+        assert torch.isfinite(fast[name]).all(), name
         assert g_ref[name].abs().sum() > 0, name  # every parameter matters
-        assert _max_rel(grads[name], g_ref[name]) <= grad_tol, name
+        assert max_rel(fast[name], g_ref[name]) <= grad_tol, name
     if x.dtype == torch.float64:  # the generic path: same numbers to rounding
         gen_out, gen_grads, gen_x = _generic_grads(net, x, monkeypatch)
-        assert _max_rel(out, gen_out) <= 1e-12
+        assert max_rel(out, gen_out) <= 1e-12
         for name in g_ref:
-            assert _max_rel(grads[name], gen_grads[name]) <= 1e-10, name
-        assert _max_rel(g_x, gen_x) <= 1e-10
+            assert max_rel(fast[name], gen_grads[name]) <= 1e-10, name
+        assert max_rel(g_x, gen_x) <= 1e-10
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
@@ -149,22 +147,6 @@ def test_default_configuration_is_on_the_kernel() -> None:
     for rule in RULES:
         assert PlasticNetwork(4, 4, PlasticConfig(rule=rule, modulation="retroactive")).fast
     assert not PlasticNetwork(4, 4, PlasticConfig(modulation="simple")).fast
-
-
-def saved_bytes(steps: int, n: int, counted: Callable[[torch.Tensor], bool]) -> int:
-    """Bytes of the tensors autograd keeps for the backward pass of an N-neuron retroactive
-    network's episode (batch 2) once the forward pass is done, those `counted`, each once."""
-    net = PlasticNetwork(n, n, PlasticConfig(modulation="retroactive"))
-    kept: list[torch.Tensor] = []
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        kept.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        net(torch.randn(steps, 2, n))
-    big = {t.data_ptr(): t.numel() * t.element_size() for t in kept if counted(t)}
-    return sum(big.values())
 
 
 def _kernel_trace_bytes(steps: int, n: int) -> int:
