@@ -8,6 +8,7 @@ import pickle
 import platform
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -210,9 +211,16 @@ def two_nodes() -> Iterator[LocalCluster]:
         cluster.start_head()
         cluster.start(f"--address={cluster.address}")
         cluster.wait_for(alive=2)
+        # `ray start --head` records the head's address for a plain ray.init(), seconds after
+        # the head listens
+        deadline = time.monotonic() + 60
+        while not cluster.address_recorded() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert cluster.address_recorded()
         yield cluster
     finally:
         cluster.stop()
+    assert not cluster.address_recorded(), "a dead head's address left for ray.init() to join"
 
 
 @pytest.mark.xdist_group("cluster")  # Ray heads on this machine: one at a time

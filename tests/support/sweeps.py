@@ -256,6 +256,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _ray_address_file() -> Path:
+    """Where `ray start --head` records the cluster a plain `ray.init()` joins."""
+    from ray._common.utils import get_ray_address_file
+
+    return Path(get_ray_address_file(None))
+
+
 class LocalCluster:
     """Ray nodes started with `ray start --block` on this machine, each in its own process
     group, so a node can be killed alone and teardown never touches other Ray instances."""
@@ -329,11 +336,21 @@ class LocalCluster:
         kill_session(node)
 
     def stop(self) -> None:
+        """Kill every node, and forget the head's address as `ray stop` does: `ray start
+        --head` records it in Ray's temp folder, where a plain `ray.init()` on this machine
+        would later try to join the dead head."""
         for node in self.nodes:
             if node.poll() is None:
                 self.kill(node)
         for log in self.logs.values():
             log.unlink(missing_ok=True)
+        if self.address_recorded():
+            _ray_address_file().unlink(missing_ok=True)
+
+    def address_recorded(self) -> bool:
+        """Whether Ray's record of the current cluster on this machine names this head."""
+        recorded = _ray_address_file()
+        return recorded.is_file() and recorded.read_text().strip() == self.address
 
     def start_head(self, tries: int = 3) -> None:
         """The head, listening on `self.port`. A head that exits before it listens is started
